@@ -1,0 +1,22 @@
+"""symflow: Theano-style symbolic differentiation with scan, compiled with Numba.
+
+    import symflow as theano
+    import symflow.tensor as T
+"""
+
+from __future__ import annotations
+
+from . import tensor
+from .compile.function import Function, In, function
+from .config import config
+from .gradient import grad, hessian, jacobian
+from .graph import Apply, Constant, Op, Variable
+from .ops.gradflow import disconnected_grad, grad_clip, stop_gradient
+from .shared import SharedVariable, shared
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Apply", "Constant", "Function", "In", "Op", "SharedVariable", "Variable", "config", "disconnected_grad",
+    "function", "grad", "grad_clip", "hessian", "jacobian", "shared", "stop_gradient", "tensor",
+]

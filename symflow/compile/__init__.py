@@ -1,0 +1,1 @@
+"""From graphs to callables: FunctionGraph, rewrites, and the two backends."""

@@ -1,0 +1,84 @@
+"""Generic passes: merge identical computations and fold constants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...graph import Apply, Constant, Variable, rebuild
+from ...ops.shape import patternbroadcast
+from ..fgraph import FunctionGraph
+from . import register
+
+LocalRewrite = Callable[[Apply], "list[Variable] | None"]
+
+
+def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
+    """Visit nodes inputs-first; ``local(node)`` may return replacement outputs for it.
+
+    Each node is first rebuilt on its (already rewritten) inputs, so a rewrite sees the
+    graph as transformed so far. A replacement must keep each output's dtype and ndim.
+    """
+    memo: dict[Variable, Variable] = {}
+    for node in fgraph.nodes():
+        inputs = [memo.get(x, x) for x in node.inputs]
+        current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rebuild(node, inputs)
+        replacement = local(current) or current.outputs
+        for old, new in zip(node.outputs, replacement):
+            if new is old:
+                continue
+            if new.dtype != old.dtype or new.ndim != old.ndim:
+                raise RuntimeError(f"rewrite of {node.op} changed {old.type} into {new.type}")
+            if new.broadcastable != old.broadcastable:
+                new = patternbroadcast(new, old.broadcastable)
+            memo[old] = new
+    if not memo:
+        return fgraph
+    return fgraph.replace_outputs([memo.get(y, y) for y in fgraph.all_outputs])
+
+
+@register("merge")
+def merge(fgraph: FunctionGraph) -> FunctionGraph:
+    """Compute identical subgraphs (same op on the same inputs) and equal constants once."""
+    constants: dict[Any, Constant] = {}
+    seen: dict[Any, list[Variable]] = {}
+
+    def local(node: Apply) -> list[Variable] | None:
+        inputs = []
+        for x in node.inputs:
+            if isinstance(x, Constant):
+                x = constants.setdefault((x.signature(), x.broadcastable), x)
+            inputs.append(x)
+        if any(a is not b for a, b in zip(inputs, node.inputs)):
+            node = rebuild(node, inputs)
+        if node.op.stateful:
+            return node.outputs
+        key = (node.op, tuple(id(x) for x in node.inputs))
+        return seen.setdefault(key, node.outputs)
+
+    return rewrite_nodes(fgraph, local)
+
+
+_FOLD_LIMIT = 10_000  # elements; larger results stay computed at run time
+
+
+@register("constant_fold")
+def constant_fold(fgraph: FunctionGraph) -> FunctionGraph:
+    """Evaluate operations whose inputs are all constants (small results only)."""
+
+    def local(node: Apply) -> list[Variable] | None:
+        if node.op.stateful or not all(isinstance(x, Constant) for x in node.inputs):
+            return None
+        try:
+            with np.errstate(all="ignore"):
+                results = node.op.perform(node, [x.data for x in node.inputs])  # type: ignore[attr-defined]
+        except Exception:
+            return None  # leave it to fail at run time with the full error message
+        if any(np.asarray(r).size > _FOLD_LIMIT for r in results):
+            return None
+        return [Constant(np.asarray(r), dtype=y.dtype, broadcastable=y.broadcastable)
+                for r, y in zip(results, node.outputs)]
+
+    return rewrite_nodes(fgraph, local)

@@ -1,0 +1,42 @@
+"""Global settings: float precision, default compile mode, cache location.
+
+Each setting reads its environment variable once at import and can be changed
+afterwards by assignment, e.g. ``symflow.config.floatX = "float32"``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_FLOATS = ("float32", "float64")
+_MODES = ("numba", "py")
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "symflow"
+
+
+class _Config:
+    """The settings object exposed as ``symflow.config``."""
+
+    def __init__(self) -> None:
+        self.floatX = os.environ.get("SYMFLOW_FLOATX", "float64")
+        self.mode = os.environ.get("SYMFLOW_MODE", "py")
+        self.cache_dir = Path(os.environ.get("SYMFLOW_CACHE_DIR") or _default_cache_dir())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "floatX" and value not in _FLOATS:
+            raise ValueError(f"symflow.config.floatX must be one of {_FLOATS}, got {value!r}")
+        if name == "mode" and value not in _MODES:
+            raise ValueError(f"symflow.config.mode must be one of {_MODES}, got {value!r}")
+        if name == "cache_dir":
+            value = Path(value)  # type: ignore[arg-type]
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"symflow.config(floatX={self.floatX!r}, mode={self.mode!r}, cache_dir='{self.cache_dir}')"
+
+
+config = _Config()

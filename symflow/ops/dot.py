@@ -1,0 +1,164 @@
+"""Products: ``dot`` (vectors and matrices), ``batched_dot``, and what composes from them
+(``outer``, ``tensordot`` and N-d ``dot``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Op, Variable, as_variable
+from ..types import TensorType
+from . import math as m
+from .shape import dimshuffle, reshape, shape_i
+
+
+class Dot(Op):
+    """Matrix/vector product of two tensors of ndim 1 or 2 (NumPy ``dot``)."""
+
+    def make_node(self, a: Variable, b: Variable) -> Apply:
+        a, b = as_variable(a), as_variable(b)
+        if a.ndim not in (1, 2) or b.ndim not in (1, 2):
+            raise TypeError(f"Dot takes vectors or matrices, got {a.describe()} and {b.describe()}")
+        bcast = a.broadcastable[:-1] + b.broadcastable[:-2] + b.broadcastable[-1:] if b.ndim == 2 \
+            else a.broadcastable[:-1]
+        return Apply(self, [a, b], [TensorType(dtypes.upcast(a.dtype, b.dtype), tuple(bcast))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        a, b = inputs
+        k_b = b.shape[0]
+        if a.shape[-1] != k_b:
+            raise ValueError(
+                f"dot of shapes {a.shape} and {b.shape}: the last dimension of the left ({a.shape[-1]}) "
+                f"must equal the first dimension of the right ({k_b})"
+            )
+        return [np.asarray(np.dot(a, b), dtype=node.outputs[0].dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        a, b = node.inputs
+        (g,) = output_grads
+        if g is None:
+            return [None, None]
+        if a.ndim == 1 and b.ndim == 1:  # g is a scalar
+            ga, gb = m.mul(g, b), m.mul(g, a)
+        elif a.ndim == 1:  # (k,) . (k, n) -> (n,)
+            ga, gb = dot(b, g), outer(a, g)
+        elif b.ndim == 1:  # (m, k) . (k,) -> (m,)
+            ga, gb = outer(g, b), dot(g, a)
+        else:
+            ga, gb = dot(g, b.T), dot(a.T, g)
+        return [_as_grad(ga, a), _as_grad(gb, b)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        sa, sb = input_shapes
+        return [tuple(sa[:-1]) + tuple(sb[1:])]
+
+
+def _as_grad(g: Variable, x: Variable) -> Variable | None:
+    if dtypes.is_discrete(x.dtype):
+        return None
+    from .shape import patternbroadcast
+
+    return m.cast(patternbroadcast(g, x.broadcastable), x.dtype)
+
+
+class BatchedDot(Op):
+    """``out[i] = a[i] @ b[i]`` for 3-d ``a`` (B, N, K) and ``b`` (B, K, M)."""
+
+    def make_node(self, a: Variable, b: Variable) -> Apply:
+        a, b = as_variable(a), as_variable(b)
+        if a.ndim != 3 or b.ndim != 3:
+            raise TypeError(f"BatchedDot takes 3-d tensors, got {a.describe()} and {b.describe()}")
+        bcast = (a.broadcastable[0] and b.broadcastable[0], a.broadcastable[1], b.broadcastable[2])
+        return Apply(self, [a, b], [TensorType(dtypes.upcast(a.dtype, b.dtype), bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        a, b = inputs
+        if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+            raise ValueError(f"batched_dot of shapes {a.shape} and {b.shape}: batch sizes must match and "
+                             "a.shape[2] must equal b.shape[1]")
+        return [np.asarray(np.matmul(a, b), dtype=node.outputs[0].dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        a, b = node.inputs
+        (g,) = output_grads
+        if g is None:
+            return [None, None]
+        ga = BatchedDot()(g, dimshuffle(b, (0, 2, 1)))
+        gb = BatchedDot()(dimshuffle(a, (0, 2, 1)), g)
+        return [_as_grad(ga, a), _as_grad(gb, b)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        sa, sb = input_shapes
+        return [(sa[0], sa[1], sb[2])]
+
+
+# ---------------------------------------------------------------------------------------------
+def dot(a: Any, b: Any) -> Variable:
+    """NumPy's ``dot``: scalars multiply, vectors/matrices use Dot, higher ranks contract the last
+    axis of ``a`` with the second-to-last of ``b``."""
+    a, b = as_variable(a), as_variable(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return m.mul(a, b)
+    if a.ndim <= 2 and b.ndim <= 2:
+        return Dot()(a, b)  # type: ignore[no-any-return]
+    return tensordot(a, b, [[a.ndim - 1], [max(b.ndim - 2, 0)]])
+
+
+def outer(x: Any, y: Any) -> Variable:
+    """Outer product of two vectors (inputs of higher rank are flattened first)."""
+    from .shape import flatten
+
+    x, y = as_variable(x), as_variable(y)
+    x = flatten(x) if x.ndim != 1 else x
+    y = flatten(y) if y.ndim != 1 else y
+    return m.mul(dimshuffle(x, (0, "x")), dimshuffle(y, ("x", 0)))
+
+
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Variable:
+    """Sum products over the given axes, as ``numpy.tensordot`` (composed of reshapes and Dot)."""
+    a, b = as_variable(a), as_variable(b)
+    if isinstance(axes, (int, np.integer)):
+        axes_a = list(range(a.ndim - axes, a.ndim))
+        axes_b = list(range(axes))
+    else:
+        axes_a, axes_b = ([x] if isinstance(x, (int, np.integer)) else list(x) for x in axes)
+    axes_a = [int(x) % a.ndim for x in axes_a]
+    axes_b = [int(x) % b.ndim for x in axes_b]
+    if len(axes_a) != len(axes_b):
+        raise ValueError(f"tensordot: {len(axes_a)} axes of a against {len(axes_b)} axes of b")
+    free_a = [d for d in range(a.ndim) if d not in axes_a]
+    free_b = [d for d in range(b.ndim) if d not in axes_b]
+    a2 = _to_matrix(dimshuffle(a, free_a + axes_a), len(free_a))
+    b2 = _to_matrix(dimshuffle(b, axes_b + free_b), len(axes_b))
+    out = Dot()(a2, b2)
+    shape = [shape_i(a, d) for d in free_a] + [shape_i(b, d) for d in free_b]
+    bcast = tuple(a.broadcastable[d] for d in free_a) + tuple(b.broadcastable[d] for d in free_b)
+    return reshape(out, tuple(shape), broadcastable=bcast) if shape else reshape(out, ())
+
+
+def _to_matrix(x: Variable, n_rows_dims: int) -> Variable:
+    rows: Any = 1
+    for d in range(n_rows_dims):
+        rows = m.mul(rows, shape_i(x, d))
+    cols: Any = 1
+    for d in range(n_rows_dims, x.ndim):
+        cols = m.mul(cols, shape_i(x, d))
+    return reshape(x, (rows, cols))
+
+
+def batched_dot(a: Any, b: Any) -> Variable:
+    """Product of matching slices along the first axis: ``out[i] = dot(a[i], b[i])``.
+
+    ``a`` and ``b`` may be 2-d (a batch of vectors) or 3-d (a batch of matrices).
+    """
+    a, b = as_variable(a), as_variable(b)
+    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+        raise TypeError(f"batched_dot takes 2-d or 3-d tensors, got {a.describe()} and {b.describe()}")
+    a3 = dimshuffle(a, (0, "x", 1)) if a.ndim == 2 else a
+    b3 = dimshuffle(b, (0, 1, "x")) if b.ndim == 2 else b
+    out = BatchedDot()(a3, b3)
+    keep: Sequence[int] = [0] + ([1] if a.ndim == 3 else []) + ([2] if b.ndim == 3 else [])
+    return dimshuffle(out, tuple(keep))

@@ -1,0 +1,249 @@
+"""Elemwise: a scalar function applied over arrays with Theano's broadcasting rules.
+
+A ScalarOp says what one element does: its NumPy function, its Numba scalar expression, its
+dtype rule and its gradient. ``Elemwise(scalar_op)`` lifts it to arrays. The scalar ops
+themselves are defined in :mod:`symflow.ops.math`.
+
+Broadcasting follows Theano: inputs are first padded on the left to the same ndim, and a
+dimension broadcasts only if its type marks it broadcastable (length 1 known statically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Constant, Op, Variable, as_variable
+from ..types import TensorType
+
+Vjp = Callable[..., Sequence["Variable | None"]]
+
+
+class ScalarOp:
+    """What an elementwise operation does to one element.
+
+    ``dtype_rule`` is one of ``'upcast'`` (common input dtype), ``'float'`` (common dtype made
+    float), ``'bool'`` (comparisons), ``'discrete'`` (bool/int only, e.g. bitwise and) or a
+    fixed dtype name (casts). ``numba`` is a Python expression over ``{0}``, ``{1}`` ... that
+    the Numba backend inlines into fused loops. ``dtype_inputs`` lists the inputs whose dtypes
+    decide the result (``switch`` ignores its condition).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        nin: int,
+        impl: Callable[..., np.ndarray],
+        numba: str,
+        dtype_rule: str = "upcast",
+        dtype_inputs: tuple[int, ...] | None = None,
+        commutative: bool = False,
+        identity: float | None = None,
+    ) -> None:
+        self.name = name
+        self.nin = nin
+        self.impl = impl
+        self.numba = numba
+        self.dtype_rule = dtype_rule
+        self.dtype_inputs = tuple(range(nin)) if dtype_inputs is None else dtype_inputs
+        self.commutative = commutative
+        self.identity = identity
+        self.vjp: Vjp | None = None
+
+    def defvjp(self, fn: Vjp) -> Vjp:
+        """Attach the gradient rule ``fn(*inputs, output, g) -> [grad per input]``."""
+        self.vjp = fn
+        return fn
+
+    def output_dtype(self, input_dtypes: Sequence[str]) -> str:
+        ds = [input_dtypes[i] for i in self.dtype_inputs]
+        common = dtypes.upcast(*ds)
+        rule = self.dtype_rule
+        if rule == "upcast":
+            return common
+        if rule == "float":
+            return dtypes.upgrade_to_float(common)
+        if rule == "bool":
+            return "bool"
+        if rule == "discrete":
+            if dtypes.is_float(common):
+                raise TypeError(f"{self.name} needs bool or integer inputs, got {', '.join(ds)}")
+            return common
+        return rule  # a fixed dtype
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: every scalar op by name (the registry the Numba backend and rewrites look up)
+SCALAR_OPS: dict[str, ScalarOp] = {}
+
+
+def scalar_op(name: str, nin: int, impl: Callable[..., np.ndarray], numba: str, **kwargs: Any) -> ScalarOp:
+    """Define and register a scalar op."""
+    if name in SCALAR_OPS:
+        raise ValueError(f"scalar op {name!r} is already defined")
+    op = ScalarOp(name, nin, impl, numba, **kwargs)
+    SCALAR_OPS[name] = op
+    return op
+
+
+class Elemwise(Op):
+    """Apply ``scalar_op`` element by element to inputs of equal ndim."""
+
+    __props__ = ("scalar_op",)
+
+    def __init__(self, scalar_op: ScalarOp) -> None:
+        self.scalar_op = scalar_op
+
+    def __str__(self) -> str:
+        return self.scalar_op.name
+
+    def make_node(self, *inputs: Variable) -> Apply:
+        sop = self.scalar_op
+        if len(inputs) != sop.nin:
+            raise TypeError(f"{sop.name} takes {sop.nin} inputs, got {len(inputs)}")
+        ndims = {x.ndim for x in inputs}
+        if len(ndims) != 1:
+            raise TypeError(f"{sop.name}: inputs must have equal ndim here (got {[x.ndim for x in inputs]})")
+        out_dtype = sop.output_dtype([x.dtype for x in inputs])
+        bcast = tuple(all(bs) for bs in zip(*(x.broadcastable for x in inputs))) if inputs[0].ndim else ()
+        return Apply(self, inputs, [TensorType(out_dtype, bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        check_broadcast(node, inputs)
+        out = self.scalar_op.impl(*inputs)
+        dtype = node.outputs[0].dtype
+        return [np.asarray(out, dtype=dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (g,) = output_grads
+        sop = self.scalar_op
+        if sop.vjp is None:
+            raise NotImplementedError(f"the gradient of {sop.name} is not defined")
+        if g is None:
+            return [None] * len(node.inputs)
+        raw = sop.vjp(*node.inputs, node.outputs[0], g)
+        return [
+            None if gi is None or dtypes.is_discrete(x.dtype) else reduce_to_input(gi, x)
+            for gi, x in zip(raw, node.inputs)
+        ]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        out = []
+        for d in range(node.outputs[0].ndim):
+            dim = next((s[d] for x, s in zip(node.inputs, input_shapes) if not x.broadcastable[d]), None)
+            out.append(dim if dim is not None else as_variable(1, "int64"))
+        return [tuple(out)]
+
+
+def check_broadcast(node: Apply, inputs: Sequence[np.ndarray]) -> None:
+    """Raise a clear error when non-broadcastable dimensions disagree (Theano's rule)."""
+    ndim = node.outputs[0].ndim
+    if ndim == 0:
+        return
+    for d in range(ndim):
+        size = -1
+        for x, v in zip(node.inputs, inputs):
+            if x.broadcastable[d]:
+                if v.shape[d] != 1:
+                    raise ValueError(
+                        f"dimension {d} of input {x.describe()} is broadcastable but has length {v.shape[d]}"
+                    )
+                continue
+            if size == -1:
+                size = v.shape[d]
+            elif v.shape[d] != size:
+                shapes = " and ".join(str(v.shape) for v in inputs)
+                raise ValueError(
+                    f"shapes {shapes} do not match in dimension {d} ({size} vs {v.shape[d]}). Only "
+                    "dimensions marked broadcastable broadcast: use T.addbroadcast(x, axis) or create "
+                    "the shared variable with broadcastable=... if a length-1 dimension should repeat"
+                )
+
+
+def reduce_to_input(g: Variable, x: Variable) -> Variable:
+    """Sum a gradient over the dimensions ``x`` was broadcast along, and give it x's dtype."""
+    from .reduce import sum as sum_
+
+    axes = tuple(d for d in range(x.ndim) if x.broadcastable[d] and not g.broadcastable[d])
+    if axes:
+        g = sum_(g, axis=axes, keepdims=True)
+    if g.dtype != x.dtype:
+        g = elemwise(cast_op(x.dtype), g)
+    return g
+
+
+# ---------------------------------------------------------------------------------------------
+# building elementwise expressions from Python values
+# ---------------------------------------------------------------------------------------------
+_WEAK = (bool, int, float)
+
+
+def elemwise(sop: ScalarOp, *args: Any) -> Variable:
+    """Apply ``sop`` to variables, arrays or Python numbers, with Theano dtype and ndim rules."""
+    strong: list[Variable | None] = []
+    for a in args:
+        if isinstance(a, Variable):
+            strong.append(a)
+        elif isinstance(a, _WEAK) and not isinstance(a, np.generic):
+            strong.append(None)
+        else:
+            strong.append(as_variable(a))
+    deciding = [s.dtype for i, s in enumerate(strong) if s is not None and i in sop.dtype_inputs]
+    strong_dtype = dtypes.upcast(*deciding) if deciding else None
+    weak_values = [a for i, (a, s) in enumerate(zip(args, strong)) if s is None and i in sop.dtype_inputs]
+    weak_dtype = dtypes.resolve_weak(strong_dtype, weak_values)
+    inputs: list[Variable] = []
+    for a, s in zip(args, strong):
+        if s is not None:
+            inputs.append(s)
+        elif dtypes.fits(a, weak_dtype):
+            inputs.append(Constant(a, dtype=weak_dtype))
+        else:
+            inputs.append(Constant(a))
+    ndim = max(x.ndim for x in inputs)
+    inputs = [pad_left(x, ndim) for x in inputs]
+    return Elemwise(sop).make_node(*inputs).outputs[0]
+
+
+def pad_left(x: Variable, ndim: int) -> Variable:
+    """Prepend broadcastable dimensions so that ``x`` has ``ndim`` dimensions."""
+    if x.ndim == ndim:
+        return x
+    if isinstance(x, Constant):
+        return Constant(x.data.reshape((1,) * (ndim - x.ndim) + x.data.shape), dtype=x.dtype)
+    from .shape import dimshuffle
+
+    return dimshuffle(x, ("x",) * (ndim - x.ndim) + tuple(range(x.ndim)))
+
+
+_CASTS: dict[str, ScalarOp] = {}
+
+
+def cast_op(dtype: str) -> ScalarOp:
+    """The scalar op converting to ``dtype`` (one per dtype)."""
+    dtype = dtypes.as_dtype(dtype)
+    if dtype not in _CASTS:
+        numba_types = {"bool": "bool"}
+        conv = numba_types.get(dtype, f"np.{dtype}")
+        op = scalar_op(f"cast_{dtype}", 1, lambda x, _d=dtype: x.astype(_d), f"{conv}({{0}})", dtype_rule=dtype)
+
+        @op.defvjp
+        def _cast_vjp(x: Variable, out: Variable, g: Variable) -> list[Variable | None]:
+            return [None if dtypes.is_discrete(x.dtype) else elemwise(cast_op(x.dtype), g)]
+
+        _CASTS[dtype] = op
+    return _CASTS[dtype]
+
+
+def cast(x: Any, dtype: Any) -> Variable:
+    """``x`` converted to ``dtype`` (``x.astype(dtype)``); a no-op when it already has it."""
+    x = as_variable(x)
+    dtype = dtypes.as_dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    return elemwise(cast_op(dtype), x)

@@ -1,0 +1,364 @@
+"""The elementwise math: each scalar op with its NumPy function, Numba expression and gradient.
+
+Adding an operation means adding one ``scalar_op(...)`` line and its ``@op.defvjp`` rule here;
+the Elemwise machinery, both backends and fusion pick it up from the registry.
+"""
+
+from __future__ import annotations
+
+from functools import reduce as _reduce
+from typing import Any
+
+import numpy as np
+
+from ..graph import Variable
+from .elemwise import cast, elemwise, scalar_op
+
+
+def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def _round_away(x: np.ndarray) -> np.ndarray:
+    return np.copysign(np.floor(np.abs(x) + 0.5), x)
+
+
+# --- arithmetic ----------------------------------------------------------------------------------
+ADD = scalar_op("add", 2, np.add, "({0} + {1})", commutative=True, identity=0)
+SUB = scalar_op("sub", 2, np.subtract, "({0} - {1})")
+MUL = scalar_op("mul", 2, np.multiply, "({0} * {1})", commutative=True, identity=1)
+TRUE_DIV = scalar_op("true_div", 2, np.true_divide, "({0} / {1})", dtype_rule="float")
+INT_DIV = scalar_op("int_div", 2, np.floor_divide, "({0} // {1})")
+MOD = scalar_op("mod", 2, np.mod, "({0} % {1})")
+POW = scalar_op("pow", 2, np.power, "({0} ** {1})")
+NEG = scalar_op("neg", 1, np.negative, "(-{0})")
+ABS = scalar_op("abs", 1, np.abs, "abs({0})")
+SGN = scalar_op("sgn", 1, np.sign, "(({0} > 0) - ({0} < 0))")
+SQR = scalar_op("sqr", 1, np.square, "({0} * {0})")
+MAXIMUM = scalar_op("maximum", 2, np.maximum, "({0} if {0} >= {1} else {1})", commutative=True)
+MINIMUM = scalar_op("minimum", 2, np.minimum, "({0} if {0} <= {1} else {1})", commutative=True)
+RECIPROCAL = scalar_op("reciprocal", 1, lambda x: 1.0 / x, "(1.0 / {0})", dtype_rule="float")
+
+# --- float functions -----------------------------------------------------------------------------
+EXP = scalar_op("exp", 1, np.exp, "math.exp({0})", dtype_rule="float")
+EXP2 = scalar_op("exp2", 1, np.exp2, "(2.0 ** {0})", dtype_rule="float")
+EXPM1 = scalar_op("expm1", 1, np.expm1, "math.expm1({0})", dtype_rule="float")
+LOG = scalar_op("log", 1, np.log, "(math.log({0}) if {0} > 0 else (-math.inf if {0} == 0 else math.nan))",
+                dtype_rule="float")
+LOG2 = scalar_op("log2", 1, np.log2, "(math.log2({0}) if {0} > 0 else (-math.inf if {0} == 0 else math.nan))",
+                 dtype_rule="float")
+LOG10 = scalar_op("log10", 1, np.log10,
+                  "(math.log10({0}) if {0} > 0 else (-math.inf if {0} == 0 else math.nan))", dtype_rule="float")
+LOG1P = scalar_op("log1p", 1, np.log1p,
+                  "(math.log1p({0}) if {0} > -1 else (-math.inf if {0} == -1 else math.nan))", dtype_rule="float")
+SQRT = scalar_op("sqrt", 1, np.sqrt, "(math.sqrt({0}) if {0} >= 0 else math.nan)", dtype_rule="float")
+SIN = scalar_op("sin", 1, np.sin, "math.sin({0})", dtype_rule="float")
+COS = scalar_op("cos", 1, np.cos, "math.cos({0})", dtype_rule="float")
+TAN = scalar_op("tan", 1, np.tan, "math.tan({0})", dtype_rule="float")
+ARCTAN = scalar_op("arctan", 1, np.arctan, "math.atan({0})", dtype_rule="float")
+SINH = scalar_op("sinh", 1, np.sinh, "math.sinh({0})", dtype_rule="float")
+COSH = scalar_op("cosh", 1, np.cosh, "math.cosh({0})", dtype_rule="float")
+TANH = scalar_op("tanh", 1, np.tanh, "math.tanh({0})", dtype_rule="float")
+SIGMOID = scalar_op("sigmoid", 1, _stable_sigmoid,
+                    "(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else math.exp({0}) / (1.0 + math.exp({0})))",
+                    dtype_rule="float")
+SOFTPLUS = scalar_op("softplus", 1, lambda x: np.logaddexp(0, x),
+                     "({0} + math.log1p(math.exp(-{0})) if {0} > 0 else math.log1p(math.exp({0})))",
+                     dtype_rule="float")
+FLOOR = scalar_op("floor", 1, np.floor, "math.floor({0})", dtype_rule="float")
+CEIL = scalar_op("ceil", 1, np.ceil, "math.ceil({0})", dtype_rule="float")
+ROUND_HALF_EVEN = scalar_op("round_half_to_even", 1, np.rint, "np.rint({0})", dtype_rule="float")
+ROUND_HALF_AWAY = scalar_op("round_half_away_from_zero", 1, _round_away,
+                            "math.copysign(math.floor(abs({0}) + 0.5), {0})", dtype_rule="float")
+
+# --- comparisons and logic -----------------------------------------------------------------------
+EQ = scalar_op("eq", 2, np.equal, "({0} == {1})", dtype_rule="bool", commutative=True)
+NEQ = scalar_op("neq", 2, np.not_equal, "({0} != {1})", dtype_rule="bool", commutative=True)
+LT = scalar_op("lt", 2, np.less, "({0} < {1})", dtype_rule="bool")
+LE = scalar_op("le", 2, np.less_equal, "({0} <= {1})", dtype_rule="bool")
+GT = scalar_op("gt", 2, np.greater, "({0} > {1})", dtype_rule="bool")
+GE = scalar_op("ge", 2, np.greater_equal, "({0} >= {1})", dtype_rule="bool")
+AND = scalar_op("and", 2, np.bitwise_and, "({0} & {1})", dtype_rule="discrete", commutative=True)
+OR = scalar_op("or", 2, np.bitwise_or, "({0} | {1})", dtype_rule="discrete", commutative=True)
+XOR = scalar_op("xor", 2, np.bitwise_xor, "({0} ^ {1})", dtype_rule="discrete", commutative=True)
+INVERT = scalar_op("invert", 1, np.invert, "(~{0})", dtype_rule="discrete")
+SWITCH = scalar_op("switch", 3, lambda c, a, b: np.where(c, a, b), "({1} if {0} else {2})", dtype_inputs=(1, 2))
+ISNAN = scalar_op("isnan", 1, np.isnan, "math.isnan({0})", dtype_rule="bool")
+ISINF = scalar_op("isinf", 1, np.isinf, "math.isinf({0})", dtype_rule="bool")
+
+
+# ---------------------------------------------------------------------------------------------
+# public builders
+# ---------------------------------------------------------------------------------------------
+def add(*xs: Any) -> Variable:
+    """Elementwise sum of two or more terms."""
+    if len(xs) < 2:
+        raise TypeError("add needs at least two terms")
+    return _reduce(lambda a, b: elemwise(ADD, a, b), xs)  # type: ignore[no-any-return]
+
+
+def mul(*xs: Any) -> Variable:
+    """Elementwise product of two or more factors."""
+    if len(xs) < 2:
+        raise TypeError("mul needs at least two factors")
+    return _reduce(lambda a, b: elemwise(MUL, a, b), xs)  # type: ignore[no-any-return]
+
+
+def sub(a: Any, b: Any) -> Variable:
+    return elemwise(SUB, a, b)
+
+
+def true_div(a: Any, b: Any) -> Variable:
+    """``a / b``; integers give floats."""
+    return elemwise(TRUE_DIV, a, b)
+
+
+def int_div(a: Any, b: Any) -> Variable:
+    """``a // b`` (floor division)."""
+    return elemwise(INT_DIV, a, b)
+
+
+def mod(a: Any, b: Any) -> Variable:
+    return elemwise(MOD, a, b)
+
+
+def pow(a: Any, b: Any) -> Variable:  # noqa: A001 - Theano's name
+    return elemwise(POW, a, b)
+
+
+def neg(x: Any) -> Variable:
+    return elemwise(NEG, x)
+
+
+def abs(x: Any) -> Variable:  # noqa: A001 - Theano's name
+    return elemwise(ABS, x)
+
+
+def sgn(x: Any) -> Variable:
+    return elemwise(SGN, x)
+
+
+def sqr(x: Any) -> Variable:
+    return elemwise(SQR, x)
+
+
+def sqrt(x: Any) -> Variable:
+    return elemwise(SQRT, x)
+
+
+def reciprocal(x: Any) -> Variable:
+    return elemwise(RECIPROCAL, x)
+
+
+def exp(x: Any) -> Variable:
+    return elemwise(EXP, x)
+
+
+def exp2(x: Any) -> Variable:
+    return elemwise(EXP2, x)
+
+
+def expm1(x: Any) -> Variable:
+    return elemwise(EXPM1, x)
+
+
+def log(x: Any) -> Variable:
+    return elemwise(LOG, x)
+
+
+def log2(x: Any) -> Variable:
+    return elemwise(LOG2, x)
+
+
+def log10(x: Any) -> Variable:
+    return elemwise(LOG10, x)
+
+
+def log1p(x: Any) -> Variable:
+    return elemwise(LOG1P, x)
+
+
+def sin(x: Any) -> Variable:
+    return elemwise(SIN, x)
+
+
+def cos(x: Any) -> Variable:
+    return elemwise(COS, x)
+
+
+def tan(x: Any) -> Variable:
+    return elemwise(TAN, x)
+
+
+def arctan(x: Any) -> Variable:
+    return elemwise(ARCTAN, x)
+
+
+def sinh(x: Any) -> Variable:
+    return elemwise(SINH, x)
+
+
+def cosh(x: Any) -> Variable:
+    return elemwise(COSH, x)
+
+
+def tanh(x: Any) -> Variable:
+    return elemwise(TANH, x)
+
+
+def sigmoid(x: Any) -> Variable:
+    """The logistic function ``1 / (1 + exp(-x))``, computed without overflow."""
+    return elemwise(SIGMOID, x)
+
+
+def softplus(x: Any) -> Variable:
+    """``log(1 + exp(x))``, computed without overflow."""
+    return elemwise(SOFTPLUS, x)
+
+
+def relu(x: Any, alpha: Any = 0) -> Variable:
+    """Rectifier: ``x`` where positive, ``alpha * x`` elsewhere (leaky when alpha != 0)."""
+    if isinstance(alpha, (int, float)) and alpha == 0:
+        return switch(gt(x, 0), x, 0)
+    return switch(gt(x, 0), x, mul(alpha, x))
+
+
+def maximum(a: Any, b: Any) -> Variable:
+    return elemwise(MAXIMUM, a, b)
+
+
+def minimum(a: Any, b: Any) -> Variable:
+    return elemwise(MINIMUM, a, b)
+
+
+def clip(x: Any, a_min: Any, a_max: Any) -> Variable:
+    """Limit ``x`` to ``[a_min, a_max]``; the gradient passes where x is inside."""
+    return minimum(maximum(x, a_min), a_max)
+
+
+def floor(x: Any) -> Variable:
+    return elemwise(FLOOR, x)
+
+
+def ceil(x: Any) -> Variable:
+    return elemwise(CEIL, x)
+
+
+def round(x: Any, mode: str = "half_to_even") -> Variable:  # noqa: A001 - Theano's name
+    """Round to the nearest integer (``mode``: ``'half_to_even'`` or ``'half_away_from_zero'``)."""
+    ops = {"half_to_even": ROUND_HALF_EVEN, "half_away_from_zero": ROUND_HALF_AWAY}
+    if mode not in ops:
+        raise ValueError(f"round mode must be one of {sorted(ops)}, got {mode!r}")
+    return elemwise(ops[mode], x)
+
+
+def eq(a: Any, b: Any) -> Variable:
+    return elemwise(EQ, a, b)
+
+
+def neq(a: Any, b: Any) -> Variable:
+    return elemwise(NEQ, a, b)
+
+
+def lt(a: Any, b: Any) -> Variable:
+    return elemwise(LT, a, b)
+
+
+def le(a: Any, b: Any) -> Variable:
+    return elemwise(LE, a, b)
+
+
+def gt(a: Any, b: Any) -> Variable:
+    return elemwise(GT, a, b)
+
+
+def ge(a: Any, b: Any) -> Variable:
+    return elemwise(GE, a, b)
+
+
+def and_(a: Any, b: Any) -> Variable:
+    return elemwise(AND, a, b)
+
+
+def or_(a: Any, b: Any) -> Variable:
+    return elemwise(OR, a, b)
+
+
+def xor(a: Any, b: Any) -> Variable:
+    return elemwise(XOR, a, b)
+
+
+def invert(x: Any) -> Variable:
+    return elemwise(INVERT, x)
+
+
+def isnan(x: Any) -> Variable:
+    return elemwise(ISNAN, x)
+
+
+def isinf(x: Any) -> Variable:
+    return elemwise(ISINF, x)
+
+
+def switch(cond: Any, a: Any, b: Any) -> Variable:
+    """``a`` where ``cond`` is true, else ``b`` (NumPy's ``where``)."""
+    return elemwise(SWITCH, cond, a, b)
+
+
+where = switch
+
+# ---------------------------------------------------------------------------------------------
+# gradients (vector-Jacobian products): f(*inputs, output, g) -> gradient per input
+# ---------------------------------------------------------------------------------------------
+ADD.defvjp(lambda x, y, out, g: [g, g])
+SUB.defvjp(lambda x, y, out, g: [g, neg(g)])
+MUL.defvjp(lambda x, y, out, g: [mul(g, y), mul(g, x)])
+TRUE_DIV.defvjp(lambda x, y, out, g: [true_div(g, y), neg(true_div(mul(g, out), y))])
+INT_DIV.defvjp(lambda x, y, out, g: [None, None])
+MOD.defvjp(lambda x, y, out, g: [g, neg(mul(g, int_div(x, y)))])
+NEG.defvjp(lambda x, out, g: [neg(g)])
+ABS.defvjp(lambda x, out, g: [mul(g, sgn(x))])
+SGN.defvjp(lambda x, out, g: [mul(g, 0)])
+SQR.defvjp(lambda x, out, g: [mul(mul(g, 2), x)])
+SQRT.defvjp(lambda x, out, g: [true_div(mul(g, 0.5), out)])
+RECIPROCAL.defvjp(lambda x, out, g: [neg(mul(g, sqr(out)))])
+EXP.defvjp(lambda x, out, g: [mul(g, out)])
+EXP2.defvjp(lambda x, out, g: [mul(g, mul(out, float(np.log(2.0))))])
+EXPM1.defvjp(lambda x, out, g: [mul(g, add(out, 1))])
+LOG.defvjp(lambda x, out, g: [true_div(g, x)])
+LOG2.defvjp(lambda x, out, g: [true_div(g, mul(x, float(np.log(2.0))))])
+LOG10.defvjp(lambda x, out, g: [true_div(g, mul(x, float(np.log(10.0))))])
+LOG1P.defvjp(lambda x, out, g: [true_div(g, add(x, 1))])
+SIN.defvjp(lambda x, out, g: [mul(g, cos(x))])
+COS.defvjp(lambda x, out, g: [neg(mul(g, sin(x)))])
+TAN.defvjp(lambda x, out, g: [mul(g, add(1, sqr(out)))])
+ARCTAN.defvjp(lambda x, out, g: [true_div(g, add(1, sqr(x)))])
+SINH.defvjp(lambda x, out, g: [mul(g, cosh(x))])
+COSH.defvjp(lambda x, out, g: [mul(g, sinh(x))])
+TANH.defvjp(lambda x, out, g: [mul(g, sub(1, sqr(out)))])
+SIGMOID.defvjp(lambda x, out, g: [mul(g, mul(out, sub(1, out)))])
+SOFTPLUS.defvjp(lambda x, out, g: [mul(g, sigmoid(x))])
+MAXIMUM.defvjp(lambda x, y, out, g: [mul(g, ge(x, y)), mul(g, lt(x, y))])
+MINIMUM.defvjp(lambda x, y, out, g: [mul(g, le(x, y)), mul(g, gt(x, y))])
+SWITCH.defvjp(lambda c, a, b, out, g: [None, switch(c, g, 0), switch(c, 0, g)])
+for _op in (FLOOR, CEIL, ROUND_HALF_EVEN, ROUND_HALF_AWAY):
+    _op.defvjp(lambda x, out, g: [mul(g, 0)])
+for _op in (EQ, NEQ, LT, LE, GT, GE, AND, OR, XOR, INVERT, ISNAN, ISINF):
+    _op.defvjp(lambda *args: [None] * (len(args) - 2))
+
+
+@POW.defvjp
+def _pow_vjp(x: Variable, y: Variable, out: Variable, g: Variable) -> list[Variable | None]:
+    # d/dx x**y = y * x**(y-1);  d/dy x**y = x**y * log(x)
+    return [mul(g, mul(y, pow(x, sub(y, 1)))), mul(g, mul(out, log(x)))]
+
+
+__all__ = [
+    "abs", "add", "and_", "arctan", "cast", "ceil", "clip", "cos", "cosh", "eq", "exp", "exp2", "expm1",
+    "floor", "ge", "gt", "int_div", "invert", "isinf", "isnan", "le", "log", "log10", "log1p", "log2", "lt",
+    "maximum", "minimum", "mod", "mul", "neg", "neq", "or_", "pow", "reciprocal", "relu", "round", "sgn",
+    "sigmoid", "sin", "sinh", "softplus", "sqr", "sqrt", "sub", "switch", "tan", "tanh", "true_div", "where",
+    "xor",
+]

@@ -1,0 +1,129 @@
+"""Neural-network ops: softmax and log-softmax (row-wise), and the losses built on them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Op, Variable, as_variable
+from ..types import TensorType
+from . import math as m
+from .reduce import sum
+from .shape import dimshuffle
+
+
+def _check_float(x: Variable, what: str) -> None:
+    if not dtypes.is_float(x.dtype):
+        raise TypeError(f"{what} needs a float input, got {x.describe()}")
+
+
+class Softmax(Op):
+    """``exp(x) / sum(exp(x))`` along the last axis, computed without overflow."""
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        _check_float(x, "softmax")
+        if x.ndim < 1:
+            raise TypeError(f"softmax needs at least one dimension, got {x.describe()}")
+        return Apply(self, [x], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        e = np.exp(x - x.max(axis=-1, keepdims=True)) if x.shape[-1] else np.exp(x)
+        return [e / e.sum(axis=-1, keepdims=True)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (g,) = output_grads
+        y = node.outputs[0]
+        if g is None:
+            return [None]
+        return [m.mul(y, m.sub(g, sum(m.mul(g, y), axis=-1, keepdims=True)))]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+
+class LogSoftmax(Op):
+    """``x - logsumexp(x)`` along the last axis."""
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        _check_float(x, "log_softmax")
+        if x.ndim < 1:
+            raise TypeError(f"log_softmax needs at least one dimension, got {x.describe()}")
+        return Apply(self, [x], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        if not x.shape[-1]:
+            return [x.copy()]
+        shifted = x - x.max(axis=-1, keepdims=True)
+        return [shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (g,) = output_grads
+        y = node.outputs[0]
+        if g is None:
+            return [None]
+        return [m.sub(g, m.mul(m.exp(y), sum(g, axis=-1, keepdims=True)))]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+
+def _rows(x: Any) -> Variable:
+    """A vector becomes a 1 x K row, as Theano's softmax does."""
+    x = as_variable(x)
+    return dimshuffle(x, ("x", 0)) if x.ndim == 1 else x
+
+
+def softmax(x: Any) -> Variable:
+    """Row-wise softmax. A vector gives a 1 x K row (as in Theano, hence the book's ``y[:, 0, :]``)."""
+    return Softmax()(_rows(x))  # type: ignore[no-any-return]
+
+
+def log_softmax(x: Any) -> Variable:
+    """Row-wise log of softmax, stable for large inputs. A vector gives a 1 x K row."""
+    return LogSoftmax()(_rows(x))  # type: ignore[no-any-return]
+
+
+def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:
+    """``-log(p[true class])`` per row: ``true_dist`` holds class indices (int vector) or
+    one-hot / probability rows (same shape as ``coding_dist``)."""
+    from .shape import arange, shape_i
+    from .subtensor import getitem
+
+    p = as_variable(coding_dist)
+    t = as_variable(true_dist)
+    if dtypes.is_int(t.dtype) and t.ndim == p.ndim - 1:
+        if p.ndim == 1:
+            return m.neg(m.log(getitem(p, t)))
+        return m.neg(m.log(getitem(p, (arange(shape_i(p, 0)), t))))
+    if t.ndim != p.ndim:
+        raise TypeError(f"categorical_crossentropy: targets {t.describe()} fit neither class indices nor "
+                        f"distributions for predictions {p.describe()}")
+    return m.neg(sum(m.mul(t, m.log(p)), axis=-1))
+
+
+def binary_crossentropy(output: Any, target: Any) -> Variable:
+    """``-(t log(o) + (1 - t) log(1 - o))`` elementwise."""
+    o, t = as_variable(output), as_variable(target)
+    return m.neg(m.add(m.mul(t, m.log(o)), m.mul(m.sub(1, t), m.log(m.sub(1, o)))))
+
+
+def sigmoid_binary_crossentropy(logits: Any, target: Any) -> Variable:
+    """Binary cross-entropy from logits, stable: ``softplus(x) - t x``."""
+    x, t = as_variable(logits), as_variable(target)
+    return m.sub(m.softplus(x), m.mul(t, x))
+
+
+def crossentropy_softmax_1hot(x: Any, y_idx: Any) -> Variable:
+    """Mean-free per-row loss ``-log_softmax(x)[i, y_i]`` (a stable fusion of softmax + crossentropy)."""
+    from .shape import arange, shape_i
+    from .subtensor import getitem
+
+    lp = log_softmax(x)
+    return m.neg(getitem(lp, (arange(shape_i(lp, 0)), as_variable(y_idx))))
+

@@ -1,0 +1,116 @@
+"""Random sampling as pure ops on an explicit state.
+
+The state is a uint64 vector ``[key, counter]``. Draw ``i`` is the SplitMix64 hash of
+``key + (counter + i) * golden``, so a stream is a pure function of the state: the NumPy and
+Numba backends give identical numbers, and a function that samples returns the advanced state
+as an update. Only standard uniform and normal samples are ops; everything else (ranges,
+Bernoulli, choice) is composed from them in :mod:`symflow.random`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Apply, Op, Variable, as_variable
+from ..types import TensorType
+from .shape import constant_value
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def splitmix(z: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser applied to uint64 values (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def raw_draws(key: np.uint64, counter: np.uint64, n: int) -> np.ndarray:
+    """``n`` uint64 draws of the stream ``key`` starting at ``counter``."""
+    with np.errstate(over="ignore"):
+        i = np.arange(n, dtype=np.uint64) + counter
+        return splitmix(key + i * GOLDEN)
+
+
+def to_unit(bits: np.ndarray, dtype: str) -> np.ndarray:
+    """Uniform floats in [0, 1) from uint64 draws (53 bits for float64, 24 for float32)."""
+    if dtype == "float32":
+        return ((bits >> np.uint64(40)).astype(np.float64) * 2.0**-24).astype(np.float32)
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def derive_key(seed: int, index: int) -> int:
+    """Independent stream keys from one seed."""
+    with np.errstate(over="ignore"):
+        z = np.array([seed], dtype=np.uint64) * GOLDEN + np.uint64(index) * _M2 + np.uint64(1)
+        return int(splitmix(splitmix(z))[0])
+
+
+class RandomOp(Op):
+    """Standard samples of ``kind`` (``'uniform'`` in [0, 1) or ``'normal'``) of a given shape.
+
+    Inputs: the state and an int64 shape vector. Outputs: the advanced state and the sample.
+    """
+
+    __props__ = ("kind", "dtype", "ndim")
+    stateful = True
+
+    def __init__(self, kind: str, dtype: str, ndim: int) -> None:
+        if kind not in ("uniform", "normal"):
+            raise ValueError(f"unknown random kind {kind!r}")
+        self.kind = kind
+        self.dtype = dtype
+        self.ndim = ndim
+
+    def make_node(self, state: Variable, shape: Variable) -> Apply:
+        state, shape = as_variable(state), as_variable(shape)
+        if state.dtype != "uint64" or state.ndim != 1:
+            raise TypeError(f"random state must be a uint64 vector, got {state.describe()}")
+        if shape.ndim != 1 or shape.dtype != "int64":
+            raise TypeError(f"random shape must be an int64 vector, got {shape.describe()}")
+        bcast = _shape_broadcastable(shape, self.ndim)
+        return Apply(self, [state, shape], [state.type, TensorType(self.dtype, bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        state, shape = inputs
+        if len(shape) != self.ndim:
+            raise ValueError(f"random shape {tuple(shape)} should have {self.ndim} entries")
+        if np.any(shape < 0):
+            raise ValueError(f"negative dimension in random shape {tuple(shape)}")
+        n = int(np.prod(shape))
+        key, counter = state[0], state[1]
+        if self.kind == "uniform":
+            sample = to_unit(raw_draws(key, counter, n), self.dtype)
+            used = n
+        else:
+            u = to_unit(raw_draws(key, counter, 2 * n), "float64")
+            radius = np.sqrt(-2.0 * np.log1p(-u[:n]))
+            sample = (radius * np.cos(2.0 * np.pi * u[n:])).astype(self.dtype)
+            used = 2 * n
+        with np.errstate(over="ignore"):
+            new_state = np.array([key, counter + np.uint64(used)], dtype=np.uint64)
+        return [new_state, sample.reshape(tuple(int(s) for s in shape))]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None, None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        from .subtensor import getitem
+
+        shape = node.inputs[1]
+        return [input_shapes[0], tuple(getitem(shape, i) for i in range(self.ndim))]
+
+
+def _shape_broadcastable(shape: Variable, ndim: int) -> tuple[bool, ...]:
+    """Dims known to be 1 from a constant shape or a stack of constant entries."""
+    from ..graph import Constant
+
+    if isinstance(shape, Constant):
+        return tuple(int(s) == 1 for s in shape.data)
+    node = shape.owner
+    if node is not None and type(node.op).__name__ == "Join" and len(node.inputs) == ndim:
+        entries = [x.owner.inputs[0] if x.owner is not None else x for x in node.inputs]
+        return tuple(constant_value(e) == 1 for e in entries)
+    return (False,) * ndim

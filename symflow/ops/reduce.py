@@ -1,0 +1,274 @@
+"""Reductions over axes (sum, prod, max, min, any, all), arg-reductions, and what builds on them
+(mean, var, std, norm)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Op, Variable, as_variable
+from ..types import TensorType
+from . import math as m
+
+
+def normalize_axes(axis: Any, ndim: int, what: str = "axis") -> tuple[int, ...]:
+    """Axis spec (None, int or sequence, negatives allowed) as sorted non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, Variable):
+        raise TypeError(f"{what} must be a Python int or tuple of ints, not a symbolic variable")
+    items = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    out = []
+    for a in items:
+        a = int(a)
+        if not -ndim <= a < builtins.max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise ValueError(f"{what} {a} is out of range for a {ndim}-d tensor")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated {what} in {axis}")
+    return tuple(sorted(out)) if ndim else ()
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """One kind of reduction: its NumPy function and output dtype rule."""
+
+    name: str
+    impl: Callable[..., np.ndarray]
+    dtype_rule: Callable[[str], str]
+
+
+def _sum_dtype(d: str) -> str:
+    return "int64" if d in ("bool", "int8", "int16", "int32") else "uint64" if d.startswith("uint") else d
+
+
+REDUCERS: dict[str, Reducer] = {
+    r.name: r
+    for r in (
+        Reducer("sum", np.sum, _sum_dtype),
+        Reducer("prod", np.prod, _sum_dtype),
+        Reducer("max", np.max, lambda d: d),
+        Reducer("min", np.min, lambda d: d),
+        Reducer("any", np.any, lambda d: "bool"),
+        Reducer("all", np.all, lambda d: "bool"),
+    )
+}
+
+
+class Reduce(Op):
+    """Reduce ``x`` over ``axis`` with one of the REDUCERS."""
+
+    __props__ = ("kind", "axis", "keepdims")
+
+    def __init__(self, kind: str, axis: tuple[int, ...], keepdims: bool) -> None:
+        self.kind = kind
+        self.axis = axis
+        self.keepdims = keepdims
+        self.reducer = REDUCERS[kind]
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        bcast = reduced_broadcastable(x.broadcastable, self.axis, self.keepdims)
+        return Apply(self, [x], [TensorType(self.reducer.dtype_rule(x.dtype), bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        if self.kind in ("max", "min") and x.size == 0 and self.axis:
+            raise ValueError(f"{self.kind} of an empty array (shape {x.shape}) over axis {self.axis}")
+        out = self.reducer.impl(x, axis=self.axis, keepdims=self.keepdims)
+        return [np.asarray(out, dtype=node.outputs[0].dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (x,) = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype) or self.kind in ("any", "all"):
+            return [None]
+        g = restore_axes(g, self.axis, self.keepdims)
+        if self.kind == "sum":
+            return [_broadcast_like(g, x)]
+        out = restore_axes(node.outputs[0], self.axis, self.keepdims)
+        if self.kind in ("max", "min"):
+            return [m.mul(g, m.eq(x, out))]
+        return [_prod_grad(x, g, out, self.axis)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        (shape,) = input_shapes
+        one = as_variable(1, "int64")
+        if self.keepdims:
+            return [tuple(one if d in self.axis else s for d, s in enumerate(shape))]
+        return [tuple(s for d, s in enumerate(shape) if d not in self.axis)]
+
+
+class ArgReduce(Op):
+    """Index of the maximum (``kind='max'``) or minimum along one axis, or over the flattened array."""
+
+    __props__ = ("kind", "axis", "keepdims")
+
+    def __init__(self, kind: str, axis: int | None, keepdims: bool) -> None:
+        self.kind = kind
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        axes = tuple(range(x.ndim)) if self.axis is None else (self.axis,)
+        bcast = reduced_broadcastable(x.broadcastable, axes, self.keepdims)
+        return Apply(self, [x], [TensorType("int64", bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        if x.size == 0:
+            raise ValueError(f"arg{self.kind} of an empty array (shape {x.shape})")
+        fn = np.argmax if self.kind == "max" else np.argmin
+        out = fn(x, axis=self.axis, keepdims=self.keepdims)
+        return [np.asarray(out, dtype="int64")]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        (shape,) = input_shapes
+        axes = tuple(range(len(shape))) if self.axis is None else (self.axis,)
+        one = as_variable(1, "int64")
+        if self.keepdims:
+            return [tuple(one if d in axes else s for d, s in enumerate(shape))]
+        return [tuple(s for d, s in enumerate(shape) if d not in axes)]
+
+
+def reduced_broadcastable(bcast: tuple[bool, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[bool, ...]:
+    if keepdims:
+        return tuple(True if d in axes else b for d, b in enumerate(bcast))
+    return tuple(b for d, b in enumerate(bcast) if d not in axes)
+
+
+def restore_axes(g: Variable, axes: tuple[int, ...], keepdims: bool) -> Variable:
+    """Reinsert reduced axes (as broadcastable) so ``g`` lines up with the reduced input."""
+    if keepdims or not axes:
+        return g
+    from .shape import dimshuffle
+
+    pattern: list[Any] = []
+    it = iter(range(g.ndim))
+    for d in range(g.ndim + len(axes)):
+        pattern.append("x" if d in axes else next(it))
+    return dimshuffle(g, tuple(pattern))
+
+
+def _broadcast_like(g: Variable, x: Variable) -> Variable:
+    from .shape import alloc, shape_i
+
+    return alloc(g, *[shape_i(x, d) for d in range(x.ndim)])
+
+
+def _prod_grad(x: Variable, g: Variable, prod: Variable, axes: tuple[int, ...]) -> Variable:
+    """Gradient of prod that stays exact when some factors are zero."""
+    is_zero = m.eq(x, 0)
+    n_zeros = sum(is_zero, axis=axes, keepdims=True)
+    prod_nonzero = Reduce("prod", axes, True)(m.switch(is_zero, 1, x))
+    no_zero = m.true_div(prod, m.switch(is_zero, 1, x))
+    one_zero = m.switch(is_zero, prod_nonzero, 0)
+    grad = m.switch(m.eq(n_zeros, 0), no_zero, m.switch(m.eq(n_zeros, 1), one_zero, 0))
+    return m.mul(g, grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# builders
+# ---------------------------------------------------------------------------------------------
+def _reduce(kind: str, x: Any, axis: Any, keepdims: bool) -> Variable:
+    x = as_variable(x)
+    return Reduce(kind, normalize_axes(axis, x.ndim), bool(keepdims))(x)  # type: ignore[no-any-return]
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Variable:  # noqa: A001
+    """Sum over ``axis`` (None: all axes; an int or a tuple)."""
+    x = as_variable(x)
+    if dtype is not None:
+        x = m.cast(x, dtype)
+    return _reduce("sum", x, axis, keepdims)
+
+
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    return _reduce("prod", x, axis, keepdims)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    return _reduce("max", x, axis, keepdims)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    return _reduce("min", x, axis, keepdims)
+
+
+def any(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    return _reduce("any", x, axis, keepdims)
+
+
+def all(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    return _reduce("all", x, axis, keepdims)
+
+
+def _arg(kind: str, x: Any, axis: Any, keepdims: bool) -> Variable:
+    x = as_variable(x)
+    if axis is not None:
+        (axis,) = normalize_axes(axis, x.ndim) or (None,)
+        if x.ndim == 0:
+            axis = None
+    return ArgReduce(kind, axis, bool(keepdims))(x)  # type: ignore[no-any-return]
+
+
+def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Index of the largest element along ``axis`` (None: of the flattened array)."""
+    return _arg("max", x, axis, keepdims)
+
+
+def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    return _arg("min", x, axis, keepdims)
+
+
+def count(x: Variable, axes: tuple[int, ...], dtype: str) -> Variable:
+    """Number of elements reduced over ``axes``, as a ``dtype`` scalar."""
+    from .shape import shape_i
+
+    n: Any = 1
+    for d in axes:
+        n = m.mul(n, shape_i(x, d))
+    return m.cast(as_variable(n), dtype)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Average over ``axis``; integer input gives floatX-like float output."""
+    x = as_variable(x)
+    axes = normalize_axes(axis, x.ndim)
+    total = sum(x, axes, keepdims)
+    out_dtype = dtypes.upgrade_to_float(x.dtype)
+    return m.true_div(m.cast(total, out_dtype), count(x, axes, out_dtype))
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Population variance (ddof=0), as Theano's default."""
+    x = as_variable(x)
+    centred = m.sub(x, mean(x, axis, keepdims=True))
+    return mean(m.sqr(centred), axis, keepdims)
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    return m.sqrt(var(x, axis, keepdims))
+
+
+def norm(x: Any, L: Any = 2, axis: Any = None, keepdims: bool = False) -> Variable:
+    """The L-norm over ``axis`` (all elements by default): 1, 2, any p > 0, or ``np.inf``."""
+    x = as_variable(x)
+    if L == 2:
+        return m.sqrt(sum(m.sqr(x), axis, keepdims))
+    if L == 1:
+        return sum(m.abs(x), axis, keepdims)
+    if L in (np.inf, "inf"):
+        return max(m.abs(x), axis, keepdims)
+    if not isinstance(L, (int, float)) or L <= 0:
+        raise ValueError(f"norm order L must be a positive number or inf, got {L!r}")
+    return m.pow(sum(m.pow(m.abs(x), L), axis, keepdims), 1.0 / L)

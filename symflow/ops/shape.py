@@ -1,0 +1,636 @@
+"""Shape manipulation: dimshuffle, reshape, shape queries, join, alloc, arange, repeat."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Constant, Op, Variable, as_variable
+from ..types import TensorType
+from . import math as m
+
+
+def as_index_scalar(x: Any, what: str = "index") -> Variable:
+    """An int64 scalar variable from a Python int or a symbolic integer scalar."""
+    if isinstance(x, Variable):
+        if x.ndim != 0 or not dtypes.is_int(x.dtype):
+            raise TypeError(f"{what} must be an integer scalar, got {x.describe()}")
+        return m.cast(x, "int64")
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, got {type(x).__name__} {x!r}")
+    return Constant(int(x), dtype="int64")
+
+
+def constant_value(x: Variable) -> Any:
+    """The Python value of a constant scalar (also through casts), or None when not constant."""
+    while x.owner is not None and getattr(x.owner.op, "scalar_op", None) is not None and \
+            x.owner.op.scalar_op.name.startswith("cast_"):
+        x = x.owner.inputs[0]
+    if isinstance(x, Constant) and x.data.ndim == 0:
+        return x.data.item()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+class DimShuffle(Op):
+    """Reorder, drop (broadcastable only) and insert (``'x'``) dimensions."""
+
+    __props__ = ("input_broadcastable", "new_order")
+
+    def __init__(self, input_broadcastable: tuple[bool, ...], new_order: tuple[Any, ...]) -> None:
+        nd = len(input_broadcastable)
+        kept = [d for d in new_order if d != "x"]
+        for d in kept:
+            if not isinstance(d, (int, np.integer)) or not 0 <= d < nd:
+                raise ValueError(f"dimshuffle: {d!r} is not a dimension of a {nd}-d tensor")
+        if len(set(kept)) != len(kept):
+            raise ValueError(f"dimshuffle: a dimension appears twice in {new_order}")
+        for d in range(nd):
+            if d not in kept and not input_broadcastable[d]:
+                raise ValueError(
+                    f"dimshuffle {new_order} drops dimension {d}, which is not broadcastable; only "
+                    "length-1 broadcastable dimensions can be dropped"
+                )
+        self.input_broadcastable = tuple(input_broadcastable)
+        self.new_order = tuple("x" if d == "x" else int(d) for d in new_order)
+        self.kept = tuple(int(d) for d in kept)
+        self.dropped = tuple(d for d in range(nd) if d not in kept)
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        if x.broadcastable != self.input_broadcastable:
+            # a more broadcastable input is fine; a less broadcastable one cannot drop dims
+            for b_op, b_x in zip(self.input_broadcastable, x.broadcastable):
+                if b_op and not b_x:
+                    raise TypeError(f"dimshuffle built for {self.input_broadcastable} got {x.type}")
+        bcast = tuple(True if d == "x" else x.broadcastable[d] for d in self.new_order)
+        return Apply(self, [x], [TensorType(x.dtype, bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        for d in self.dropped:
+            if x.shape[d] != 1:
+                raise ValueError(f"dimension {d} should have length 1 to be dropped, shape is {x.shape}")
+        y = x.transpose(self.kept + self.dropped).reshape([x.shape[d] for d in self.kept])
+        shape = [1 if d == "x" else x.shape[d] for d in self.new_order]
+        return [y.reshape(shape)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (x,) = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None]
+        # drop the inserted axes (summing where g was not broadcastable), then undo the permutation
+        inserted = tuple(i for i, d in enumerate(self.new_order) if d == "x" and not g.broadcastable[i])
+        if inserted:
+            from .reduce import sum as sum_
+
+            g = sum_(g, axis=inserted, keepdims=True)
+        g = dimshuffle(g, tuple(i for i, d in enumerate(self.new_order) if d != "x"))
+        # g's dims now follow self.kept; put them back in input order, dropped dims as 'x'
+        position = {d: i for i, d in enumerate(self.kept)}
+        order = tuple(position[d] if d in position else "x" for d in range(x.ndim))
+        return [dimshuffle(g, order)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        (s,) = input_shapes
+        one = as_variable(1, "int64")
+        return [tuple(one if d == "x" else s[d] for d in self.new_order)]
+
+
+def dimshuffle(x: Any, pattern: Sequence[Any]) -> Variable:
+    """Theano's dimshuffle: ``x.dimshuffle(1, 0)`` transposes, ``'x'`` inserts a length-1 axis."""
+    x = as_variable(x)
+    pattern = tuple(pattern)
+    if pattern == tuple(range(x.ndim)):
+        return x
+    return DimShuffle(x.broadcastable, pattern)(x)  # type: ignore[no-any-return]
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Variable:
+    x = as_variable(x)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    if sorted(int(a) % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose axes {tuple(axes)} are not a permutation of {x.ndim} axes")
+    return dimshuffle(x, tuple(int(a) % x.ndim for a in axes))
+
+
+def squeeze(x: Any) -> Variable:
+    """Drop every broadcastable (length-1) dimension."""
+    x = as_variable(x)
+    return dimshuffle(x, tuple(d for d in range(x.ndim) if not x.broadcastable[d]))
+
+
+# ---------------------------------------------------------------------------------------------
+class Shape(Op):
+    """The shape of ``x`` as an int64 vector."""
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        return Apply(self, [x], [TensorType("int64", (x.ndim == 1,))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.array(inputs[0].shape, dtype="int64")]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [(as_variable(node.inputs[0].ndim, "int64"),)]
+
+
+class ShapeI(Op):
+    """Length of dimension ``i`` of ``x`` as an int64 scalar."""
+
+    __props__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        if not 0 <= self.i < x.ndim:
+            raise IndexError(f"shape index {self.i} out of range for {x.describe()}")
+        return Apply(self, [x], [TensorType("int64", ())])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.array(inputs[0].shape[self.i], dtype="int64")]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [()]
+
+
+def shape(x: Any) -> Variable:
+    """``x.shape``: an int64 vector; ``x.shape[i]`` is a scalar."""
+    return Shape()(as_variable(x))  # type: ignore[no-any-return]
+
+
+def shape_i(x: Any, i: int) -> Variable:
+    """Length of dimension ``i``; a constant when the dimension is broadcastable."""
+    x = as_variable(x)
+    if isinstance(x, Constant):
+        return as_variable(x.data.shape[i], "int64")
+    if x.broadcastable[i]:
+        return as_variable(1, "int64")
+    return ShapeI(i)(x)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+class Reshape(Op):
+    """Reshape ``x`` to a shape given as an int64 vector (one entry may be -1)."""
+
+    __props__ = ("ndim", "broadcastable")
+
+    def __init__(self, ndim: int, broadcastable: tuple[bool, ...]) -> None:
+        self.ndim = ndim
+        self.broadcastable = broadcastable
+
+    def make_node(self, x: Variable, shp: Variable) -> Apply:
+        x = as_variable(x)
+        shp = as_variable(shp)
+        if shp.ndim != 1 or not dtypes.is_int(shp.dtype):
+            raise TypeError(f"reshape needs an integer vector shape, got {shp.describe()}")
+        return Apply(self, [x, shp], [TensorType(x.dtype, self.broadcastable)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, shp = inputs
+        if len(shp) != self.ndim:
+            raise ValueError(f"reshape to {self.ndim} dimensions got a shape of length {len(shp)}")
+        try:
+            out = x.reshape(tuple(int(s) for s in shp))
+        except ValueError:
+            raise ValueError(f"cannot reshape an array of shape {x.shape} (size {x.size}) "
+                             f"to {tuple(int(s) for s in shp)}") from None
+        for d, b in enumerate(self.broadcastable):
+            if b and out.shape[d] != 1:
+                raise ValueError(f"reshape result {out.shape} should have length 1 in dimension {d}")
+        return [out]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, _ = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None, None]
+        return [reshape(g, shape(x), ndim=x.ndim, broadcastable=x.broadcastable), None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        from .reduce import prod
+        from .subtensor import getitem
+
+        x, shp = node.inputs
+        size = prod(shape(x))
+        entries = [getitem(shp, i) for i in range(self.ndim)]
+        known = prod(shp)  # contains the -1 when there is one
+        out = []
+        for d, e in enumerate(entries):
+            if self.broadcastable[d]:
+                out.append(as_variable(1, "int64"))
+            else:
+                out.append(m.switch(m.eq(e, -1), m.int_div(size, m.neg(known)), e))
+        return [tuple(out)]
+
+
+def reshape(x: Any, newshape: Any, ndim: int | None = None, broadcastable: tuple[bool, ...] | None = None) -> Variable:
+    """Reshape to ``newshape``: a tuple of ints and symbolic scalars, or an integer vector
+    (then ``ndim`` is required when its length is not known)."""
+    x = as_variable(x)
+    if isinstance(newshape, (int, np.integer)) or (isinstance(newshape, Variable) and newshape.ndim == 0):
+        newshape = (newshape,)
+    if isinstance(newshape, (tuple, list)):
+        entries = [as_index_scalar(s, "reshape entry") for s in newshape]
+        if sum(1 for s in newshape if isinstance(s, (int, np.integer)) and s == -1) > 1:
+            raise ValueError(f"reshape: at most one -1 in {tuple(newshape)}")
+        if broadcastable is None:
+            broadcastable = tuple(constant_value(e) == 1 for e in entries)
+        ndim = len(entries)
+        shp = stack(entries) if entries else as_variable(np.zeros(0, dtype="int64"))
+    else:
+        shp = as_variable(newshape)
+        if ndim is None:
+            if isinstance(shp, Constant):
+                ndim = shp.data.shape[0]
+            elif shp.owner is not None and isinstance(shp.owner.op, Shape):
+                ndim = shp.owner.inputs[0].ndim
+            else:
+                raise ValueError("reshape with a symbolic shape vector needs ndim=")
+        if broadcastable is None:
+            broadcastable = (False,) * ndim
+    return Reshape(int(ndim), tuple(broadcastable))(x, shp)  # type: ignore[no-any-return]
+
+
+def flatten(x: Any, ndim: int = 1) -> Variable:
+    """Keep the first ``ndim - 1`` dimensions and merge the rest into one."""
+    x = as_variable(x)
+    if not 1 <= ndim <= max(x.ndim, 1):
+        raise ValueError(f"flatten ndim={ndim} is out of range for {x.describe()}")
+    if x.ndim == ndim:
+        return x
+    lead = [shape_i(x, d) for d in range(ndim - 1)]
+    return reshape(x, tuple(lead) + (-1,), broadcastable=tuple(x.broadcastable[: ndim - 1]) + (False,))
+
+
+# ---------------------------------------------------------------------------------------------
+class SpecifyBroadcastable(Op):
+    """Mark dimensions as broadcastable (or not); checks at run time that they have length 1."""
+
+    __props__ = ("broadcastable",)
+
+    def __init__(self, broadcastable: tuple[bool, ...]) -> None:
+        self.broadcastable = tuple(broadcastable)
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        if x.ndim != len(self.broadcastable):
+            raise ValueError(f"pattern {self.broadcastable} does not fit {x.describe()}")
+        return Apply(self, [x], [TensorType(x.dtype, self.broadcastable)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        for d, b in enumerate(self.broadcastable):
+            if b and x.shape[d] != 1:
+                raise ValueError(f"dimension {d} was declared broadcastable but has length {x.shape[d]}")
+        return [x]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (x,) = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None]
+        return [patternbroadcast(g, x.broadcastable)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        one = as_variable(1, "int64")
+        return [tuple(one if b else s for b, s in zip(self.broadcastable, input_shapes[0]))]
+
+
+def patternbroadcast(x: Any, broadcastable: Sequence[bool]) -> Variable:
+    x = as_variable(x)
+    if tuple(broadcastable) == x.broadcastable:
+        return x
+    return SpecifyBroadcastable(tuple(bool(b) for b in broadcastable))(x)  # type: ignore[no-any-return]
+
+
+def addbroadcast(x: Any, *axes: int) -> Variable:
+    """Declare ``axes`` of ``x`` broadcastable (they must have length 1 at run time)."""
+    x = as_variable(x)
+    return patternbroadcast(x, [b or d in axes for d, b in enumerate(x.broadcastable)])
+
+
+def unbroadcast(x: Any, *axes: int) -> Variable:
+    x = as_variable(x)
+    return patternbroadcast(x, [b and d not in axes for d, b in enumerate(x.broadcastable)])
+
+
+# ---------------------------------------------------------------------------------------------
+class Join(Op):
+    """Concatenate tensors of equal ndim along ``axis``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def make_node(self, *xs: Variable) -> Apply:
+        xs = tuple(as_variable(x) for x in xs)
+        if not xs:
+            raise ValueError("concatenate needs at least one tensor")
+        nd = xs[0].ndim
+        if any(x.ndim != nd for x in xs) or nd == 0:
+            raise TypeError(f"concatenate needs tensors of equal ndim >= 1, got {[x.describe() for x in xs]}")
+        dtype = dtypes.upcast(*[x.dtype for x in xs])
+        bcast = [all(b) for b in zip(*(x.broadcastable for x in xs))]
+        bcast[self.axis] = len(xs) == 1 and xs[0].broadcastable[self.axis]
+        return Apply(self, list(xs), [TensorType(dtype, tuple(bcast))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        ref = inputs[0].shape
+        for v in inputs[1:]:
+            for d in range(len(ref)):
+                if d != self.axis and v.shape[d] != ref[d]:
+                    raise ValueError(f"concatenate along axis {self.axis}: shapes "
+                                     f"{[x.shape for x in inputs]} differ in dimension {d}")
+        return [np.concatenate(inputs, axis=self.axis).astype(node.outputs[0].dtype, copy=False)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        from .subtensor import getitem
+
+        (g,) = output_grads
+        if g is None:
+            return [None] * len(node.inputs)
+        grads: list[Variable | None] = []
+        start: Any = as_variable(0, "int64")
+        for x in node.inputs:
+            stop = m.add(start, shape_i(x, self.axis))
+            index = (slice(None),) * self.axis + (slice(start, stop),)
+            piece = getitem(g, index)
+            grads.append(None if dtypes.is_discrete(x.dtype) else
+                         m.cast(patternbroadcast(piece, x.broadcastable), x.dtype))
+            start = stop
+        return grads
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        out = list(input_shapes[0])
+        out[self.axis] = m.add(*[s[self.axis] for s in input_shapes]) if len(input_shapes) > 1 else out[self.axis]
+        return [tuple(out)]
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Variable:
+    xs = [as_variable(t) for t in tensors]
+    if not xs:
+        raise ValueError("concatenate needs at least one tensor")
+    nd = xs[0].ndim
+    if nd == 0:
+        raise TypeError("cannot concatenate scalars; use stack")
+    if not -nd <= axis < nd:
+        raise ValueError(f"axis {axis} out of range for {nd}-d tensors")
+    if len(xs) == 1:
+        return xs[0]
+    return Join(axis % nd)(*xs)  # type: ignore[no-any-return]
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
+    """Join tensors of equal shape along a new axis."""
+    xs = [as_variable(t) for t in tensors]
+    if not xs:
+        raise ValueError("stack needs at least one tensor")
+    nd = xs[0].ndim
+    if any(x.ndim != nd for x in xs):
+        raise TypeError(f"stack needs tensors of equal ndim, got {[x.describe() for x in xs]}")
+    if not -(nd + 1) <= axis <= nd:
+        raise ValueError(f"axis {axis} out of range for stacking {nd}-d tensors")
+    axis %= nd + 1
+    pattern = tuple(range(axis)) + ("x",) + tuple(range(axis, nd))
+    expanded = [dimshuffle(x, pattern) for x in xs]
+    if len(expanded) == 1:
+        return unbroadcast(expanded[0], axis)
+    return Join(axis)(*expanded)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+class Alloc(Op):
+    """An array of the given shape filled by broadcasting ``value`` (right-aligned, as NumPy)."""
+
+    def make_node(self, value: Variable, *shape: Variable) -> Apply:
+        value = as_variable(value)
+        if value.ndim > len(shape):
+            raise ValueError(f"alloc: value {value.describe()} has more dimensions than the shape {len(shape)}")
+        bcast = tuple(constant_value(s) == 1 for s in shape)
+        return Apply(self, [value, *shape], [TensorType(value.dtype, bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        value, *shape = inputs
+        shp = tuple(int(s) for s in shape)
+        offset = len(shp) - value.ndim
+        x = node.inputs[0]
+        for d in range(value.ndim):
+            if not x.broadcastable[d] and value.shape[d] != shp[d + offset]:
+                raise ValueError(f"alloc of shape {shp}: value of shape {value.shape} does not match in "
+                                 f"dimension {d} (only broadcastable dimensions broadcast)")
+        if any(s < 0 for s in shp):
+            raise ValueError(f"alloc: negative dimension in shape {shp}")
+        return [np.array(np.broadcast_to(value, shp))]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        from .reduce import sum as sum_
+
+        value = node.inputs[0]
+        (g,) = output_grads
+        none: list[Variable | None] = [None] * (len(node.inputs) - 1)
+        if g is None or dtypes.is_discrete(value.dtype):
+            return [None, *none]
+        offset = g.ndim - value.ndim
+        if offset:
+            g = sum_(g, axis=tuple(range(offset)))
+        axes = tuple(d for d in range(value.ndim) if value.broadcastable[d] and not g.broadcastable[d])
+        if axes:
+            g = sum_(g, axis=axes, keepdims=True)
+        return [m.cast(patternbroadcast(g, value.broadcastable), value.dtype), *none]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [tuple(node.inputs[1:])]
+
+
+def alloc(value: Any, *shape: Any) -> Variable:
+    """An array of ``shape`` filled with ``value`` (broadcast)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    dims = [as_index_scalar(s, "alloc dimension") for s in shape]
+    return Alloc()(as_variable(value), *dims)  # type: ignore[no-any-return]
+
+
+def _shape_entries(shape: Any) -> tuple[Any, ...]:
+    if isinstance(shape, Variable):
+        if shape.ndim == 0:
+            return (shape,)
+        if shape.ndim != 1:
+            raise TypeError(f"a shape must be an integer vector, got {shape.describe()}")
+        if isinstance(shape, Constant):
+            return tuple(int(s) for s in shape.data)
+        from .subtensor import getitem
+
+        raise_if_unknown_length(shape)
+        n = shape.owner.inputs[0].ndim  # type: ignore[union-attr]
+        return tuple(getitem(shape, i) for i in range(n))
+    if isinstance(shape, (int, np.integer)):
+        return (shape,)
+    return tuple(shape)
+
+
+def raise_if_unknown_length(shape: Variable) -> None:
+    if shape.owner is None or not isinstance(shape.owner.op, Shape):
+        raise TypeError("pass the shape as a tuple (e.g. (n, m) or x.shape) so its length is known")
+
+
+def zeros(shape: Any, dtype: Any = "floatX") -> Variable:
+    return alloc(as_variable(np.zeros((), dtype=dtypes.as_dtype(dtype))), *_shape_entries(shape))
+
+
+def ones(shape: Any, dtype: Any = "floatX") -> Variable:
+    return alloc(as_variable(np.ones((), dtype=dtypes.as_dtype(dtype))), *_shape_entries(shape))
+
+
+def zeros_like(x: Any, dtype: Any = None) -> Variable:
+    x = as_variable(x)
+    return fill(x, as_variable(np.zeros((), dtype=dtypes.as_dtype(dtype or x.dtype))))
+
+
+def ones_like(x: Any, dtype: Any = None) -> Variable:
+    x = as_variable(x)
+    return fill(x, as_variable(np.ones((), dtype=dtypes.as_dtype(dtype or x.dtype))))
+
+
+def fill(model: Any, value: Any) -> Variable:
+    """An array shaped like ``model`` filled with ``value``."""
+    model = as_variable(model)
+    value = as_variable(value)
+    out = alloc(value, *[shape_i(model, d) for d in range(model.ndim)])
+    return patternbroadcast(out, model.broadcastable) if model.ndim else out
+
+
+# ---------------------------------------------------------------------------------------------
+class ARange(Op):
+    """``arange(start, stop, step)`` as a vector of ``dtype``."""
+
+    __props__ = ("dtype",)
+
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype
+
+    def make_node(self, start: Variable, stop: Variable, step: Variable) -> Apply:
+        return Apply(self, [start, stop, step], [TensorType(self.dtype, (False,))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        start, stop, step = inputs
+        if step == 0:
+            raise ValueError("arange step must not be zero")
+        return [np.arange(start, stop, step, dtype=self.dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None, None, None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        start, stop, step = node.inputs
+        length = m.ceil(m.true_div(m.sub(stop, start), step))
+        return [(m.cast(m.maximum(length, 0), "int64"),)]
+
+
+def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Variable:
+    """NumPy's arange with symbolic bounds: ``T.arange(n)``, ``T.arange(a, b, step)``."""
+    if stop is None:
+        start, stop = 0, start
+    args = [as_variable(v) if isinstance(v, Variable) else as_variable(v) for v in (start, stop, step)]
+    for a in args:
+        if a.ndim != 0:
+            raise TypeError(f"arange bounds must be scalars, got {a.describe()}")
+    out_dtype = dtypes.as_dtype(dtype) if dtype is not None else dtypes.upcast(*[a.dtype for a in args])
+    if out_dtype == "bool":
+        out_dtype = "int64"
+    return ARange(out_dtype)(*args)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+class Repeat(Op):
+    """Repeat elements of ``x`` along ``axis``, ``repeats`` times each (a scalar or a vector)."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def make_node(self, x: Variable, repeats: Variable) -> Apply:
+        if not dtypes.is_int(repeats.dtype) or repeats.ndim > 1:
+            raise TypeError(f"repeats must be an integer scalar or vector, got {repeats.describe()}")
+        bcast = list(x.broadcastable)
+        bcast[self.axis] = False
+        return Apply(self, [x, repeats], [TensorType(x.dtype, tuple(bcast))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, repeats = inputs
+        if repeats.ndim == 1 and len(repeats) != x.shape[self.axis]:
+            raise ValueError(f"repeat: {len(repeats)} repeat counts for an axis of length {x.shape[self.axis]}")
+        if np.any(repeats < 0):
+            raise ValueError("repeat counts must not be negative")
+        return [np.repeat(x, repeats, axis=self.axis)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        from .subtensor import advanced_inc_rows
+
+        x, repeats = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None, None]
+        n = shape_i(x, self.axis)
+        order = (self.axis,) + tuple(d for d in range(x.ndim) if d != self.axis)
+        owner_of_row = repeat(arange(n), repeats, 0)
+        g_first = dimshuffle(g, order)
+        summed = advanced_inc_rows(zeros_like(dimshuffle(x, order)), g_first, owner_of_row)
+        back = tuple(order.index(d) for d in range(x.ndim))
+        return [patternbroadcast(dimshuffle(summed, back), x.broadcastable), None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        from .reduce import sum as sum_
+
+        x, repeats = node.inputs
+        out = list(input_shapes[0])
+        out[self.axis] = m.mul(out[self.axis], repeats) if repeats.ndim == 0 else sum_(repeats)
+        return [tuple(m.cast(s, "int64") for s in out)]
+
+
+def repeat(x: Any, repeats: Any, axis: int | None = None) -> Variable:
+    """Repeat each element ``repeats`` times along ``axis`` (None: of the flattened array)."""
+    x = as_variable(x)
+    if axis is None:
+        x, axis = flatten(x), 0
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"repeat axis {axis} out of range for {x.describe()}")
+    reps = as_variable(repeats)
+    if not dtypes.is_int(reps.dtype):
+        raise TypeError(f"repeats must be integers, got {reps.describe()}")
+    return Repeat(axis % x.ndim)(x, m.cast(reps, "int64"))  # type: ignore[no-any-return]
+
+
+class TensorCopy(Op):
+    """A fresh copy of ``x`` (gradient passes through)."""
+
+    def make_node(self, x: Variable) -> Apply:
+        return Apply(self, [x], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [inputs[0].copy()]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [output_grads[0]]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+
+def tensor_copy(x: Any) -> Variable:
+    return TensorCopy()(as_variable(x))  # type: ignore[no-any-return]

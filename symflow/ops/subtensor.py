@@ -1,0 +1,596 @@
+"""Indexing: ``x[...]`` with NumPy semantics, and ``set_subtensor`` / ``inc_subtensor``.
+
+Three ops read and three write:
+
+* ``Subtensor``: basic indexing (integers, slices; symbolic or constant components);
+* ``AdvancedSubtensor1``: ``x[int_vector]``, rows gathered along axis 0 (embeddings);
+* ``AdvancedSubtensor``: integer arrays mixed with slices and ints (``p[arange(n), y]``);
+
+and the ``Inc*`` counterparts set or add ``y`` into a copy of ``x`` at those places. The
+gradient of each reading op is its incrementing counterpart applied to zeros.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Constant, Op, Variable, as_variable
+from ..types import TensorType
+from . import math as m
+from .elemwise import pad_left, reduce_to_input
+from .shape import DimShuffle, as_index_scalar, constant_value, dimshuffle, shape_i, zeros_like
+
+# An index structure is a tuple of entries: "i" (an integer: one scalar input), "a" (an integer
+# array: one input), or ("s", has_start, has_stop, has_step) (a slice: one input per component).
+Entry = Any
+
+
+def _n_inputs(entry: Entry) -> int:
+    return sum(entry[1:]) if isinstance(entry, tuple) else 1
+
+
+def _build_index(idx: tuple[Entry, ...], values: list[Any]) -> tuple[Any, ...]:
+    """The NumPy index tuple for ``idx`` from the flat list of component values."""
+    it = iter(values)
+    out: list[Any] = []
+    for entry in idx:
+        if isinstance(entry, tuple):
+            start = int(next(it)) if entry[1] else None
+            stop = int(next(it)) if entry[2] else None
+            step = int(next(it)) if entry[3] else None
+            if step == 0:
+                raise ValueError("slice step cannot be zero")
+            out.append(slice(start, stop, step))
+        elif entry == "i":
+            out.append(int(next(it)))
+        else:
+            out.append(next(it))
+    return tuple(out)
+
+
+def _check_components(idx: tuple[Entry, ...], components: list[Variable]) -> None:
+    it = iter(components)
+    for entry in idx:
+        for _ in range(_n_inputs(entry)):
+            c = next(it)
+            want_array = entry == "a"
+            if not dtypes.is_int(c.dtype) or (c.ndim == 0) == want_array:
+                kind = "integer array" if want_array else "integer scalar"
+                raise TypeError(f"index component must be an {kind}, got {c.describe()}")
+
+
+def _entry_is_full_slice(entry: Entry) -> bool:
+    return isinstance(entry, tuple) and not any(entry[1:])
+
+
+def _sliced_broadcastable(idx: tuple[Entry, ...], x: Variable) -> list[bool]:
+    """Broadcastable flags of the dims that slices keep (in order), plus the untouched dims."""
+    out = [x.broadcastable[d] if _entry_is_full_slice(e) else False
+           for d, e in enumerate(idx) if isinstance(e, tuple)]
+    return out + list(x.broadcastable[len(idx):])
+
+
+# ---------------------------------------------------------------------------------------------
+# basic indexing
+# ---------------------------------------------------------------------------------------------
+class Subtensor(Op):
+    """``x[idx]`` with integers and slices only (a view in NumPy)."""
+
+    __props__ = ("idx",)
+
+    def __init__(self, idx: tuple[Entry, ...]) -> None:
+        self.idx = idx
+
+    def make_node(self, x: Variable, *components: Variable) -> Apply:
+        x = as_variable(x)
+        if len(self.idx) > x.ndim:
+            raise IndexError(f"too many indices ({len(self.idx)}) for {x.describe()}")
+        components = tuple(as_variable(c) for c in components)
+        _check_components(self.idx, list(components))
+        bcast = _sliced_broadcastable(self.idx, x)
+        return Apply(self, [x, *components], [TensorType(x.dtype, tuple(bcast))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, *values = inputs
+        return [np.asarray(x[_build_index(self.idx, values)])]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, *components = node.inputs
+        (g,) = output_grads
+        none: list[Variable | None] = [None] * len(components)
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None, *none]
+        return [IncSubtensor(self.idx, False)(zeros_like(x), g, *components), *none]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        x, *components = node.inputs
+        (shape,) = input_shapes
+        it = iter(components)
+        out = []
+        for d, entry in enumerate(self.idx):
+            if entry == "i":
+                next(it)
+                continue
+            start = next(it) if entry[1] else None
+            stop = next(it) if entry[2] else None
+            step = next(it) if entry[3] else None
+            out.append(slice_length(shape[d], start, stop, step))
+        return [tuple(out) + tuple(shape[len(self.idx):])]
+
+
+class IncSubtensor(Op):
+    """A copy of ``x`` with ``x[idx]`` set to (or incremented by) ``y``."""
+
+    __props__ = ("idx", "set_instead_of_inc")
+
+    def __init__(self, idx: tuple[Entry, ...], set_instead_of_inc: bool) -> None:
+        self.idx = idx
+        self.set_instead_of_inc = set_instead_of_inc
+
+    def __str__(self) -> str:
+        return f"{'Set' if self.set_instead_of_inc else 'Inc'}Subtensor{{{_idx_str(self.idx)}}}"
+
+    def make_node(self, x: Variable, y: Variable, *components: Variable) -> Apply:
+        x, y = as_variable(x), as_variable(y)
+        components = tuple(as_variable(c) for c in components)
+        _check_components(self.idx, list(components))
+        return Apply(self, [x, y, *components], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, y, *values = inputs
+        index = _build_index(self.idx, values)
+        out = x.copy()
+        _check_region(node.inputs[1], y, out[index].shape)
+        if self.set_instead_of_inc:
+            out[index] = y
+        else:
+            out[index] += y
+        return [out]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, y, *components = node.inputs
+        (g,) = output_grads
+        none: list[Variable | None] = [None] * len(components)
+        if g is None:
+            return [None, None, *none]
+        gx = IncSubtensor(self.idx, True)(g, zeros_like(y), *components) if self.set_instead_of_inc else g
+        gy = _region_grad(Subtensor(self.idx)(g, *components), y)
+        return [None if dtypes.is_discrete(x.dtype) else gx, gy, *none]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+
+def _check_region(y_var: Variable, y: np.ndarray, region: tuple[int, ...]) -> None:
+    """``y`` (already padded to the region's ndim) must match it except in broadcastable dims."""
+    for d, (ys, rs) in enumerate(zip(y.shape, region)):
+        if ys != rs and not (y_var.broadcastable[d] and ys == 1):
+            raise ValueError(f"cannot put a value of shape {y.shape} into a region of shape {region}")
+
+
+def _region_grad(g_region: Variable, y: Variable) -> Variable | None:
+    if dtypes.is_discrete(y.dtype):
+        return None
+    return reduce_to_input(g_region, y)
+
+
+def _idx_str(idx: tuple[Entry, ...]) -> str:
+    parts = []
+    for e in idx:
+        if isinstance(e, tuple):
+            parts.append(":".join("?" if has else "" for has in e[1:]).rstrip(":") or ":")
+        else:
+            parts.append({"i": "int", "a": "array"}[e])
+    return ", ".join(parts)
+
+
+Subtensor.__str__ = lambda self: f"Subtensor{{{_idx_str(self.idx)}}}"  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------
+# gathering rows: x[int_vector]
+# ---------------------------------------------------------------------------------------------
+class AdvancedSubtensor1(Op):
+    """``x[idx]`` for an integer vector ``idx``: rows of ``x`` gathered along axis 0."""
+
+    def make_node(self, x: Variable, idx: Variable) -> Apply:
+        x, idx = as_variable(x), as_variable(idx)
+        if x.ndim == 0:
+            raise IndexError(f"cannot index the scalar {x.describe()}")
+        if idx.ndim != 1 or not dtypes.is_int(idx.dtype):
+            raise TypeError(f"row index must be an integer vector, got {idx.describe()}")
+        return Apply(self, [x, idx], [TensorType(x.dtype, (False, *x.broadcastable[1:]))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, idx = inputs
+        _check_rows(idx, x.shape[0])
+        return [x[idx]]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, idx = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None, None]
+        return [AdvancedIncSubtensor1(False)(zeros_like(x), g, idx), None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [(input_shapes[1][0], *input_shapes[0][1:])]
+
+
+def _check_rows(idx: np.ndarray, n: int) -> None:
+    if idx.size and (idx.max() >= n or idx.min() < -n):
+        bad = idx[(idx >= n) | (idx < -n)][0]
+        raise IndexError(f"row index {bad} is out of range for an axis of length {n}")
+
+
+class AdvancedIncSubtensor1(Op):
+    """A copy of ``x`` with rows ``idx`` set to / incremented by ``y`` (repeated rows add up)."""
+
+    __props__ = ("set_instead_of_inc",)
+
+    def __init__(self, set_instead_of_inc: bool) -> None:
+        self.set_instead_of_inc = set_instead_of_inc
+
+    def __str__(self) -> str:
+        return "AdvancedSetSubtensor1" if self.set_instead_of_inc else "AdvancedIncSubtensor1"
+
+    def make_node(self, x: Variable, y: Variable, idx: Variable) -> Apply:
+        x, y, idx = as_variable(x), as_variable(y), as_variable(idx)
+        if idx.ndim != 1 or not dtypes.is_int(idx.dtype):
+            raise TypeError(f"row index must be an integer vector, got {idx.describe()}")
+        if y.ndim != x.ndim:
+            raise TypeError(f"rows {y.describe()} must have the ndim of {x.describe()}")
+        return Apply(self, [x, y, idx], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, y, idx = inputs
+        _check_rows(idx, x.shape[0])
+        _check_region(node.inputs[1], y, (len(idx), *x.shape[1:]))
+        out = x.copy()
+        if self.set_instead_of_inc:
+            out[idx] = y
+        else:
+            np.add.at(out, idx, y)
+        return [out]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, y, idx = node.inputs
+        (g,) = output_grads
+        if g is None:
+            return [None, None, None]
+        gx = AdvancedIncSubtensor1(True)(g, zeros_like(y), idx) if self.set_instead_of_inc else g
+        gy = _region_grad(AdvancedSubtensor1()(g, idx), y)
+        return [None if dtypes.is_discrete(x.dtype) else gx, gy, None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+
+def advanced_inc_rows(x: Variable, rows: Variable, idx: Variable) -> Variable:
+    """``x`` with ``rows`` added at row indices ``idx`` (repeats accumulate)."""
+    return AdvancedIncSubtensor1(False)(x, rows, idx)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+# general advanced indexing
+# ---------------------------------------------------------------------------------------------
+def _advanced_layout(idx: tuple[Entry, ...], x: Variable, comps: list[Variable]) -> list[bool]:
+    """Output broadcastable pattern for NumPy advanced indexing with integer arrays."""
+    it = iter(comps)
+    arrays: list[Variable] = []
+    positions: list[int] = []
+    slice_bcast: list[tuple[int, bool]] = []
+    for d, entry in enumerate(idx):
+        if isinstance(entry, tuple):
+            for _ in range(_n_inputs(entry)):
+                next(it)
+            slice_bcast.append((d, x.broadcastable[d] if _entry_is_full_slice(entry) else False))
+        else:
+            arrays.append(next(it))
+            positions.append(d)
+    nb = max(a.ndim for a in arrays)
+    b_bcast = [all(a.broadcastable[i - (nb - a.ndim)] if i >= nb - a.ndim else True for a in arrays)
+               for i in range(nb)]
+    rest = list(x.broadcastable[len(idx):])
+    contiguous = positions == list(range(positions[0], positions[-1] + 1))
+    if contiguous:
+        before = [b for d, b in slice_bcast if d < positions[0]]
+        after = [b for d, b in slice_bcast if d > positions[-1]]
+        return before + b_bcast + after + rest
+    return b_bcast + [b for _, b in slice_bcast] + rest
+
+
+class AdvancedSubtensor(Op):
+    """``x[idx]`` mixing integer arrays with integers and slices (NumPy advanced indexing)."""
+
+    __props__ = ("idx",)
+
+    def __init__(self, idx: tuple[Entry, ...]) -> None:
+        self.idx = idx
+
+    def __str__(self) -> str:
+        return f"AdvancedSubtensor{{{_idx_str(self.idx)}}}"
+
+    def make_node(self, x: Variable, *components: Variable) -> Apply:
+        x = as_variable(x)
+        if len(self.idx) > x.ndim:
+            raise IndexError(f"too many indices ({len(self.idx)}) for {x.describe()}")
+        comps = [as_variable(c) for c in components]
+        _check_components(self.idx, comps)
+        bcast = _advanced_layout(self.idx, x, comps)
+        return Apply(self, [x, *comps], [TensorType(x.dtype, tuple(bcast))])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, *values = inputs
+        return [np.asarray(x[_build_index(self.idx, values)])]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, *components = node.inputs
+        (g,) = output_grads
+        none: list[Variable | None] = [None] * len(components)
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None, *none]
+        return [AdvancedIncSubtensor(self.idx, False)(zeros_like(x), g, *components), *none]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        x, *components = node.inputs
+        shape = input_shapes[0]
+        comp_shapes = input_shapes[1:]
+        it = iter(zip(components, comp_shapes))
+        arrays: list[tuple[Variable, tuple[Variable, ...]]] = []
+        positions: list[int] = []
+        slices: list[tuple[int, Variable]] = []
+        for d, entry in enumerate(self.idx):
+            if isinstance(entry, tuple):
+                parts = [next(it)[0] if has else None for has in entry[1:]]
+                slices.append((d, slice_length(shape[d], *parts)))
+            else:
+                arrays.append(next(it))
+                positions.append(d)
+        nb = max(a.ndim for a, _ in arrays)
+        b_shape = []
+        for i in range(nb):
+            dim = None
+            for a, s in arrays:
+                j = i - (nb - a.ndim)
+                if j >= 0 and not a.broadcastable[j]:
+                    dim = s[j]
+                    break
+            b_shape.append(dim if dim is not None else as_variable(1, "int64"))
+        rest = list(shape[len(self.idx):])
+        if positions == list(range(positions[0], positions[-1] + 1)):
+            before = [s for d, s in slices if d < positions[0]]
+            after = [s for d, s in slices if d > positions[-1]]
+            return [tuple(before + b_shape + after + rest)]
+        return [tuple(b_shape + [s for _, s in slices] + rest)]
+
+
+class AdvancedIncSubtensor(Op):
+    """A copy of ``x`` with ``x[idx]`` (advanced) set to / incremented by ``y``; repeats add up."""
+
+    __props__ = ("idx", "set_instead_of_inc")
+
+    def __init__(self, idx: tuple[Entry, ...], set_instead_of_inc: bool) -> None:
+        self.idx = idx
+        self.set_instead_of_inc = set_instead_of_inc
+
+    def __str__(self) -> str:
+        return f"Advanced{'Set' if self.set_instead_of_inc else 'Inc'}Subtensor{{{_idx_str(self.idx)}}}"
+
+    def make_node(self, x: Variable, y: Variable, *components: Variable) -> Apply:
+        x, y = as_variable(x), as_variable(y)
+        comps = [as_variable(c) for c in components]
+        _check_components(self.idx, comps)
+        return Apply(self, [x, y, *comps], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, y, *values = inputs
+        index = _build_index(self.idx, values)
+        out = x.copy()
+        _check_region(node.inputs[1], y, out[index].shape)
+        if self.set_instead_of_inc:
+            out[index] = y
+        else:
+            np.add.at(out, index, y)
+        return [out]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x, y, *components = node.inputs
+        (g,) = output_grads
+        none: list[Variable | None] = [None] * len(components)
+        if g is None:
+            return [None, None, *none]
+        gx = AdvancedIncSubtensor(self.idx, True)(g, zeros_like(y), *components) if self.set_instead_of_inc else g
+        gy = _region_grad(AdvancedSubtensor(self.idx)(g, *components), y)
+        return [None if dtypes.is_discrete(x.dtype) else gx, gy, *none]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+
+# ---------------------------------------------------------------------------------------------
+# slice lengths as symbolic expressions
+# ---------------------------------------------------------------------------------------------
+def _clip(v: Any, lo: Any, hi: Any) -> Variable:
+    return m.minimum(m.maximum(v, lo), hi)
+
+
+def slice_length(n: Variable, start: Any, stop: Any, step: Any) -> Variable:
+    """Symbolic ``len(range(n)[start:stop:step])`` (components may be None)."""
+    step_value = 1 if step is None else constant_value(step)
+    if step_value is not None and step_value > 0:
+        s = as_variable(step_value if step is None else step)
+        lo = 0 if start is None else _clip(m.switch(m.lt(start, 0), m.add(start, n), start), 0, n)
+        hi = n if stop is None else _clip(m.switch(m.lt(stop, 0), m.add(stop, n), stop), 0, n)
+        return m.cast(m.maximum(m.int_div(m.add(m.sub(hi, lo), m.sub(s, 1)), s), 0), "int64")
+    if step_value is not None and step_value < 0:
+        s = as_variable(step)
+        lo = m.sub(n, 1) if start is None else _clip(m.switch(m.lt(start, 0), m.add(start, n), start), -1, m.sub(n, 1))
+        hi = -1 if stop is None else _clip(m.switch(m.lt(stop, 0), m.add(stop, n), stop), -1, m.sub(n, 1))
+        return m.cast(m.maximum(m.int_div(m.sub(m.sub(lo, hi), m.add(s, 1)), m.neg(s)), 0), "int64")
+    pos = slice_length(n, start, stop, as_variable(1, "int64") if step is None else m.maximum(step, 1))
+    neg = slice_length(n, start, stop, m.minimum(step, -1))
+    return m.switch(m.gt(step, 0), pos, neg)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ``x[...]`` front end
+# ---------------------------------------------------------------------------------------------
+def _is_array_index(e: Any) -> bool:
+    if isinstance(e, Variable):
+        return e.ndim > 0
+    return isinstance(e, (list, np.ndarray))
+
+
+def getitem(x: Any, index: Any) -> Variable:
+    """NumPy-style indexing of a symbolic tensor."""
+    x = as_variable(x)
+    entries = list(index) if isinstance(index, tuple) else [index]
+    entries = [np.asarray(e) if isinstance(e, list) else e for e in entries]
+    ellipses = [i for i, e in enumerate(entries) if e is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis (...)")
+    consumed = sum(1 for e in entries if e is not None and e is not Ellipsis)
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for {x.describe()}: {consumed} given")
+    if ellipses:
+        at = ellipses[0]
+        entries[at:at + 1] = [slice(None)] * (x.ndim - consumed)
+    for e in entries:
+        _check_index_type(e, x)
+    if any(_is_array_index(e) for e in entries):
+        return _advanced_getitem(x, entries)
+    return _basic_getitem(x, entries)
+
+
+def _check_index_type(e: Any, x: Variable) -> None:
+    if e is None or isinstance(e, slice):
+        return
+    if isinstance(e, (bool, np.bool_)):
+        raise IndexError("boolean scalar indices are not supported")
+    if isinstance(e, (int, np.integer)):
+        return
+    v = e if isinstance(e, Variable) else np.asarray(e)
+    dtype = v.dtype if isinstance(v, Variable) else v.dtype.name
+    if dtype == "bool":
+        raise IndexError(f"boolean mask indexing of {x.describe()} is not supported; index with integer "
+                         "arrays (e.g. from np.nonzero) or use T.switch")
+    if not dtypes.is_int(dtype):
+        raise IndexError(f"indices must be integers or slices, got {dtype} index into {x.describe()}")
+
+
+def _slice_parts(s: slice) -> tuple[Entry, list[Variable]]:
+    parts = [s.start, s.stop, s.step]
+    comps = [as_index_scalar(p, "slice bound") for p in parts if p is not None]
+    if s.step is not None and constant_value(comps[-1]) == 0:
+        raise ValueError("slice step cannot be zero")
+    return ("s", s.start is not None, s.stop is not None, s.step is not None), comps
+
+
+def _basic_getitem(x: Variable, entries: list[Any]) -> Variable:
+    idx: list[Entry] = []
+    comps: list[Variable] = []
+    pattern: list[Any] = []
+    out_dim = 0
+    for e in entries:
+        if e is None:
+            pattern.append("x")
+        elif isinstance(e, slice):
+            entry, c = _slice_parts(e)
+            idx.append(entry)
+            comps += c
+            pattern.append(out_dim)
+            out_dim += 1
+        else:
+            idx.append("i")
+            comps.append(as_index_scalar(e))
+    n_rest = x.ndim - len(idx)
+    pattern += list(range(out_dim, out_dim + n_rest))
+    while idx and _entry_is_full_slice(idx[-1]):
+        idx.pop()
+    out = Subtensor(tuple(idx))(x, *comps) if idx else x
+    if "x" in pattern:
+        out = dimshuffle(out, tuple(pattern))
+    return out  # type: ignore[no-any-return]
+
+
+def _advanced_getitem(x: Variable, entries: list[Any]) -> Variable:
+    if any(e is None for e in entries):
+        raise IndexError("None (newaxis) cannot be combined with integer-array indices; add the axis "
+                         "with dimshuffle before or after indexing")
+    idx: list[Entry] = []
+    comps: list[Variable] = []
+    for e in entries:
+        if isinstance(e, slice):
+            entry, c = _slice_parts(e)
+            idx.append(entry)
+            comps += c
+        elif _is_array_index(e):
+            idx.append("a")
+            comps.append(as_variable(e))
+        else:
+            idx.append("i")
+            comps.append(as_index_scalar(e))
+    while idx and _entry_is_full_slice(idx[-1]):
+        idx.pop()
+    if idx == ["a"] and comps[0].ndim == 1:
+        return AdvancedSubtensor1()(x, comps[0])  # type: ignore[no-any-return]
+    return AdvancedSubtensor(tuple(idx))(x, *comps)  # type: ignore[no-any-return]
+
+
+def _inc_or_set(sub: Variable, y: Any, set_instead_of_inc: bool, name: str) -> Variable:
+    node = sub.owner
+    if node is None or not isinstance(node.op, (Subtensor, AdvancedSubtensor1, AdvancedSubtensor)):
+        if node is not None and isinstance(node.op, DimShuffle):
+            raise TypeError(f"{name}: indices with None (newaxis) cannot be assigned to")
+        raise TypeError(f"{name} needs an indexing expression such as x[1:3] or x[idx] as its first argument, "
+                        f"got {sub.describe()}")
+    x = node.inputs[0]
+    y = as_variable(y) if isinstance(y, Variable) else _weak_constant(y, x.dtype)
+    if y.dtype != x.dtype:
+        if not np.can_cast(y.dtype, x.dtype, "same_kind") or (dtypes.is_float(y.dtype) and not dtypes.is_float(x.dtype)):
+            raise TypeError(f"{name}: cannot store {y.describe()} into {x.describe()}; cast it with .astype('{x.dtype}')")
+        y = m.cast(y, x.dtype)
+    if y.ndim > sub.ndim:
+        raise ValueError(f"{name}: value {y.describe()} has more dimensions than the region ({sub.ndim})")
+    y = pad_left(y, sub.ndim)
+    op = node.op
+    if isinstance(op, Subtensor):
+        return IncSubtensor(op.idx, set_instead_of_inc)(x, y, *node.inputs[1:])  # type: ignore[no-any-return]
+    if isinstance(op, AdvancedSubtensor1):
+        return AdvancedIncSubtensor1(set_instead_of_inc)(x, y, node.inputs[1])  # type: ignore[no-any-return]
+    return AdvancedIncSubtensor(op.idx, set_instead_of_inc)(x, y, *node.inputs[1:])  # type: ignore[no-any-return]
+
+
+def _weak_constant(value: Any, dtype: str) -> Variable:
+    if isinstance(value, (bool, int, float)) and dtypes.fits(value, dtype):
+        return Constant(value, dtype=dtype)
+    return as_variable(value)
+
+
+def set_subtensor(sub: Variable, y: Any) -> Variable:
+    """``x`` with the region ``sub = x[...]`` replaced by ``y``: ``T.set_subtensor(x[2:], 0)``."""
+    return _inc_or_set(sub, y, True, "set_subtensor")
+
+
+def inc_subtensor(sub: Variable, y: Any) -> Variable:
+    """``x`` with ``y`` added to the region ``sub = x[...]`` (repeated indices add up)."""
+    return _inc_or_set(sub, y, False, "inc_subtensor")
+
+
+def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
+    """Elements of ``x`` at ``indices`` along ``axis`` (None: of the flattened array)."""
+    from .shape import flatten
+
+    x = as_variable(x)
+    if axis is None:
+        x, axis = flatten(x), 0
+    axis %= x.ndim
+    return getitem(x, (slice(None),) * axis + (as_variable(indices),))
+
+
+def shape_of(x: Variable) -> tuple[Variable, ...]:
+    return tuple(shape_i(x, d) for d in range(x.ndim))

@@ -1,0 +1,107 @@
+"""Shared variables: named arrays that live between function calls (model parameters, state)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .graph import Variable
+from .types import TensorType
+
+
+class SharedVariable(Variable):
+    """A variable whose value is stored here and read (and updated) by every function using it.
+
+    ``default_update`` (an expression or None) is applied by any function that uses the variable
+    and does not update it explicitly; random streams use it to advance their state.
+    """
+
+    def __init__(self, value: np.ndarray, name: str | None, broadcastable: tuple[bool, ...] | None) -> None:
+        if broadcastable is None:
+            broadcastable = (False,) * value.ndim
+        if len(broadcastable) != value.ndim:
+            raise ValueError(
+                f"broadcastable={broadcastable} has {len(broadcastable)} entries for a {value.ndim}-d value"
+            )
+        super().__init__(TensorType(value.dtype.name, tuple(broadcastable)), name=name)
+        self.default_update: Variable | None = None
+        self._value = self._checked(value, borrow=True)
+
+    def get_value(self, borrow: bool = False) -> np.ndarray:
+        """The current value (a copy unless ``borrow=True``; a borrowed array may change in place)."""
+        return self._value if borrow else self._value.copy()
+
+    def set_value(self, value: Any, borrow: bool = False) -> None:
+        """Replace the value; refuses a different ndim or a dtype that cannot be cast safely."""
+        self._value = self._checked(value, borrow)
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.get_value()
+
+    def _checked(self, value: Any, borrow: bool) -> np.ndarray:
+        label = f"shared variable {self.describe()}"
+        if isinstance(value, np.ndarray):
+            if value.dtype.name != self.dtype:
+                if not np.can_cast(value.dtype, self.dtype, "safe"):
+                    raise TypeError(
+                        f"{label} holds {self.dtype}; refusing to store a {value.dtype.name} array "
+                        f"(an unsafe cast); convert it first with value.astype('{self.dtype}')"
+                    )
+                value, borrow = value.astype(self.dtype), True
+        else:
+            array = np.asarray(value)
+            if array.dtype == object:
+                raise TypeError(f"{label} cannot store {type(value).__name__} {value!r}")
+            converted = array.astype(self.dtype)
+            if not np.array_equal(converted, array) and not (
+                dtypes.is_float(self.dtype) and array.dtype.kind in "iuf"
+            ):
+                raise TypeError(f"{label} holds {self.dtype}; {value!r} does not fit it exactly")
+            value, borrow = converted, True
+        problem = self.type.value_problem(value)
+        if problem is not None:
+            raise ValueError(f"cannot set {label}: {problem}")
+        if not borrow or not value.flags.c_contiguous or not value.flags.writeable:
+            value = np.array(value, order="C", copy=True)
+        return value
+
+    def __repr__(self) -> str:
+        return self.name or f"<shared {self.type}>"
+
+
+def shared(
+    value: Any,
+    name: str | None = None,
+    borrow: bool = False,
+    broadcastable: tuple[bool, ...] | None = None,
+    dtype: str | None = None,
+) -> SharedVariable:
+    """Create a shared variable holding ``value`` (copied unless ``borrow=True``).
+
+    Python floats become ``config.floatX``, Python ints int64; arrays keep their dtype.
+    All dimensions are non-broadcastable unless ``broadcastable`` says otherwise, as in Theano.
+    """
+    if isinstance(value, Variable):
+        raise TypeError("shared() takes a value (array or number), not a symbolic variable")
+    if dtype is not None:
+        array = np.array(value, dtype=dtypes.as_dtype(dtype))
+        borrow = True
+    elif isinstance(value, np.ndarray):
+        array = value
+    elif isinstance(value, (bool, int, float)):
+        array = np.array(value, dtype=dtypes.python_scalar_dtype(value))
+        borrow = True
+    else:
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(f"shared() cannot hold {type(value).__name__} {value!r}")
+        if array.dtype.kind == "f":
+            array = array.astype(dtypes.as_dtype("floatX"))
+        borrow = True
+    dtypes.as_dtype(array.dtype)  # refuses unsupported dtypes with a clear message
+    if not borrow:
+        array = array.copy()
+    return SharedVariable(array, name, broadcastable)
