@@ -394,6 +394,9 @@ class Constant(Variable):
 class Apply:
     """One application of an Op to input Variables, producing output Variables."""
 
+    #: how many nodes have been created so far; each node keeps its number as ``serial``
+    created = 0
+
     def __init__(self, op: Op, inputs: Sequence[Variable], output_types: Sequence[TensorType]) -> None:
         for i, x in enumerate(inputs):
             if not isinstance(x, Variable):
@@ -402,6 +405,8 @@ class Apply:
         self.inputs = list(inputs)
         self.outputs = [Variable(t, owner=self, index=i) for i, t in enumerate(output_types)]
         self.trace = user_location()
+        self.serial = Apply.created
+        Apply.created += 1
 
     @property
     def out(self) -> Variable:

@@ -13,6 +13,7 @@ from ..gradient import grad, hessian, jacobian
 from ..graph import Constant, Variable, as_variable
 from ..ops.dot import batched_dot, dot, outer, tensordot
 from ..ops.elemwise import cast
+from ..ops.extra import cumsum
 from ..ops.gradflow import disconnected_grad, grad_clip, stop_gradient
 from ..ops.math import (
     abs, add, and_, arctan, ceil, clip, cos, cosh, eq, exp, exp2, expm1, floor, ge, gt, int_div, invert,

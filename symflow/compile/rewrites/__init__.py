@@ -50,4 +50,4 @@ def rewrite_graph(fgraph: FunctionGraph, only: Iterable[str] | None = None) -> F
     return fgraph
 
 
-from . import basic  # noqa: E402,F401  (registers the passes, in order)
+from . import basic, scan  # noqa: E402,F401  (registers the passes, in order)

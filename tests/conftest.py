@@ -1,0 +1,39 @@
+"""Shared test settings: the backends every op test runs on, and the data directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("ci", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                          derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+#: the backends the op suite runs on; results must agree between them
+MODES = ["py"]
+
+DATA_DIR = Path(os.environ.get("SYMFLOW_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"test data not found at {DATA_DIR} (set SYMFLOW_DATA)")
+    return DATA_DIR

@@ -1,0 +1,106 @@
+"""Scan results against plain NumPy loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symflow as sf
+import symflow.tensor as T
+
+
+def test_power(mode: str) -> None:
+    k = T.iscalar("k")
+    a = T.vector("a")
+    result, updates = sf.scan(lambda prior, a: prior * a, outputs_info=T.ones_like(a), non_sequences=a, n_steps=k)
+    f = sf.function([a, k], result, mode=mode)
+    out = f(np.arange(5.0), 3)
+    np.testing.assert_allclose(out, [np.arange(5.0) ** p for p in (1, 2, 3)])
+    assert not updates
+
+
+def test_polynomial(mode: str) -> None:
+    coefficients = T.vector("c")
+    x = T.scalar("x")
+    terms, _ = sf.scan(lambda c, p, x: c * x**p, sequences=[coefficients, T.arange(1000)], non_sequences=x)
+    f = sf.function([coefficients, x], terms.sum(), mode=mode)
+    c = np.array([1.0, 0.0, 2.0, -1.5])
+    assert f(c, 3.0) == pytest.approx(np.polyval(c[::-1], 3.0))
+
+
+def test_fibonacci_with_taps(mode: str) -> None:
+    n = T.iscalar("n")
+    init = T.constant(np.array([0, 1], dtype="int64"))
+    fib, _ = sf.scan(lambda a, b: a + b, outputs_info={"initial": init, "taps": [-2, -1]}, n_steps=n)
+    out = sf.function([n], fib, mode=mode)(10)
+    ref = [0, 1]
+    for _ in range(10):
+        ref.append(ref[-1] + ref[-2])
+    np.testing.assert_array_equal(out, ref[2:])
+
+
+def test_running_sum_stops_early(mode: str) -> None:
+    x = T.vector("x")
+    limit = T.scalar("limit")
+
+    def step(x_t, total, limit):
+        new = total + x_t
+        return new, sf.until(new > limit)
+
+    totals, _ = sf.scan(step, sequences=x, outputs_info=T.constant(0.0), non_sequences=limit)
+    out = sf.function([x, limit], totals, mode=mode)(np.arange(1.0, 11.0), 10.0)
+    np.testing.assert_allclose(out, [1.0, 3.0, 6.0, 10.0, 15.0])
+
+
+def test_generation_without_sequences(mode: str) -> None:
+    """Greedy generation: the argmax of each step is fed back as the next input index."""
+    rng = np.random.default_rng(0)
+    table = sf.shared(rng.normal(size=(6, 6)), name="table")
+    start = T.lscalar("start")
+
+    def step(i):
+        return T.argmax(table[i])
+
+    seq, _ = sf.scan(step, outputs_info=start, n_steps=5)
+    out = sf.function([start], seq, mode=mode)(2)
+    ref, i = [], 2
+    for _ in range(5):
+        i = int(np.argmax(table.get_value()[i]))
+        ref.append(i)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_go_backwards(mode: str) -> None:
+    x = T.vector("x")
+    out, _ = sf.scan(lambda x_t, acc: acc * 10 + x_t, sequences=x, outputs_info=T.constant(0.0), go_backwards=True)
+    np.testing.assert_allclose(sf.function([x], out, mode=mode)(np.array([1.0, 2.0, 3.0])), [3.0, 32.0, 321.0])
+
+
+def test_zero_steps(mode: str) -> None:
+    x = T.matrix("x")
+    h0 = T.vector("h0")
+    w = sf.shared(np.ones((3, 2)), name="w")
+    [h, y], _ = sf.scan(lambda x_t, h: [h + x_t.dot(w), T.nnet.softmax(h)], sequences=x, outputs_info=[h0, None])
+    f = sf.function([x, h0], [h, y], mode=mode)
+    hv, yv = f(np.zeros((0, 3)), np.zeros(2))
+    assert hv.shape == (0, 2)
+    assert yv.shape == (0, 1, 2)
+
+
+def test_sequence_taps(mode: str) -> None:
+    x = T.vector("x")
+    out, _ = sf.scan(lambda a, b, c: a - 2 * b + c, sequences={"input": x, "taps": [-1, 0, 1]})
+    v = np.arange(6.0) ** 2
+    np.testing.assert_allclose(sf.function([x], out, mode=mode)(v), v[:-2] - 2 * v[1:-1] + v[2:])
+
+
+def test_nested_scan(mode: str) -> None:
+    m = T.matrix("m")
+
+    def row_cumsum(row):
+        sums, _ = sf.scan(lambda v, acc: acc + v, sequences=row, outputs_info=T.constant(0.0))
+        return sums
+
+    out, _ = sf.scan(row_cumsum, sequences=m)
+    v = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(sf.function([m], out, mode=mode)(v), np.cumsum(v, axis=1))
