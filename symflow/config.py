@@ -25,12 +25,16 @@ class _Config:
         self.floatX = os.environ.get("SYMFLOW_FLOATX", "float64")
         self.mode = os.environ.get("SYMFLOW_MODE", "py")
         self.cache_dir = Path(os.environ.get("SYMFLOW_CACHE_DIR") or _default_cache_dir())
+        #: what to do when an op has no Numba code: "warn" (run on NumPy) or "raise"
+        self.numba_fallback = os.environ.get("SYMFLOW_NUMBA_FALLBACK", "warn")
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "floatX" and value not in _FLOATS:
             raise ValueError(f"symflow.config.floatX must be one of {_FLOATS}, got {value!r}")
         if name == "mode" and value not in _MODES:
             raise ValueError(f"symflow.config.mode must be one of {_MODES}, got {value!r}")
+        if name == "numba_fallback" and value not in ("warn", "raise"):
+            raise ValueError(f"symflow.config.numba_fallback must be 'warn' or 'raise', got {value!r}")
         if name == "cache_dir":
             value = Path(value)  # type: ignore[arg-type]
         object.__setattr__(self, name, value)

@@ -73,8 +73,8 @@ class InputSpec:
         if isinstance(value, Variable):
             raise InputError(f"{self.label()}: got the symbolic variable {value.describe()}; pass a value "
                              "(a NumPy array or number), or use givens= to substitute variables")
-        if isinstance(value, (np.ndarray, np.generic)):
-            array = np.asarray(value)
+        if isinstance(value, np.ndarray):
+            array = value
             if array.dtype != self.dtype:
                 if array.dtype.name not in dtypes.ALL:
                     raise InputError(f"{self.label()}: got a {describe_value(array)}, dtype not supported")
@@ -89,12 +89,12 @@ class InputSpec:
             raw = np.asarray(value)
             if raw.dtype == object or raw.dtype.kind not in "biuf":
                 raise InputError(f"{self.label()}: cannot use {type(value).__name__} {value!r} as a number array")
-            array = raw.astype(self.dtype)
-            exact = raw.dtype.kind in "biu" or dtypes.is_float(target)
-            if not allow_downcast and not (exact and np.array_equal(array, raw)) and not (
-                dtypes.is_float(target) and raw.dtype.kind == "f"
-            ):
-                raise InputError(f"{self.label()}: the Python value {value!r} does not fit {target} exactly; "
+            with np.errstate(all="ignore"):  # a lossy cast is reported below
+                array = raw.astype(self.dtype)
+            # Python floats are weak (any float input takes them); other values must convert exactly
+            weak_float = dtypes.is_float(target) and raw.dtype.kind == "f" and not isinstance(value, np.generic)
+            if not allow_downcast and not weak_float and not np.array_equal(array, raw):
+                raise InputError(f"{self.label()}: the value {value!r} does not fit {target} exactly; "
                                  "pass allow_input_downcast=True to allow rounding" + self._origin())
         if array.ndim != self.ndim:
             raise InputError(f"{self.label()}: expected {self.ndim} dimensions, got {describe_value(array)}"
@@ -111,6 +111,8 @@ class Function:
     def __init__(self, fgraph: FunctionGraph, specs: list[InputSpec], return_list: bool,
                  allow_downcast: bool | None, mode: str, name: str | None) -> None:
         self.fgraph = fgraph
+        #: the graph as built, before rewrites (``function`` sets it; ``printing.pydotprint`` draws it)
+        self.fgraph_before_rewrites = fgraph
         self.specs = specs
         self.by_name = {s.name: s.position for s in specs if s.name}
         self.return_list = return_list
@@ -118,6 +120,7 @@ class Function:
         self.mode = mode
         self.name = name
         self.trust_input = False
+        self.source: str | None = None  # the generated code, for mode='numba'
         self.n_outputs = len(fgraph.outputs)
         self.update_targets = [sv for sv, _ in fgraph.updates]
         self.shared_inputs = fgraph.shared_inputs
@@ -127,7 +130,7 @@ class Function:
             self._program = PyProgram(fgraph.inputs + fgraph.shared_inputs, fgraph.outputs + fgraph.update_values)
             self._run = self._run_py
         else:
-            from .numba_backend import compile_numba
+            from .numba.backend import compile_numba
 
             self._run = compile_numba(fgraph, self)
 
@@ -179,7 +182,7 @@ class Function:
         fresh = _own(results[self.n_outputs:], values + shared_values)
         for sv, v in zip(self.update_targets, fresh):
             sv._value = v
-        return _own(outputs, values + shared_values)
+        return _own(outputs, values + shared_values + fresh)
 
     # -- inspection ----------------------------------------------------------------------------
     @property
@@ -250,11 +253,14 @@ def function(
 
     fgraph = FunctionGraph(in_vars, out_list, update_pairs)
     _check_inputs(fgraph, specs, on_unused_input)
+    built = fgraph
     if rewrite is not False:
         from .rewrites import rewrite_graph
 
         fgraph = rewrite_graph(fgraph, None if rewrite is True else rewrite)
-    return Function(fgraph, specs, return_list, allow_input_downcast, mode, name)
+    fn = Function(fgraph, specs, return_list, allow_input_downcast, mode, name)
+    fn.fgraph_before_rewrites = built
+    return fn
 
 
 def _input_specs(inputs: Sequence[Variable | In], fn_name: str | None) -> tuple[list[Variable], list[InputSpec]]:

@@ -55,6 +55,28 @@ class Dot(Op):
         sa, sb = input_shapes
         return [tuple(sa[:-1]) + tuple(sb[1:])]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        a, b = node.inputs
+        y = node.outputs[0]
+        av, bv = _as_dtype(cg, a, y.dtype), _as_dtype(cg, b, y.dtype)
+        inner_a, inner_b = cg.dim(a, a.ndim - 1), cg.dim(b, 0)
+        with cg.block(f"if {inner_a} != {inner_b}:"):
+            cg.emit(cg.fail(node, "inner dimensions differ"))
+        if a.ndim == 1 and b.ndim == 1:
+            from ..compile.numba.codegen import literal
+
+            acc, i = cg.fresh("acc"), cg.fresh("i")
+            cg.emit(f"{acc} = {literal(0, y.dtype)}")
+            with cg.block(f"for {i} in range({inner_a}):"):
+                cg.emit(f"{acc} += {av}[{i}] * {bv}[{i}]")
+            cg.bind(y, acc)
+            return
+        dims = [cg.dim(a, 0)] if a.ndim == 2 else []
+        dims += [cg.dim(b, 1)] if b.ndim == 2 else []
+        out = cg.alloc(y, dims, "dot")
+        kernel = {(2, 2): dot_mm, (1, 2): dot_vm, (2, 1): dot_mv}[(a.ndim, b.ndim)]
+        cg.emit(f"{cg.kernel(kernel)}({av}, {bv}, {out})")
+
 
 def _as_grad(g: Variable, x: Variable) -> Variable | None:
     if dtypes.is_discrete(x.dtype):
@@ -93,6 +115,75 @@ class BatchedDot(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         sa, sb = input_shapes
         return [(sa[0], sa[1], sb[2])]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        a, b = node.inputs
+        y = node.outputs[0]
+        av, bv = _as_dtype(cg, a, y.dtype), _as_dtype(cg, b, y.dtype)
+        with cg.block(f"if {cg.dim(a, 0)} != {cg.dim(b, 0)} or {cg.dim(a, 2)} != {cg.dim(b, 1)}:"):
+            cg.emit(cg.fail(node, "batch sizes or inner dimensions differ"))
+        out = cg.alloc(y, [cg.dim(a, 0), cg.dim(a, 1), cg.dim(b, 2)], "bdot")
+        cg.emit(f"{cg.kernel(batched_mm)}({av}, {bv}, {out})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numba kernels: loops for small products (no call overhead), BLAS above this many multiply-adds
+BLAS_THRESHOLD = 16384
+
+
+def _as_dtype(cg: Any, x: Variable, dtype: str) -> str:
+    from ..compile.numba.codegen import np_dtype
+
+    return cg.value(x) if x.dtype == dtype else f"{cg.value(x)}.astype({np_dtype(dtype)})"
+
+
+def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = a @ b for matrices."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * n * k > BLAS_THRESHOLD:
+        np.dot(a, b, out)
+        return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0
+        for p in range(k):
+            aip = a[i, p]
+            for j in range(n):
+                out[i, j] += aip * b[p, j]
+
+
+def dot_vm(a, b, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = a @ b for a vector and a matrix."""
+    k, n = b.shape
+    for j in range(n):
+        out[j] = 0
+    for p in range(k):
+        ap = a[p]
+        for j in range(n):
+            out[j] += ap * b[p, j]
+
+
+def dot_mv(a, b, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = a @ b for a matrix and a vector."""
+    m, k = a.shape
+    for i in range(m):
+        acc = out[i] * 0
+        for p in range(k):
+            acc += a[i, p] * b[p]
+        out[i] = acc
+
+
+def batched_mm(a, b, out):  # type: ignore[no-untyped-def]
+    """Kernel: out[s] = a[s] @ b[s]."""
+    for s in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(b.shape[2]):
+                out[s, i, j] = 0
+            for p in range(a.shape[2]):
+                aip = a[s, i, p]
+                for j in range(b.shape[2]):
+                    out[s, i, j] += aip * b[s, p, j]
 
 
 # ---------------------------------------------------------------------------------------------

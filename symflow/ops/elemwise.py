@@ -37,7 +37,7 @@ class ScalarOp:
         name: str,
         nin: int,
         impl: Callable[..., np.ndarray],
-        numba: str,
+        numba: str | Callable[[Sequence[str], str], str],
         dtype_rule: str = "upcast",
         dtype_inputs: tuple[int, ...] | None = None,
         commutative: bool = False,
@@ -52,6 +52,11 @@ class ScalarOp:
         self.commutative = commutative
         self.identity = identity
         self.vjp: Vjp | None = None
+
+    def numba_expr(self, args: Sequence[str], in_dtypes: Sequence[str], out_dtype: str) -> str:
+        """The Numba scalar expression applied to argument expressions ``args``."""
+        template = self.numba(in_dtypes, out_dtype) if callable(self.numba) else self.numba
+        return template.format(*args)
 
     def defvjp(self, fn: Vjp) -> Vjp:
         """Attach the gradient rule ``fn(*inputs, output, g) -> [grad per input]``."""
@@ -82,7 +87,7 @@ class ScalarOp:
 SCALAR_OPS: dict[str, ScalarOp] = {}
 
 
-def scalar_op(name: str, nin: int, impl: Callable[..., np.ndarray], numba: str, **kwargs: Any) -> ScalarOp:
+def scalar_op(name: str, nin: int, impl: Callable[..., np.ndarray], numba: Any, **kwargs: Any) -> ScalarOp:
     """Define and register a scalar op."""
     if name in SCALAR_OPS:
         raise ValueError(f"scalar op {name!r} is already defined")
@@ -131,6 +136,29 @@ class Elemwise(Op):
             None if gi is None or dtypes.is_discrete(x.dtype) else reduce_to_input(gi, x)
             for gi, x in zip(raw, node.inputs)
         ]
+
+    numba_reads_elements = True
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """One loop nest over the output, reading inputs element by element."""
+        from ..compile.numba.codegen import scalar_cast
+
+        out = node.outputs[0]
+        in_dtypes = [x.dtype for x in node.inputs]
+        if out.ndim == 0:
+            args = [cg.elem(x, []) for x in node.inputs]
+            expr = self.scalar_op.numba_expr(args, in_dtypes, out.dtype)
+            cg.emit(f"{cg.new_name(out)} = {scalar_cast(expr, out.dtype)}")
+            return
+        dims = cg.broadcast_dims(node, node.inputs, out.ndim)
+        name = cg.alloc(out, dims)
+        with cg.loops(dims) as idx:
+            args = []
+            for x in node.inputs:
+                tmp = cg.fresh("e")
+                cg.emit(f"{tmp} = {cg.elem(x, idx)}")
+                args.append(tmp)
+            cg.emit(f"{name}[{', '.join(idx)}] = {self.scalar_op.numba_expr(args, in_dtypes, out.dtype)}")
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         out = []

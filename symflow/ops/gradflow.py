@@ -26,6 +26,10 @@ class DisconnectedGrad(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        cg.bind(node.outputs[0], cg.value(node.inputs[0]))
+        cg.view(node.outputs[0], node.inputs[0])
+
 
 class GradClip(Op):
     """Identity in the forward pass; the gradient passing back is clipped to ``[lower, upper]``."""
@@ -51,6 +55,10 @@ class GradClip(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        cg.bind(node.outputs[0], cg.value(node.inputs[0]))
+        cg.view(node.outputs[0], node.inputs[0])
 
 
 def disconnected_grad(x: Any) -> Variable:

@@ -44,6 +44,9 @@ class Softmax(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        _emit_rows(node, cg, softmax_rows)
+
 
 class LogSoftmax(Op):
     """``x - logsumexp(x)`` along the last axis."""
@@ -71,6 +74,57 @@ class LogSoftmax(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        _emit_rows(node, cg, log_softmax_rows)
+
+
+def _emit_rows(node: Apply, cg: Any, kernel: Any) -> None:
+    """Call a row-wise kernel on ``x`` viewed as a matrix of its last axis."""
+    (x,) = node.inputs
+    y = node.outputs[0]
+    dims = cg.shape_tuple(x)
+    if x.ndim == 2:
+        out = cg.alloc(y, dims, "sm")
+        cg.emit(f"{cg.kernel(kernel)}({cg.value(x)}, {out})")
+        return
+    rows = " * ".join(dims[:-1]) or "1"
+    flat, out2 = cg.fresh("rows"), cg.fresh("sm")
+    cg.emit(f"{flat} = np.ascontiguousarray({cg.value(x)}).reshape(({rows}, {dims[-1]}))")
+    cg.emit(f"{out2} = np.empty_like({flat})")
+    cg.emit(f"{cg.kernel(kernel)}({flat}, {out2})")
+    cg.emit(f"{cg.new_name(y, 'sm')} = {out2}.reshape(({', '.join(dims)},))")
+
+
+def softmax_rows(x, out):  # type: ignore[no-untyped-def]
+    """Kernel: softmax of each row, shifted by the row maximum."""
+    for i in range(x.shape[0]):
+        m = -np.inf
+        for j in range(x.shape[1]):
+            if x[i, j] > m:
+                m = x[i, j]
+        total = 0.0
+        for j in range(x.shape[1]):
+            e = np.exp(x[i, j] - m)
+            out[i, j] = e
+            total += e
+        for j in range(x.shape[1]):
+            out[i, j] /= total
+
+
+def log_softmax_rows(x, out):  # type: ignore[no-untyped-def]
+    """Kernel: log-softmax of each row (x - max - log sum exp(x - max))."""
+    for i in range(x.shape[0]):
+        m = -np.inf
+        for j in range(x.shape[1]):
+            if x[i, j] > m:
+                m = x[i, j]
+        total = 0.0
+        for j in range(x.shape[1]):
+            total += np.exp(x[i, j] - m)
+        shift = m + np.log(total)
+        for j in range(x.shape[1]):
+            out[i, j] = x[i, j] - shift
 
 
 def _rows(x: Any) -> Variable:

@@ -60,8 +60,34 @@ REDUCERS: dict[str, Reducer] = {
 }
 
 
+def _numba_init(kind: str, dtype: str) -> str:
+    """Source of the starting value of a reduction in Numba code."""
+    from ..compile.numba.codegen import literal
+
+    if kind in ("sum", "prod"):
+        return literal(0 if kind == "sum" else 1, dtype)
+    if kind in ("any", "all"):
+        return "False" if kind == "any" else "True"
+    big = np.inf if dtypes.is_float(dtype) else (True if dtype == "bool" else np.iinfo(dtype).max)
+    small = -np.inf if dtypes.is_float(dtype) else (False if dtype == "bool" else np.iinfo(dtype).min)
+    return literal(small if kind == "max" else big, dtype)
+
+
+#: how a Numba reduction folds value ``v`` into accumulator ``a`` (NaN propagates, as in NumPy)
+NUMBA_COMBINE = {
+    "sum": "({a} + {v})",
+    "prod": "({a} * {v})",
+    "max": "({v} if ({v} > {a} or {v} != {v}) else {a})",
+    "min": "({v} if ({v} < {a} or {v} != {v}) else {a})",
+    "any": "({a} or bool({v}))",
+    "all": "({a} and bool({v}))",
+}
+
+
 class Reduce(Op):
     """Reduce ``x`` over ``axis`` with one of the REDUCERS."""
+
+    numba_reads_elements = True
 
     __props__ = ("kind", "axis", "keepdims")
 
@@ -103,6 +129,38 @@ class Reduce(Op):
             return [tuple(one if d in self.axis else s for d, s in enumerate(shape))]
         return [tuple(s for d, s in enumerate(shape) if d not in self.axis)]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Loops over the input, folding each element into the output position it reduces to."""
+        from ..compile.numba.codegen import scalar_cast
+
+        (x,) = node.inputs
+        out = node.outputs[0]
+        dims = cg.shape_tuple(x)
+        combine = NUMBA_COMBINE[self.kind]
+        init = _numba_init(self.kind, out.dtype)
+        if self.kind in ("max", "min") and self.axis:
+            empty = " or ".join(f"{dims[d]} == 0" for d in self.axis)
+            with cg.block(f"if {empty}:"):
+                cg.emit(cg.fail(node, f"{self.kind} of an empty array"))
+        if out.ndim == 0:
+            acc = cg.fresh("acc")
+            cg.emit(f"{acc} = {init}")
+            with cg.loops(dims) as idx:
+                cg.emit(f"{acc} = {combine.format(a=acc, v=cg.elem(x, idx))}")
+            cg.emit(f"{cg.new_name(out)} = {scalar_cast(acc, out.dtype)}")
+            return
+        keep = [d for d in range(x.ndim) if d not in self.axis]
+        out_dims = ["1" if d in self.axis else dims[d] for d in range(x.ndim)] if self.keepdims else \
+            [dims[d] for d in keep]
+        name = cg.alloc(out, out_dims)
+        with cg.loops(out_dims) as idx:
+            cg.emit(f"{name}[{', '.join(idx)}] = {init}")
+        with cg.loops(dims) as idx:
+            oidx = ", ".join("0" if d in self.axis else idx[d] for d in range(x.ndim)) if self.keepdims else \
+                ", ".join(idx[d] for d in keep)
+            target = f"{name}[{oidx}]"
+            cg.emit(f"{target} = {combine.format(a=target, v=cg.elem(x, idx))}")
+
 
 class ArgReduce(Op):
     """Index of the maximum (``kind='max'``) or minimum along one axis, or over the flattened array."""
@@ -138,6 +196,62 @@ class ArgReduce(Op):
         if self.keepdims:
             return [tuple(one if d in axes else s for d, s in enumerate(shape))]
         return [tuple(s for d, s in enumerate(shape) if d not in axes)]
+
+    numba_reads_elements = True
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """A scan for the best element; ties and NaN resolve to the first one, as in NumPy."""
+        (x,) = node.inputs
+        out = node.outputs[0]
+        dims = cg.shape_tuple(x)
+        better = "{v} > {b}" if self.kind == "max" else "{v} < {b}"
+        test = f"({better} or ({{v}} != {{v}} and {{b}} == {{b}}))"
+        size = " * ".join(dims) if dims else "1"
+        with cg.block(f"if {size} == 0:"):
+            cg.emit(cg.fail(node, f"arg{self.kind} of an empty array"))
+        best, pos = cg.fresh("best"), cg.fresh("pos")
+        if self.axis is None:
+            count = cg.fresh("k")
+            cg.emit(f"{best} = {cg.elem(x, ['0'] * x.ndim)}")
+            cg.emit(f"{pos} = 0")
+            cg.emit(f"{count} = 0")
+            with cg.loops(dims) as idx:
+                v = cg.fresh("v")
+                cg.emit(f"{v} = {cg.elem(x, idx)}")
+                with cg.block(f"if {test.format(v=v, b=best)}:"):
+                    cg.emit(f"{best} = {v}")
+                    cg.emit(f"{pos} = {count}")
+                cg.emit(f"{count} += 1")
+            if out.ndim == 0:
+                cg.emit(f"{cg.new_name(out)} = np.int64({pos})")
+            else:
+                name = cg.alloc(out, ["1"] * out.ndim)
+                cg.emit(f"{name}[{', '.join(['0'] * out.ndim)}] = {pos}")
+            return
+        a = self.axis
+        outer = [d for d in range(x.ndim) if d != a]
+        out_dims = ["1" if d == a else dims[d] for d in range(x.ndim)] if self.keepdims else [dims[d] for d in outer]
+        if out.ndim == 0:
+            name = cg.new_name(out)
+        else:
+            name = cg.alloc(out, out_dims)
+        with cg.loops([dims[d] for d in outer]) as oidx:
+            full = dict(zip(outer, oidx))
+            first = [full.get(d, "0") for d in range(x.ndim)]
+            cg.emit(f"{best} = {cg.elem(x, first)}")
+            cg.emit(f"{pos} = 0")
+            j = cg.fresh("j")
+            with cg.block(f"for {j} in range(1, {dims[a]}):"):
+                v = cg.fresh("v")
+                cg.emit(f"{v} = {cg.elem(x, [full.get(d, j) for d in range(x.ndim)])}")
+                with cg.block(f"if {test.format(v=v, b=best)}:"):
+                    cg.emit(f"{best} = {v}")
+                    cg.emit(f"{pos} = {j}")
+            if out.ndim == 0:
+                cg.emit(f"{name} = np.int64({pos})")
+            else:
+                target = [("0" if d == a else full[d]) for d in range(x.ndim)] if self.keepdims else list(oidx)
+                cg.emit(f"{name}[{', '.join(target)}] = {pos}")
 
 
 def reduced_broadcastable(bcast: tuple[bool, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[bool, ...]:

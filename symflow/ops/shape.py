@@ -100,6 +100,24 @@ class DimShuffle(Op):
         one = as_variable(1, "int64")
         return [tuple(one if d == "x" else s[d] for d in self.new_order)]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """A view: transpose, then index with None (new axes) and 0 (dropped axes)."""
+        (x,) = node.inputs
+        y = node.outputs[0]
+        name = cg.new_name(y, "ds")
+        if x.ndim == 0:
+            cg.emit(f"{name} = np.full(({', '.join('1' for _ in self.new_order)},), {cg.value(x)})")
+            return
+        perm = self.kept + self.dropped
+        expr = cg.value(x)
+        if perm != tuple(range(x.ndim)):
+            expr = f"{expr}.transpose(({', '.join(map(str, perm))},))"
+        index = ["None" if d == "x" else ":" for d in self.new_order] + ["0"] * len(self.dropped)
+        if any(i != ":" for i in index):
+            expr = f"{expr}[{', '.join(index)}]"
+        cg.emit(f"{name} = {expr}")
+        cg.view(y, x)
+
 
 def dimshuffle(x: Any, pattern: Sequence[Any]) -> Variable:
     """Theano's dimshuffle: ``x.dimshuffle(1, 0)`` transposes, ``'x'`` inserts a length-1 axis."""
@@ -142,6 +160,14 @@ class Shape(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [(as_variable(node.inputs[0].ndim, "int64"),)]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        (x,) = node.inputs
+        name = cg.new_name(node.outputs[0], "shp")
+        if x.ndim == 0:
+            cg.emit(f"{name} = np.zeros(0, np.int64)")
+        else:
+            cg.emit(f"{name} = np.array([{', '.join(cg.shape_tuple(x))}], dtype=np.int64)")
+
 
 class ShapeI(Op):
     """Length of dimension ``i`` of ``x`` as an int64 scalar."""
@@ -165,6 +191,9 @@ class ShapeI(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [()]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        cg.emit(f"{cg.new_name(node.outputs[0], 'n')} = np.int64({cg.dim(node.inputs[0], self.i)})")
 
 
 def shape(x: Any) -> Variable:
@@ -235,6 +264,39 @@ class Reshape(Op):
             else:
                 out.append(m.switch(m.eq(e, -1), m.int_div(size, m.neg(known)), e))
         return [tuple(out)]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """A view of the contiguous data with the new dims (one may be -1, resolved here)."""
+        x, shp = node.inputs
+        y = node.outputs[0]
+        src, s = cg.value(x), cg.value(shp)
+        size = " * ".join(cg.shape_tuple(x)) or "1"
+        with cg.block(f"if {s}.shape[0] != {self.ndim}:"):
+            cg.emit(cg.fail(node, "shape vector of the wrong length"))
+        dims = [cg.fresh("d") for _ in range(self.ndim)]
+        known, missing = cg.fresh("known"), cg.fresh("missing")
+        cg.emit(f"{known} = 1")
+        cg.emit(f"{missing} = -1")
+        for i, d in enumerate(dims):
+            cg.emit(f"{d} = {s}[{i}]")
+            with cg.block(f"if {d} == -1:"):
+                cg.emit(f"{missing} = {i}")
+            with cg.block("else:"):
+                cg.emit(f"{known} *= {d}")
+        for i, d in enumerate(dims):
+            with cg.block(f"if {missing} == {i}:"):
+                cg.emit(f"{d} = ({size}) // {known} if {known} > 0 else 0")
+        total = " * ".join(dims) or "1"
+        with cg.block(f"if {total} != {size} or {known} < 0:"):
+            cg.emit(cg.fail(node, "cannot reshape"))
+        name = cg.new_name(y, "rs")
+        if self.ndim == 0:
+            cg.emit(f"{name} = {cg.elem(x, ['0'] * x.ndim)}" if x.ndim else f"{name} = {src}")
+        elif x.ndim == 0:
+            cg.emit(f"{name} = np.full(({', '.join(dims)},), {src})")
+        else:
+            cg.emit(f"{name} = np.ascontiguousarray({src}).reshape(({', '.join(dims)},))")
+            cg.view(y, x)
 
 
 def reshape(x: Any, newshape: Any, ndim: int | None = None, broadcastable: tuple[bool, ...] | None = None) -> Variable:
@@ -309,6 +371,15 @@ class SpecifyBroadcastable(Op):
         one = as_variable(1, "int64")
         return [tuple(one if b else s for b, s in zip(self.broadcastable, input_shapes[0]))]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        (x,) = node.inputs
+        for d, b in enumerate(self.broadcastable):
+            if b and not x.broadcastable[d]:
+                with cg.block(f"if {cg.dim(x, d)} != 1:"):
+                    cg.emit(cg.fail(node, f"dimension {d} declared broadcastable is not of length 1"))
+        cg.bind(node.outputs[0], cg.value(x))
+        cg.view(node.outputs[0], x)
+
 
 def patternbroadcast(x: Any, broadcastable: Sequence[bool]) -> Variable:
     x = as_variable(x)
@@ -379,6 +450,13 @@ class Join(Op):
         out = list(input_shapes[0])
         out[self.axis] = m.add(*[s[self.axis] for s in input_shapes]) if len(input_shapes) > 1 else out[self.axis]
         return [tuple(out)]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        from ..compile.numba.codegen import np_dtype
+
+        dtype = node.outputs[0].dtype
+        parts = [cg.value(x) if x.dtype == dtype else f"{cg.value(x)}.astype({np_dtype(dtype)})" for x in node.inputs]
+        cg.emit(f"{cg.new_name(node.outputs[0], 'cat')} = np.concatenate(({', '.join(parts)},), {self.axis})")
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Variable:
@@ -455,6 +533,27 @@ class Alloc(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [tuple(node.inputs[1:])]
+
+    numba_reads_elements = True
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        value, *shape = node.inputs
+        y = node.outputs[0]
+        dims = [cg.value(s) for s in shape]
+        for d in dims:
+            with cg.block(f"if {d} < 0:"):
+                cg.emit(cg.fail(node, "negative dimension"))
+        offset = len(dims) - value.ndim
+        for d in range(value.ndim):
+            if not value.broadcastable[d]:
+                with cg.block(f"if {cg.dim(value, d)} != {dims[d + offset]}:"):
+                    cg.emit(cg.fail(node, "value does not match the shape"))
+        if y.ndim == 0:
+            cg.emit(f"{cg.new_name(y)} = {cg.value(value)}")
+            return
+        name = cg.alloc(y, dims)
+        with cg.loops(dims) as idx:
+            cg.emit(f"{name}[{', '.join(idx)}] = {cg.elem(value, idx[offset:])}")
 
 
 def alloc(value: Any, *shape: Any) -> Variable:
@@ -539,6 +638,14 @@ class ARange(Op):
         start, stop, step = node.inputs
         length = m.ceil(m.true_div(m.sub(stop, start), step))
         return [(m.cast(m.maximum(length, 0), "int64"),)]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        from ..compile.numba.codegen import np_dtype
+
+        start, stop, step = (cg.value(x) for x in node.inputs)
+        with cg.block(f"if {step} == 0:"):
+            cg.emit(cg.fail(node, "arange step must not be zero"))
+        cg.emit(f"{cg.new_name(node.outputs[0], 'ar')} = np.arange({start}, {stop}, {step}).astype({np_dtype(self.dtype)})")
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Variable:
@@ -630,6 +737,10 @@ class TensorCopy(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x = node.inputs[0]
+        cg.emit(f"{cg.new_name(node.outputs[0], 'cp')} = {cg.value(x)}{'.copy()' if x.ndim else ''}")
 
 
 def tensor_copy(x: Any) -> Variable:

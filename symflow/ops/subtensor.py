@@ -107,7 +107,7 @@ class Subtensor(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         x, *components = node.inputs
-        (shape,) = input_shapes
+        shape = input_shapes[0]
         it = iter(components)
         out = []
         for d, entry in enumerate(self.idx):
@@ -119,6 +119,14 @@ class Subtensor(Op):
             step = next(it) if entry[3] else None
             out.append(slice_length(shape[d], start, stop, step))
         return [tuple(out) + tuple(shape[len(self.idx):])]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x = node.inputs[0]
+        index = _numba_index(node, cg, self.idx, x, node.inputs[1:])
+        y = node.outputs[0]
+        cg.emit(f"{cg.new_name(y, 'sub')} = {cg.value(x)}[{index}]")
+        if y.ndim:
+            cg.view(y, x)
 
 
 class IncSubtensor(Op):
@@ -162,6 +170,27 @@ class IncSubtensor(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    numba_reads_elements = (1,)
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x, y, *components = node.inputs
+        out = cg.new_name(node.outputs[0], "inc")
+        cg.emit(f"{out} = {cg.value(x)}.copy()")
+        index = _numba_index(node, cg, self.idx, x, components)
+        op = "=" if self.set_instead_of_inc else "+="
+        if y.ndim == 0:
+            cg.emit(f"{out}[{index}] {op} {cg.elem(y, [])}")
+            return
+        region = cg.fresh("region")
+        cg.emit(f"{region} = {out}[{index}]")
+        dims = [f"{region}.shape[{d}]" for d in range(y.ndim)]
+        for d in range(y.ndim):
+            if not y.broadcastable[d]:
+                with cg.block(f"if {cg.dim(y, d)} != {dims[d]}:"):
+                    cg.emit(cg.fail(node, "the value does not fit the region"))
+        with cg.loops(dims) as idx:
+            cg.emit(f"{region}[{', '.join(idx)}] {op} {cg.elem(y, idx)}")
 
 
 def _check_region(y_var: Variable, y: np.ndarray, region: tuple[int, ...]) -> None:
@@ -219,6 +248,15 @@ class AdvancedSubtensor1(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [(input_shapes[1][0], *input_shapes[0][1:])]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x, idx = node.inputs
+        dims = [cg.dim(idx, 0)] + [cg.dim(x, d) for d in range(1, x.ndim)]
+        out = cg.alloc(node.outputs[0], dims, "rows")
+        bad = cg.fresh("bad")
+        cg.emit(f"{bad} = {cg.kernel(take_rows)}({cg.value(x)}, {cg.value(idx)}, {out})")
+        with cg.block(f"if {bad} >= 0:"):
+            cg.emit(cg.fail(node, "row index out of range"))
+
 
 def _check_rows(idx: np.ndarray, n: int) -> None:
     if idx.size and (idx.max() >= n or idx.min() < -n):
@@ -267,6 +305,23 @@ class AdvancedIncSubtensor1(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x, y, idx = node.inputs
+        out = cg.new_name(node.outputs[0], "incrows")
+        cg.emit(f"{out} = {cg.value(x)}.copy()")
+        if not y.broadcastable[0]:
+            with cg.block(f"if {cg.dim(y, 0)} != {cg.dim(idx, 0)}:"):
+                cg.emit(cg.fail(node, "as many rows as indices are needed"))
+        for d in range(1, x.ndim):
+            if not y.broadcastable[d]:
+                with cg.block(f"if {cg.dim(y, d)} != {cg.dim(x, d)}:"):
+                    cg.emit(cg.fail(node, "rows do not match"))
+        kernel = cg.kernel(set_rows if self.set_instead_of_inc else inc_rows)
+        bad = cg.fresh("bad")
+        cg.emit(f"{bad} = {kernel}({out}, {cg.value(y)}, {cg.value(idx)})")
+        with cg.block(f"if {bad} >= 0:"):
+            cg.emit(cg.fail(node, "row index out of range"))
 
 
 def advanced_inc_rows(x: Variable, rows: Variable, idx: Variable) -> Variable:
@@ -367,6 +422,19 @@ class AdvancedSubtensor(Op):
             return [tuple(before + b_shape + after + rest)]
         return [tuple(b_shape + [s for _, s in slices] + rest)]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x, *components = node.inputs
+        if not _is_pairs(self.idx, x, components):
+            cg.objmode(node)
+            return
+        rows, cols = components
+        n = _pairs_length(node, cg, rows, cols)
+        out = cg.alloc(node.outputs[0], [n], "pairs")
+        bad = cg.fresh("bad")
+        cg.emit(f"{bad} = {cg.kernel(take_pairs)}({cg.value(x)}, {cg.value(rows)}, {cg.value(cols)}, {out})")
+        with cg.block(f"if {bad} >= 0:"):
+            cg.emit(cg.fail(node, "index out of range"))
+
 
 class AdvancedIncSubtensor(Op):
     """A copy of ``x`` with ``x[idx]`` (advanced) set to / incremented by ``y``; repeats add up."""
@@ -410,6 +478,157 @@ class AdvancedIncSubtensor(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x, y, *components = node.inputs
+        if not _is_pairs(self.idx, x, components):
+            cg.objmode(node)
+            return
+        rows, cols = components
+        n = _pairs_length(node, cg, rows, cols)
+        if not y.broadcastable[0]:
+            with cg.block(f"if {cg.dim(y, 0)} != {n}:"):
+                cg.emit(cg.fail(node, "the value does not fit the indexed elements"))
+        out = cg.new_name(node.outputs[0], "incpairs")
+        cg.emit(f"{out} = {cg.value(x)}.copy()")
+        kernel = cg.kernel(set_pairs if self.set_instead_of_inc else inc_pairs)
+        bad = cg.fresh("bad")
+        cg.emit(f"{bad} = {kernel}({out}, {cg.value(y)}, {cg.value(rows)}, {cg.value(cols)}, {n})")
+        with cg.block(f"if {bad} >= 0:"):
+            cg.emit(cg.fail(node, "index out of range"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Numba code
+# ---------------------------------------------------------------------------------------------
+def _numba_index(node: Apply, cg: Any, idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> str:
+    """The Numba index expression for a basic index, with range checks for integers."""
+    it = iter(components)
+    parts = []
+    for d, entry in enumerate(idx):
+        if entry == "i":
+            i = cg.value(next(it))
+            n = cg.dim(x, d)
+            with cg.block(f"if {i} < -{n} or {i} >= {n}:"):
+                cg.emit(cg.fail(node, f"index out of range in dimension {d}"))
+            parts.append(i)
+            continue
+        start = cg.value(next(it)) if entry[1] else ""
+        stop = cg.value(next(it)) if entry[2] else ""
+        if entry[3]:
+            step = cg.value(next(it))
+            with cg.block(f"if {step} == 0:"):
+                cg.emit(cg.fail(node, "slice step cannot be zero"))
+            parts.append(f"{start}:{stop}:{step}")
+        else:
+            parts.append(f"{start}:{stop}")
+    return ", ".join(parts)
+
+
+def _is_pairs(idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> bool:
+    """``x[rows, cols]`` on a matrix with two index vectors (the book's ``p[arange(n), y]``)."""
+    return idx == ("a", "a") and x.ndim == 2 and all(c.ndim == 1 for c in components)
+
+
+def _pairs_length(node: Apply, cg: Any, rows: Variable, cols: Variable) -> str:
+    n = cg.fresh("n")
+    nr, nc = cg.dim(rows, 0), cg.dim(cols, 0)
+    cg.emit(f"{n} = max({nr}, {nc})")
+    with cg.block(f"if ({nr} != {n} and {nr} != 1) or ({nc} != {n} and {nc} != 1):"):
+        cg.emit(cg.fail(node, "index arrays of different lengths"))
+    return n
+
+
+def take_rows(x, idx, out):  # type: ignore[no-untyped-def]
+    """Kernel: out[k] = x[idx[k]]; returns the position of a bad index, or -1."""
+    n = x.shape[0]
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        if i < 0:
+            i += n
+        if i < 0 or i >= n:
+            return k
+        out[k] = x[i]
+    return -1
+
+
+def inc_rows(out, y, idx):  # type: ignore[no-untyped-def]
+    """Kernel: out[idx[k]] += y[k] (y may hold a single row for all)."""
+    n = out.shape[0]
+    single = y.shape[0] == 1
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        if i < 0:
+            i += n
+        if i < 0 or i >= n:
+            return k
+        out[i] += y[0 if single else k]
+    return -1
+
+
+def set_rows(out, y, idx):  # type: ignore[no-untyped-def]
+    """Kernel: out[idx[k]] = y[k] (later repeats win)."""
+    n = out.shape[0]
+    single = y.shape[0] == 1
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        if i < 0:
+            i += n
+        if i < 0 or i >= n:
+            return k
+        out[i] = y[0 if single else k]
+    return -1
+
+
+def take_pairs(x, rows, cols, out):  # type: ignore[no-untyped-def]
+    """Kernel: out[k] = x[rows[k], cols[k]] (a length-1 index vector repeats)."""
+    n0, n1 = x.shape
+    r1, c1 = rows.shape[0] == 1, cols.shape[0] == 1
+    for k in range(out.shape[0]):
+        i = rows[0 if r1 else k]
+        j = cols[0 if c1 else k]
+        if i < 0:
+            i += n0
+        if j < 0:
+            j += n1
+        if i < 0 or i >= n0 or j < 0 or j >= n1:
+            return k
+        out[k] = x[i, j]
+    return -1
+
+
+def inc_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
+    """Kernel: out[rows[k], cols[k]] += y[k] for k < n."""
+    n0, n1 = out.shape
+    r1, c1, y1 = rows.shape[0] == 1, cols.shape[0] == 1, y.shape[0] == 1
+    for k in range(n):
+        i = rows[0 if r1 else k]
+        j = cols[0 if c1 else k]
+        if i < 0:
+            i += n0
+        if j < 0:
+            j += n1
+        if i < 0 or i >= n0 or j < 0 or j >= n1:
+            return k
+        out[i, j] += y[0 if y1 else k]
+    return -1
+
+
+def set_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
+    """Kernel: out[rows[k], cols[k]] = y[k] for k < n."""
+    n0, n1 = out.shape
+    r1, c1, y1 = rows.shape[0] == 1, cols.shape[0] == 1, y.shape[0] == 1
+    for k in range(n):
+        i = rows[0 if r1 else k]
+        j = cols[0 if c1 else k]
+        if i < 0:
+            i += n0
+        if j < 0:
+            j += n1
+        if i < 0 or i >= n0 or j < 0 or j >= n1:
+            return k
+        out[i, j] = y[0 if y1 else k]
+    return -1
+
 
 # ---------------------------------------------------------------------------------------------
 # slice lengths as symbolic expressions
@@ -431,9 +650,22 @@ def slice_length(n: Variable, start: Any, stop: Any, step: Any) -> Variable:
         lo = m.sub(n, 1) if start is None else _clip(m.switch(m.lt(start, 0), m.add(start, n), start), -1, m.sub(n, 1))
         hi = -1 if stop is None else _clip(m.switch(m.lt(stop, 0), m.add(stop, n), stop), -1, m.sub(n, 1))
         return m.cast(m.maximum(m.int_div(m.sub(m.sub(lo, hi), m.add(s, 1)), m.neg(s)), 0), "int64")
-    pos = slice_length(n, start, stop, as_variable(1, "int64") if step is None else m.maximum(step, 1))
-    neg = slice_length(n, start, stop, m.minimum(step, -1))
-    return m.switch(m.gt(step, 0), pos, neg)
+    # the step's sign is known only at run time: Python's slice rules, each choice made by switch
+    s = as_variable(step)
+    neg = m.lt(s, 0)
+    lower = m.switch(neg, -1, 0)
+    upper = m.switch(neg, m.sub(n, 1), n)
+
+    def bound(v: Any, default: Variable) -> Variable:
+        if v is None:
+            return default
+        return m.switch(m.lt(v, 0), m.maximum(m.add(v, n), lower), m.minimum(v, upper))
+
+    lo = bound(start, m.switch(neg, upper, lower))
+    hi = bound(stop, m.switch(neg, lower, upper))
+    length = m.switch(neg, m.int_div(m.sub(m.sub(lo, hi), m.add(s, 1)), m.neg(s)),
+                      m.int_div(m.add(m.sub(hi, lo), m.sub(s, 1)), s))
+    return m.cast(m.maximum(length, 0), "int64")
 
 
 # ---------------------------------------------------------------------------------------------

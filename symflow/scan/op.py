@@ -202,10 +202,10 @@ class Scan(Op):
             args: list[Any] = []
             for s, taps in zip(seqs, info.seq_taps):
                 lo = min(taps)
-                args.extend(s[t + k - lo] for k in taps)
+                args.extend(s[t + k - lo, ...] for k in taps)  # [i, ...]: a 0-d array, never a NumPy scalar
             for j, taps in enumerate(info.state_taps):
                 lag = info.max_lag(j)
-                args.extend(buffers[j][lag + t + k] for k in taps)
+                args.extend(buffers[j][lag + t + k, ...] for k in taps)
             args.extend(nonseqs)
             try:
                 results = program.run(args)
@@ -246,7 +246,7 @@ class Scan(Op):
             lag = info.max_lag(j)
             stacked = buffers[j][lag: lag + steps_done]
             # the last value is the previous step's, or the last initial row after zero steps
-            outs.append(stacked if info.keep_all[j] else buffers[j][lag + steps_done - 1])
+            outs.append(stacked if info.keep_all[j] else buffers[j][lag + steps_done - 1, ...])
         outs += [m[:steps_done] for m in mapped]  # type: ignore[index]
         outs += sums
         return outs
@@ -267,7 +267,7 @@ class Scan(Op):
         for s, taps in zip(seqs, info.seq_taps):
             args.extend(np.zeros(s.shape[1:], dtype=s.dtype) for _ in taps)
         for j, (init, taps) in enumerate(zip(outer["inits"], info.state_taps)):
-            first = init if info.single_tap(j) else init[0]
+            first = init if info.single_tap(j) else init[0, ...]
             args.extend(first for _ in taps)
         args.extend(outer["nonseqs"])
         with np.errstate(all="ignore"):
@@ -287,6 +287,11 @@ class Scan(Op):
         from .grad import scan_grad
 
         return scan_grad(node, output_grads)
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        from .numba import emit_scan
+
+        emit_scan(node, cg)
 
 
 def steps_to_run(op: Scan, n_steps: int, seq_lengths: Sequence[int]) -> int:

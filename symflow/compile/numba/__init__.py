@@ -1,0 +1,1 @@
+"""The Numba backend: a whole function (scan loops, gradients, updates) as one native function."""

@@ -1,0 +1,55 @@
+"""Numba set-up: the JIT options symflow uses and where compiled code is cached.
+
+Kernels (small helpers kept next to each op) and generated functions are cached by Numba on
+disk under ``symflow.config.cache_dir`` (``SYMFLOW_CACHE_DIR``), so a new process loads them
+instead of compiling.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numba
+from numba.core import caching
+
+from ...config import config
+
+#: Numba options for all symflow code: NumPy's division-by-zero semantics, no GIL needed
+JIT_OPTIONS: dict[str, Any] = {"error_model": "numpy", "nogil": True}
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class SymflowCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):  # type: ignore[misc,name-defined]
+    """Caches code from symflow's own modules and generated modules under ``config.cache_dir``."""
+
+    def __init__(self, py_func: Any, py_file: str) -> None:
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = os.path.join(str(config.cache_dir), "numba", self.get_suitable_cache_subpath(py_file))
+
+    def get_cache_path(self) -> str:
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func: Any, py_file: str) -> SymflowCacheLocator | None:
+        path = os.path.abspath(py_file)
+        if not (path.startswith(_PACKAGE_DIR) or path.startswith(os.path.abspath(str(config.cache_dir)))):
+            return None
+        return super().from_function(py_func, py_file)  # type: ignore[no-any-return]
+
+
+_locators = getattr(caching.CacheImpl, "_locator_classes", None)
+if isinstance(_locators, list) and SymflowCacheLocator not in _locators:
+    _locators.insert(0, SymflowCacheLocator)
+
+_KERNELS: dict[Callable[..., Any], Any] = {}
+
+
+def jit_kernel(fn: Callable[..., Any]) -> Any:
+    """The cached Numba version of a plain-Python kernel (one dispatcher per function)."""
+    if fn not in _KERNELS:
+        _KERNELS[fn] = numba.njit(cache=True, **JIT_OPTIONS)(fn)
+    return _KERNELS[fn]
