@@ -34,6 +34,16 @@ class FunctionGraph:
     def nodes(self) -> list[Apply]:
         return toposort(self.all_outputs, stop_at=self.inputs)
 
+    def clients(self) -> dict[Variable, list[Apply | None]]:
+        """Who uses each variable: the nodes reading it, and ``None`` once per graph output."""
+        users: dict[Variable, list[Apply | None]] = {}
+        for node in self.nodes():
+            for x in node.inputs:
+                users.setdefault(x, []).append(node)
+        for y in self.all_outputs:
+            users.setdefault(y, []).append(None)
+        return users
+
     def replace_outputs(self, new_all: Sequence[Variable]) -> FunctionGraph:
         """A FunctionGraph computing ``new_all`` (same layout as ``all_outputs``) instead."""
         n = len(self.outputs)

@@ -60,22 +60,35 @@ class Dot(Op):
         y = node.outputs[0]
         av, bv = _as_dtype(cg, a, y.dtype), _as_dtype(cg, b, y.dtype)
         inner_a, inner_b = cg.dim(a, a.ndim - 1), cg.dim(b, 0)
-        with cg.block(f"if {inner_a} != {inner_b}:"):
-            cg.emit(cg.fail(node, "inner dimensions differ"))
+        cg.check(f"{inner_a} != {inner_b}", node, "inner dimensions differ")
         if a.ndim == 1 and b.ndim == 1:
-            from ..compile.numba.codegen import literal
+            from ..compile.numba.codegen import scalar_cast
 
-            acc, i = cg.fresh("acc"), cg.fresh("i")
-            cg.emit(f"{acc} = {literal(0, y.dtype)}")
-            with cg.block(f"for {i} in range({inner_a}):"):
-                cg.emit(f"{acc} += {av}[{i}] * {bv}[{i}]")
-            cg.bind(y, acc)
+            result = cg.fresh("dot")
+            cg.emit(f"{result} = {cg.kernel(dot_vv)}({av}, {bv})")
+            cg.emit(f"{cg.new_name(y, 'dot')} = {scalar_cast(result, y.dtype)}")
             return
         dims = [cg.dim(a, 0)] if a.ndim == 2 else []
         dims += [cg.dim(b, 1)] if b.ndim == 2 else []
         out = cg.alloc(y, dims, "dot")
         kernel = {(2, 2): dot_mm, (1, 2): dot_vm, (2, 1): dot_mv}[(a.ndim, b.ndim)]
         cg.emit(f"{cg.kernel(kernel)}({av}, {bv}, {out})")
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        """Per-step vector products become one matrix product."""
+        a, b = values
+        ba, bb = batched
+        if ba and bb:
+            if node.inputs[0].ndim == 1 and node.inputs[1].ndim == 1:
+                from .reduce import sum as sum_
+
+                return [(sum_(m.mul(a, b), axis=1), True)]
+            return None
+        if ba:  # a has a step axis: (T, K) or (T, M, K) against a fixed b
+            return [(dot(a, b), True)]
+        if node.inputs[1].ndim == 1:  # fixed a (K,) or (M, K), steps of vectors b (T, K)
+            return [(dot(b, a) if a.ndim == 1 else dot(b, a.T), True)]
+        return None
 
 
 def _as_grad(g: Variable, x: Variable) -> Variable | None:
@@ -120,8 +133,8 @@ class BatchedDot(Op):
         a, b = node.inputs
         y = node.outputs[0]
         av, bv = _as_dtype(cg, a, y.dtype), _as_dtype(cg, b, y.dtype)
-        with cg.block(f"if {cg.dim(a, 0)} != {cg.dim(b, 0)} or {cg.dim(a, 2)} != {cg.dim(b, 1)}:"):
-            cg.emit(cg.fail(node, "batch sizes or inner dimensions differ"))
+        cg.check(f"{cg.dim(a, 0)} != {cg.dim(b, 0)} or {cg.dim(a, 2)} != {cg.dim(b, 1)}", node,
+                 "batch sizes or inner dimensions differ")
         out = cg.alloc(y, [cg.dim(a, 0), cg.dim(a, 1), cg.dim(b, 2)], "bdot")
         cg.emit(f"{cg.kernel(batched_mm)}({av}, {bv}, {out})")
 
@@ -132,15 +145,25 @@ BLAS_THRESHOLD = 16384
 
 
 def _as_dtype(cg: Any, x: Variable, dtype: str) -> str:
-    from ..compile.numba.codegen import np_dtype
+    return cg.value(x) if x.dtype == dtype else cg.cast_array(x, dtype)
 
-    return cg.value(x) if x.dtype == dtype else f"{cg.value(x)}.astype({np_dtype(dtype)})"
+
+def dot_vv(a, b):  # type: ignore[no-untyped-def]
+    """Kernel: the inner product of two vectors."""
+    acc = a.dtype.type(0) * b.dtype.type(0)
+    if a.shape[0] != b.shape[0]:
+        return acc
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc
 
 
 def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out = a @ b for matrices."""
     m, k = a.shape
     n = b.shape[1]
+    if b.shape[0] != k:
+        return
     if m * n * k > BLAS_THRESHOLD:
         np.dot(a, b, out)
         return
@@ -156,6 +179,8 @@ def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
 def dot_vm(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out = a @ b for a vector and a matrix."""
     k, n = b.shape
+    if a.shape[0] != k:
+        return
     for j in range(n):
         out[j] = 0
     for p in range(k):
@@ -167,6 +192,8 @@ def dot_vm(a, b, out):  # type: ignore[no-untyped-def]
 def dot_mv(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out = a @ b for a matrix and a vector."""
     m, k = a.shape
+    if b.shape[0] != k:
+        return
     for i in range(m):
         acc = out[i] * 0
         for p in range(k):
@@ -176,6 +203,8 @@ def dot_mv(a, b, out):  # type: ignore[no-untyped-def]
 
 def batched_mm(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out[s] = a[s] @ b[s]."""
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+        return
     for s in range(a.shape[0]):
         for i in range(a.shape[1]):
             for j in range(b.shape[2]):

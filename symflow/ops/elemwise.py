@@ -140,7 +140,7 @@ class Elemwise(Op):
     numba_reads_elements = True
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        """One loop nest over the output, reading inputs element by element."""
+        """One loop over the output in a generated kernel, reading inputs element by element."""
         from ..compile.numba.codegen import scalar_cast
 
         out = node.outputs[0]
@@ -152,13 +152,16 @@ class Elemwise(Op):
             return
         dims = cg.broadcast_dims(node, node.inputs, out.ndim)
         name = cg.alloc(out, dims)
-        with cg.loops(dims) as idx:
+
+        def body(kw: Any, idx: list[str]) -> str:
             args = []
             for x in node.inputs:
-                tmp = cg.fresh("e")
-                cg.emit(f"{tmp} = {cg.elem(x, idx)}")
+                tmp = kw.fresh("e")
+                kw.emit(f"{tmp} = {kw.elem(x, idx)}")
                 args.append(tmp)
-            cg.emit(f"{name}[{', '.join(idx)}] = {self.scalar_op.numba_expr(args, in_dtypes, out.dtype)}")
+            return self.scalar_op.numba_expr(args, in_dtypes, out.dtype)
+
+        cg.elementwise(name, out.ndim, node.inputs, body, node=node)
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         out = []
@@ -166,6 +169,11 @@ class Elemwise(Op):
             dim = next((s[d] for x, s in zip(node.inputs, input_shapes) if not x.broadcastable[d]), None)
             out.append(dim if dim is not None else as_variable(1, "int64"))
         return [tuple(out)]
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        """All steps at once: unbatched inputs get a broadcastable leading axis."""
+        padded = [v if b else pad_left(v, v.ndim + 1) for v, b in zip(values, batched)]
+        return [(self.make_node(*padded).outputs[0], True)]
 
 
 def check_broadcast(node: Apply, inputs: Sequence[np.ndarray]) -> None:
@@ -275,3 +283,112 @@ def cast(x: Any, dtype: Any) -> Variable:
     if x.dtype == dtype:
         return x
     return elemwise(cast_op(dtype), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# fused elementwise programs (built by the ``fusion`` rewrite)
+# ---------------------------------------------------------------------------------------------
+class Composite:
+    """A scalar program: steps applying scalar ops to inputs and earlier steps.
+
+    A reference ``r`` names input ``r`` when ``r < n_inputs``, else step ``r - n_inputs``.
+    """
+
+    def __init__(self, input_dtypes: tuple[str, ...], steps: tuple[tuple[str, tuple[int, ...], str], ...],
+                 output: int) -> None:
+        self.input_dtypes = input_dtypes
+        self.steps = steps
+        self.output = output
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.input_dtypes, self.steps, self.output)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Composite) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def dtype_of(self, ref: int) -> str:
+        n = len(self.input_dtypes)
+        return self.input_dtypes[ref] if ref < n else self.steps[ref - n][2]
+
+    def __str__(self) -> str:
+        n = len(self.input_dtypes)
+
+        def text(ref: int) -> str:
+            if ref < n:
+                return f"i{ref}"
+            name, args, _ = self.steps[ref - n]
+            return f"{name}({', '.join(text(a) for a in args)})"
+
+        return text(self.output)
+
+
+class FusedElemwise(Op):
+    """Several elementwise operations computed in one loop (one pass over memory)."""
+
+    __props__ = ("composite",)
+    numba_reads_elements = True
+
+    def __init__(self, composite: Composite) -> None:
+        self.composite = composite
+
+    def __str__(self) -> str:
+        return f"Fused{{{self.composite}}}"
+
+    def make_node(self, *inputs: Variable) -> Apply:
+        c = self.composite
+        if len(inputs) != len(c.input_dtypes) or len({x.ndim for x in inputs}) != 1:
+            raise TypeError(f"{self}: expected {len(c.input_dtypes)} inputs of equal ndim")
+        for x, d in zip(inputs, c.input_dtypes):
+            if x.dtype != d:
+                raise TypeError(f"{self}: input {x.describe()} should have dtype {d}")
+        bcast = tuple(all(bs) for bs in zip(*(x.broadcastable for x in inputs))) if inputs[0].ndim else ()
+        return Apply(self, inputs, [TensorType(c.dtype_of(c.output), bcast)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        check_broadcast(node, inputs)
+        values: list[np.ndarray] = list(inputs)
+        for name, args, dtype in self.composite.steps:
+            values.append(np.asarray(SCALAR_OPS[name].impl(*[values[a] for a in args]), dtype=dtype))
+        return [np.asarray(values[self.composite.output], dtype=node.outputs[0].dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        raise NotImplementedError("fused operations exist only in rewritten graphs, after gradients are built")
+
+    infer_shape = Elemwise.infer_shape
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        from ..compile.numba.codegen import scalar_cast
+
+        out = node.outputs[0]
+        c = self.composite
+
+        def program(elem: Callable[[Variable], str], emit: Callable[[str], None], fresh: Callable[[str], str]) -> str:
+            names = []
+            for x in node.inputs:
+                name = fresh("e")
+                emit(f"{name} = {elem(x)}")
+                names.append(name)
+            for op_name, args, dtype in c.steps:
+                sop = SCALAR_OPS[op_name]
+                expr = sop.numba_expr([names[a] for a in args], [c.dtype_of(a) for a in args], dtype)
+                name = fresh("s")
+                emit(f"{name} = {scalar_cast(expr, dtype)}")
+                names.append(name)
+            return names[c.output]
+
+        if out.ndim == 0:
+            result = program(lambda x: cg.elem(x, []), cg.emit, cg.fresh)
+            cg.bind(out, result)
+            return
+        dims = cg.broadcast_dims(node, node.inputs, out.ndim)
+        name = cg.alloc(out, dims)
+        cg.elementwise(name, out.ndim, node.inputs,
+                       lambda kw, idx: program(lambda x: kw.elem(x, idx), kw.emit, kw.fresh), node=node)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        """All steps at once: unbatched inputs get a broadcastable leading axis."""
+        padded = [v if b else pad_left(v, v.ndim + 1) for v, b in zip(values, batched)]
+        return [(self.make_node(*padded).outputs[0], True)]

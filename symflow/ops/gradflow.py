@@ -30,6 +30,9 @@ class DisconnectedGrad(Op):
         cg.bind(node.outputs[0], cg.value(node.inputs[0]))
         cg.view(node.outputs[0], node.inputs[0])
 
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(self.make_node(values[0]).outputs[0], True)]
+
 
 class GradClip(Op):
     """Identity in the forward pass; the gradient passing back is clipped to ``[lower, upper]``."""
@@ -59,6 +62,9 @@ class GradClip(Op):
     def numba_emit(self, node: Apply, cg: Any) -> None:
         cg.bind(node.outputs[0], cg.value(node.inputs[0]))
         cg.view(node.outputs[0], node.inputs[0])
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(self.make_node(values[0]).outputs[0], True)]
 
 
 def disconnected_grad(x: Any) -> Variable:

@@ -8,7 +8,6 @@ import numpy as np
 
 from .. import dtypes
 from ..graph import Apply, Op, Variable, as_variable
-from ..types import TensorType
 from . import math as m
 from .reduce import sum
 from .shape import dimshuffle
@@ -47,6 +46,9 @@ class Softmax(Op):
     def numba_emit(self, node: Apply, cg: Any) -> None:
         _emit_rows(node, cg, softmax_rows)
 
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(type(self)()(values[0]), True)]
+
 
 class LogSoftmax(Op):
     """``x - logsumexp(x)`` along the last axis."""
@@ -78,9 +80,13 @@ class LogSoftmax(Op):
     def numba_emit(self, node: Apply, cg: Any) -> None:
         _emit_rows(node, cg, log_softmax_rows)
 
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(type(self)()(values[0]), True)]
+
 
 def _emit_rows(node: Apply, cg: Any, kernel: Any) -> None:
     """Call a row-wise kernel on ``x`` viewed as a matrix of its last axis."""
+
     (x,) = node.inputs
     y = node.outputs[0]
     dims = cg.shape_tuple(x)
@@ -89,11 +95,11 @@ def _emit_rows(node: Apply, cg: Any, kernel: Any) -> None:
         cg.emit(f"{cg.kernel(kernel)}({cg.value(x)}, {out})")
         return
     rows = " * ".join(dims[:-1]) or "1"
-    flat, out2 = cg.fresh("rows"), cg.fresh("sm")
-    cg.emit(f"{flat} = np.ascontiguousarray({cg.value(x)}).reshape(({rows}, {dims[-1]}))")
-    cg.emit(f"{out2} = np.empty_like({flat})")
+    flat = cg.reshape(cg.value(x), [rows, dims[-1]], node)
+    out2 = cg.fresh("sm")
+    cg.emit(f"{out2} = {cg.empty([rows, dims[-1]], y.dtype)}")
     cg.emit(f"{cg.kernel(kernel)}({flat}, {out2})")
-    cg.emit(f"{cg.new_name(y, 'sm')} = {out2}.reshape(({', '.join(dims)},))")
+    cg.emit(f"{cg.new_name(y, 'sm')} = {cg.reshape(out2, dims, node)}")
 
 
 def softmax_rows(x, out):  # type: ignore[no-untyped-def]

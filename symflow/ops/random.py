@@ -110,25 +110,26 @@ class RandomOp(Op):
         st, shp = cg.value(state), cg.value(shape)
         dims = [f"{shp}[{i}]" for i in range(self.ndim)]
         for d in dims:
-            with cg.block(f"if {d} < 0:"):
-                cg.emit(cg.fail(node, "negative dimension in a random shape"))
+            cg.check(f"{d} < 0", node, "negative dimension in a random shape")
         n = cg.fresh("n")
         cg.emit(f"{n} = {' * '.join(dims) or '1'}")
         flat = cg.fresh("draws")
-        from ..compile.numba.codegen import np_dtype
 
-        cg.emit(f"{flat} = np.empty({n}, {np_dtype(self.dtype)})")
+        cg.emit(f"{flat} = {cg.empty([n], self.dtype)}")
         kernel = {("uniform", "float64"): uniform64, ("uniform", "float32"): uniform32}.get((self.kind, self.dtype))
         used = n
         if kernel is None:
             kernel, used = normal_kernel, f"2 * {n}"
         cg.emit(f"{cg.kernel(kernel)}({st}[0], {st}[1], {flat})")
-        cg.emit(f"{cg.new_name(new_state, 'rng')} = np.array([{st}[0], {st}[1] + np.uint64({used})], dtype=np.uint64)")
+        state_name = cg.new_name(new_state, "rng")
+        cg.emit(f"{state_name} = {cg.empty(['2'], 'uint64')}")
+        cg.emit(f"{state_name}[0] = {st}[0]")
+        cg.emit(f"{state_name}[1] = {st}[1] + np.uint64({used})")
         name = cg.new_name(sample, "rand")
         if self.ndim == 0:
             cg.emit(f"{name} = {flat}[0]")
         else:
-            cg.emit(f"{name} = {flat}.reshape(({', '.join(dims)},))")
+            cg.emit(f"{name} = {cg.reshape(flat, dims, node)}")
 
 
 def uniform64(key, counter, out):  # type: ignore[no-untyped-def]
@@ -154,18 +155,21 @@ def uniform32(key, counter, out):  # type: ignore[no-untyped-def]
 
 
 def normal_kernel(key, counter, out):  # type: ignore[no-untyped-def]
-    """Kernel: standard normals by Box-Muller from draws i and n + i."""
+    """Kernel: standard normals by Box-Muller from uniform draws i and n + i."""
     golden = np.uint64(0x9E3779B97F4A7C15)
     n = out.shape[0]
     for i in range(n):
-        u = np.zeros(2)
-        for half in range(2):
-            z = key + (counter + np.uint64(i + half * n)) * golden
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            z = z ^ (z >> np.uint64(31))
-            u[half] = np.float64(z >> np.uint64(11)) * 2.0**-53
-        out[i] = np.sqrt(-2.0 * np.log1p(-u[0])) * np.cos(2.0 * np.pi * u[1])
+        z = key + (counter + np.uint64(i)) * golden
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        w = key + (counter + np.uint64(n + i)) * golden
+        w = (w ^ (w >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        w = (w ^ (w >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        w = w ^ (w >> np.uint64(31))
+        u = np.float64(z >> np.uint64(11)) * 2.0**-53
+        v = np.float64(w >> np.uint64(11)) * 2.0**-53
+        out[i] = np.sqrt(-2.0 * np.log1p(-u)) * np.cos(2.0 * np.pi * v)
 
 
 def _shape_broadcastable(shape: Variable, ndim: int) -> tuple[bool, ...]:

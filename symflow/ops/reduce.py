@@ -130,36 +130,41 @@ class Reduce(Op):
         return [tuple(s for d, s in enumerate(shape) if d not in self.axis)]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        """Loops over the input, folding each element into the output position it reduces to."""
-        from ..compile.numba.codegen import scalar_cast
+        """A generated kernel folding each element into the output position it reduces to."""
+        from ..compile.numba.codegen import KernelWriter, scalar_cast
 
         (x,) = node.inputs
         out = node.outputs[0]
-        dims = cg.shape_tuple(x)
         combine = NUMBA_COMBINE[self.kind]
         init = _numba_init(self.kind, out.dtype)
         if self.kind in ("max", "min") and self.axis:
-            empty = " or ".join(f"{dims[d]} == 0" for d in self.axis)
-            with cg.block(f"if {empty}:"):
-                cg.emit(cg.fail(node, f"{self.kind} of an empty array"))
+            cg.check(" or ".join(f"{cg.dim(x, d)} == 0" for d in self.axis), node, f"{self.kind} of an empty array")
+        kw = KernelWriter(cg)
+        dims = [kw.dim(x, d) for d in range(x.ndim)]
         if out.ndim == 0:
-            acc = cg.fresh("acc")
-            cg.emit(f"{acc} = {init}")
-            with cg.loops(dims) as idx:
-                cg.emit(f"{acc} = {combine.format(a=acc, v=cg.elem(x, idx))}")
-            cg.emit(f"{cg.new_name(out)} = {scalar_cast(acc, out.dtype)}")
+            kw.emit(f"acc = {init}")
+            with kw.loops(dims) as idx:
+                kw.emit(f"acc = {combine.format(a='acc', v=kw.elem(x, idx))}")
+            kw.emit("return acc")
+            result = cg.fresh("red")
+            kw.call(result)
+            cg.emit(f"{cg.new_name(out)} = {scalar_cast(result, out.dtype)}")
             return
         keep = [d for d in range(x.ndim) if d not in self.axis]
-        out_dims = ["1" if d in self.axis else dims[d] for d in range(x.ndim)] if self.keepdims else \
-            [dims[d] for d in keep]
-        name = cg.alloc(out, out_dims)
-        with cg.loops(out_dims) as idx:
-            cg.emit(f"{name}[{', '.join(idx)}] = {init}")
-        with cg.loops(dims) as idx:
+        out_dims = ["1" if d in self.axis else cg.dim(x, d) for d in range(x.ndim)] if self.keepdims else \
+            [cg.dim(x, d) for d in keep]
+        o = kw.param(cg.alloc(out, out_dims))
+        with kw.loops([f"{o}.shape[{d}]" for d in range(out.ndim)]) as idx:
+            kw.emit(f"{o}[{', '.join(idx)}] = {init}")
+        with kw.loops(dims) as idx:
             oidx = ", ".join("0" if d in self.axis else idx[d] for d in range(x.ndim)) if self.keepdims else \
                 ", ".join(idx[d] for d in keep)
-            target = f"{name}[{oidx}]"
-            cg.emit(f"{target} = {combine.format(a=target, v=cg.elem(x, idx))}")
+            target = f"{o}[{oidx}]"
+            kw.emit(f"{target} = {combine.format(a=target, v=kw.elem(x, idx))}")
+        kw.call()
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(Reduce(self.kind, tuple(a + 1 for a in self.axis), self.keepdims)(values[0]), True)]
 
 
 class ArgReduce(Op):
@@ -200,28 +205,30 @@ class ArgReduce(Op):
     numba_reads_elements = True
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        """A scan for the best element; ties and NaN resolve to the first one, as in NumPy."""
+        """A generated kernel scanning for the best element; ties and NaN go to the first one."""
+        from ..compile.numba.codegen import KernelWriter
+
         (x,) = node.inputs
         out = node.outputs[0]
-        dims = cg.shape_tuple(x)
-        better = "{v} > {b}" if self.kind == "max" else "{v} < {b}"
-        test = f"({better} or ({{v}} != {{v}} and {{b}} == {{b}}))"
-        size = " * ".join(dims) if dims else "1"
-        with cg.block(f"if {size} == 0:"):
-            cg.emit(cg.fail(node, f"arg{self.kind} of an empty array"))
-        best, pos = cg.fresh("best"), cg.fresh("pos")
+        size = " * ".join(cg.shape_tuple(x)) or "1"
+        cg.check(f"{size} == 0", node, f"arg{self.kind} of an empty array")
+        better = "v > best" if self.kind == "max" else "v < best"
+        test = f"({better} or (v != v and best == best))"
+        kw = KernelWriter(cg)
+        dims = [kw.dim(x, d) for d in range(x.ndim)]
         if self.axis is None:
-            count = cg.fresh("k")
-            cg.emit(f"{best} = {cg.elem(x, ['0'] * x.ndim)}")
-            cg.emit(f"{pos} = 0")
-            cg.emit(f"{count} = 0")
-            with cg.loops(dims) as idx:
-                v = cg.fresh("v")
-                cg.emit(f"{v} = {cg.elem(x, idx)}")
-                with cg.block(f"if {test.format(v=v, b=best)}:"):
-                    cg.emit(f"{best} = {v}")
-                    cg.emit(f"{pos} = {count}")
-                cg.emit(f"{count} += 1")
+            kw.emit(f"best = {kw.elem(x, ['0'] * x.ndim)}")
+            kw.emit("pos = 0")
+            kw.emit("k = 0")
+            with kw.loops(dims) as idx:
+                kw.emit(f"v = {kw.elem(x, idx)}")
+                with kw.block(f"if {test}:"):
+                    kw.emit("best = v")
+                    kw.emit("pos = k")
+                kw.emit("k += 1")
+            kw.emit("return pos")
+            pos = cg.fresh("pos")
+            kw.call(pos)
             if out.ndim == 0:
                 cg.emit(f"{cg.new_name(out)} = np.int64({pos})")
             else:
@@ -230,28 +237,39 @@ class ArgReduce(Op):
             return
         a = self.axis
         outer = [d for d in range(x.ndim) if d != a]
-        out_dims = ["1" if d == a else dims[d] for d in range(x.ndim)] if self.keepdims else [dims[d] for d in outer]
         if out.ndim == 0:
-            name = cg.new_name(out)
-        else:
-            name = cg.alloc(out, out_dims)
-        with cg.loops([dims[d] for d in outer]) as oidx:
+            kw.emit(f"best = {kw.elem(x, ['0'])}")
+            kw.emit("pos = 0")
+            with kw.block(f"for j in range(1, {dims[a]}):"):
+                kw.emit(f"v = {kw.elem(x, ['j'])}")
+                with kw.block(f"if {test}:"):
+                    kw.emit("best = v")
+                    kw.emit("pos = j")
+            kw.emit("return pos")
+            pos = cg.fresh("pos")
+            kw.call(pos)
+            cg.emit(f"{cg.new_name(out)} = np.int64({pos})")
+            return
+        out_dims = ["1" if d == a else cg.dim(x, d) for d in range(x.ndim)] if self.keepdims else \
+            [cg.dim(x, d) for d in outer]
+        o = kw.param(cg.alloc(out, out_dims))
+        with kw.loops([dims[d] for d in outer]) as oidx:
             full = dict(zip(outer, oidx))
-            first = [full.get(d, "0") for d in range(x.ndim)]
-            cg.emit(f"{best} = {cg.elem(x, first)}")
-            cg.emit(f"{pos} = 0")
-            j = cg.fresh("j")
-            with cg.block(f"for {j} in range(1, {dims[a]}):"):
-                v = cg.fresh("v")
-                cg.emit(f"{v} = {cg.elem(x, [full.get(d, j) for d in range(x.ndim)])}")
-                with cg.block(f"if {test.format(v=v, b=best)}:"):
-                    cg.emit(f"{best} = {v}")
-                    cg.emit(f"{pos} = {j}")
-            if out.ndim == 0:
-                cg.emit(f"{name} = np.int64({pos})")
-            else:
-                target = [("0" if d == a else full[d]) for d in range(x.ndim)] if self.keepdims else list(oidx)
-                cg.emit(f"{name}[{', '.join(target)}] = {pos}")
+            kw.emit(f"best = {kw.elem(x, [full.get(d, '0') for d in range(x.ndim)])}")
+            kw.emit("pos = 0")
+            with kw.block(f"for j in range(1, {dims[a]}):"):
+                kw.emit(f"v = {kw.elem(x, [full.get(d, 'j') for d in range(x.ndim)])}")
+                with kw.block(f"if {test}:"):
+                    kw.emit("best = v")
+                    kw.emit("pos = j")
+            target = [("0" if d == a else full[d]) for d in range(x.ndim)] if self.keepdims else list(oidx)
+            kw.emit(f"{o}[{', '.join(target)}] = pos")
+        kw.call()
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        if self.axis is None:
+            return None
+        return [(ArgReduce(self.kind, self.axis + 1, self.keepdims)(values[0]), True)]
 
 
 def reduced_broadcastable(bcast: tuple[bool, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[bool, ...]:

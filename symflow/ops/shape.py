@@ -111,12 +111,19 @@ class DimShuffle(Op):
         perm = self.kept + self.dropped
         expr = cg.value(x)
         if perm != tuple(range(x.ndim)):
-            expr = f"{expr}.transpose(({', '.join(map(str, perm))},))"
+            # in a kernel: Numba's transpose brings error-formatting code into any function using it
+            source = f"def kernel(x):\n    return x.transpose(({', '.join(map(str, perm))},))\n"
+            expr = f"{cg.generated_kernel(source)}({expr})"
         index = ["None" if d == "x" else ":" for d in self.new_order] + ["0"] * len(self.dropped)
         if any(i != ":" for i in index):
             expr = f"{expr}[{', '.join(index)}]"
         cg.emit(f"{name} = {expr}")
         cg.view(y, x)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        """The step axis stays first."""
+        order = (0,) + tuple("x" if d == "x" else d + 1 for d in self.new_order)
+        return [(dimshuffle(values[0], order), True)]
 
 
 def dimshuffle(x: Any, pattern: Sequence[Any]) -> Variable:
@@ -163,10 +170,14 @@ class Shape(Op):
     def numba_emit(self, node: Apply, cg: Any) -> None:
         (x,) = node.inputs
         name = cg.new_name(node.outputs[0], "shp")
-        if x.ndim == 0:
-            cg.emit(f"{name} = np.zeros(0, np.int64)")
-        else:
-            cg.emit(f"{name} = np.array([{', '.join(cg.shape_tuple(x))}], dtype=np.int64)")
+        cg.emit(f"{name} = {cg.empty([str(x.ndim)], 'int64')}")
+        for d, n in enumerate(cg.shape_tuple(x)):
+            cg.emit(f"{name}[{d}] = {n}")
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        from .subtensor import getitem
+
+        return [(getitem(shape(values[0]), slice(1, None)), False)]
 
 
 class ShapeI(Op):
@@ -194,6 +205,9 @@ class ShapeI(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         cg.emit(f"{cg.new_name(node.outputs[0], 'n')} = np.int64({cg.dim(node.inputs[0], self.i)})")
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(ShapeI(self.i + 1)(values[0]), False)]
 
 
 def shape(x: Any) -> Variable:
@@ -271,8 +285,7 @@ class Reshape(Op):
         y = node.outputs[0]
         src, s = cg.value(x), cg.value(shp)
         size = " * ".join(cg.shape_tuple(x)) or "1"
-        with cg.block(f"if {s}.shape[0] != {self.ndim}:"):
-            cg.emit(cg.fail(node, "shape vector of the wrong length"))
+        cg.check(f"{s}.shape[0] != {self.ndim}", node, "shape vector of the wrong length")
         dims = [cg.fresh("d") for _ in range(self.ndim)]
         known, missing = cg.fresh("known"), cg.fresh("missing")
         cg.emit(f"{known} = 1")
@@ -287,16 +300,24 @@ class Reshape(Op):
             with cg.block(f"if {missing} == {i}:"):
                 cg.emit(f"{d} = ({size}) // {known} if {known} > 0 else 0")
         total = " * ".join(dims) or "1"
-        with cg.block(f"if {total} != {size} or {known} < 0:"):
-            cg.emit(cg.fail(node, "cannot reshape"))
+        cg.check(f"{total} != {size} or {known} < 0", node, "cannot reshape")
         name = cg.new_name(y, "rs")
         if self.ndim == 0:
             cg.emit(f"{name} = {cg.elem(x, ['0'] * x.ndim)}" if x.ndim else f"{name} = {src}")
         elif x.ndim == 0:
-            cg.emit(f"{name} = np.full(({', '.join(dims)},), {src})")
+            cg.emit(f"{name} = {cg.empty(dims, x.dtype)}")
+            cg.emit(f"{name}[{', '.join(['0'] * self.ndim)}] = {src}")
         else:
-            cg.emit(f"{name} = np.ascontiguousarray({src}).reshape(({', '.join(dims)},))")
+            cg.emit(f"{name} = {cg.reshape(src, dims, node)}")
             cg.view(y, x)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        x, shp = values
+        if batched[1]:
+            return None
+        lead = dimshuffle(shape_i(x, 0), ("x",))
+        full = Join(0)(lead, m.cast(shp, "int64"))
+        return [(Reshape(self.ndim + 1, (False,) + self.broadcastable)(x, full), True)]
 
 
 def reshape(x: Any, newshape: Any, ndim: int | None = None, broadcastable: tuple[bool, ...] | None = None) -> Variable:
@@ -375,10 +396,12 @@ class SpecifyBroadcastable(Op):
         (x,) = node.inputs
         for d, b in enumerate(self.broadcastable):
             if b and not x.broadcastable[d]:
-                with cg.block(f"if {cg.dim(x, d)} != 1:"):
-                    cg.emit(cg.fail(node, f"dimension {d} declared broadcastable is not of length 1"))
+                cg.check(f"{cg.dim(x, d)} != 1", node, f"dimension {d} declared broadcastable is not of length 1")
         cg.bind(node.outputs[0], cg.value(x))
         cg.view(node.outputs[0], x)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(patternbroadcast(values[0], (False,) + self.broadcastable), True)]
 
 
 def patternbroadcast(x: Any, broadcastable: Sequence[bool]) -> Variable:
@@ -452,11 +475,24 @@ class Join(Op):
         return [tuple(out)]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        from ..compile.numba.codegen import np_dtype
-
-        dtype = node.outputs[0].dtype
-        parts = [cg.value(x) if x.dtype == dtype else f"{cg.value(x)}.astype({np_dtype(dtype)})" for x in node.inputs]
-        cg.emit(f"{cg.new_name(node.outputs[0], 'cat')} = np.concatenate(({', '.join(parts)},), {self.axis})")
+        """Allocate the result and copy each part into its slice along the axis."""
+        y = node.outputs[0]
+        axis = self.axis
+        lengths = [cg.dim(x, axis) for x in node.inputs]
+        ref = node.inputs[0]
+        for x in node.inputs[1:]:
+            for d in range(y.ndim):
+                if d != axis:
+                    cg.check(f"{cg.dim(x, d)} != {cg.dim(ref, d)}", node, f"parts differ in dimension {d}")
+        dims = [" + ".join(lengths) if d == axis else cg.dim(ref, d) for d in range(y.ndim)]
+        name = cg.alloc(y, dims, "cat")
+        start = "0"
+        for x, n in zip(node.inputs, lengths):
+            part = cg.fresh("part")
+            index = ", ".join(f"{start}:{start} + {n}" if d == axis else ":" for d in range(y.ndim))
+            cg.emit(f"{part} = {name}[{index}]")
+            cg.copy_into(part, x, node)
+            start = f"{start} + {n}"
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Variable:
@@ -541,19 +577,33 @@ class Alloc(Op):
         y = node.outputs[0]
         dims = [cg.value(s) for s in shape]
         for d in dims:
-            with cg.block(f"if {d} < 0:"):
-                cg.emit(cg.fail(node, "negative dimension"))
+            cg.check(f"{d} < 0", node, "negative dimension")
         offset = len(dims) - value.ndim
         for d in range(value.ndim):
             if not value.broadcastable[d]:
-                with cg.block(f"if {cg.dim(value, d)} != {dims[d + offset]}:"):
-                    cg.emit(cg.fail(node, "value does not match the shape"))
+                cg.check(f"{cg.dim(value, d)} != {dims[d + offset]}", node, "value does not match the shape")
         if y.ndim == 0:
             cg.emit(f"{cg.new_name(y)} = {cg.value(value)}")
             return
         name = cg.alloc(y, dims)
-        with cg.loops(dims) as idx:
-            cg.emit(f"{name}[{', '.join(idx)}] = {cg.elem(value, idx[offset:])}")
+        cg.elementwise(name, y.ndim, [value], lambda kw, idx: kw.elem(value, idx[offset:]), node=node)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        value, *dims = values
+        if any(batched[1:]):
+            return None
+        if not batched[0]:
+            return [(self.make_node(value, *dims).outputs[0], False)]
+        value = pad_batched(value, len(dims) + 1)
+        return [(Alloc()(value, shape_i(value, 0), *dims), True)]
+
+
+def pad_batched(value: Variable, ndim: int) -> Variable:
+    """A batched value (step axis first) padded after the step axis to ``ndim`` dimensions."""
+    missing = ndim - value.ndim
+    if missing <= 0:
+        return value
+    return dimshuffle(value, (0,) + ("x",) * missing + tuple(range(1, value.ndim)))
 
 
 def alloc(value: Any, *shape: Any) -> Variable:
@@ -640,12 +690,12 @@ class ARange(Op):
         return [(m.cast(m.maximum(length, 0), "int64"),)]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        from ..compile.numba.codegen import np_dtype
-
         start, stop, step = (cg.value(x) for x in node.inputs)
-        with cg.block(f"if {step} == 0:"):
-            cg.emit(cg.fail(node, "arange step must not be zero"))
-        cg.emit(f"{cg.new_name(node.outputs[0], 'ar')} = np.arange({start}, {stop}, {step}).astype({np_dtype(self.dtype)})")
+        cg.check(f"{step} == 0", node, "arange step must not be zero")
+        n = cg.fresh("n")
+        cg.emit(f"{n} = max(0, int(math.ceil(({stop} - {start}) / ({step} + ({step} == 0)))))")
+        name = cg.alloc(node.outputs[0], [n], "ar")
+        cg.emit(f"{cg.kernel(fill_arange)}({name}, {start}, {step})")
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Variable:
@@ -740,8 +790,27 @@ class TensorCopy(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x = node.inputs[0]
-        cg.emit(f"{cg.new_name(node.outputs[0], 'cp')} = {cg.value(x)}{'.copy()' if x.ndim else ''}")
+        if x.ndim == 0:
+            cg.bind(node.outputs[0], cg.value(x))
+            return
+        name = cg.alloc(node.outputs[0], cg.shape_tuple(x), "cp")
+        cg.copy_into(name, x)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(tensor_copy(values[0]), True)]
 
 
 def tensor_copy(x: Any) -> Variable:
     return TensorCopy()(as_variable(x))  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+# Numba kernels
+# ---------------------------------------------------------------------------------------------
+def fill_arange(out, start, step):  # type: ignore[no-untyped-def]
+    """Kernel: out[i] = start + i * step."""
+    for i in range(out.shape[0]):
+        out[i] = start + i * step
+
+
+

@@ -122,11 +122,18 @@ class Subtensor(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x = node.inputs[0]
-        index = _numba_index(node, cg, self.idx, x, node.inputs[1:])
         y = node.outputs[0]
-        cg.emit(f"{cg.new_name(y, 'sub')} = {cg.value(x)}[{index}]")
+        cg.emit(f"{cg.new_name(y, 'sub')} = {_numba_index(node, cg, self.idx, x, node.inputs[1:])}")
         if y.ndim:
             cg.view(y, x)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        x, *components = values
+        if any(batched[1:]):
+            if batched[0] or self.idx != ("i",):
+                return None
+            return [(AdvancedSubtensor1()(x, components[0]), True)]  # rows picked by per-step indices
+        return [(Subtensor((("s", False, False, False),) + self.idx)(x, *components), True)]
 
 
 class IncSubtensor(Op):
@@ -174,23 +181,34 @@ class IncSubtensor(Op):
     numba_reads_elements = (1,)
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Copy ``x``, then one kernel checks the index and writes (or adds) ``y`` into the region."""
+        from ..compile.numba.codegen import KernelWriter
+
         x, y, *components = node.inputs
-        out = cg.new_name(node.outputs[0], "inc")
-        cg.emit(f"{out} = {cg.value(x)}.copy()")
-        index = _numba_index(node, cg, self.idx, x, components)
+        out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "inc")
+        cg.copy_into(out, x, node)
+        kw = KernelWriter(cg)
+        o = kw.param(out)
+        comps = [kw.param(cg.value(c)) for c in components]
+        parts, _, tests = _index_parts(self.idx, comps, o)
         op = "=" if self.set_instead_of_inc else "+="
+        if tests:
+            kw.emit(f"if {' or '.join(tests)}:")
+            kw.emit("    return 1")
         if y.ndim == 0:
-            cg.emit(f"{out}[{index}] {op} {cg.elem(y, [])}")
-            return
-        region = cg.fresh("region")
-        cg.emit(f"{region} = {out}[{index}]")
-        dims = [f"{region}.shape[{d}]" for d in range(y.ndim)]
-        for d in range(y.ndim):
-            if not y.broadcastable[d]:
-                with cg.block(f"if {cg.dim(y, d)} != {dims[d]}:"):
-                    cg.emit(cg.fail(node, "the value does not fit the region"))
-        with cg.loops(dims) as idx:
-            cg.emit(f"{region}[{', '.join(idx)}] {op} {cg.elem(y, idx)}")
+            kw.emit(f"{o}[{', '.join(parts)}] {op} {kw.elem(y, [])}")
+        else:
+            kw.emit(f"r = {o}[{', '.join(parts)}]")
+            for d in range(y.ndim):
+                if not y.broadcastable[d]:
+                    kw.emit(f"if {kw.dim(y, d)} != r.shape[{d}]:")
+                    kw.emit("    return 1")
+            with kw.loops([f"r.shape[{d}]" for d in range(y.ndim)]) as idx:
+                kw.emit(f"r[{', '.join(idx)}] {op} {kw.elem(y, idx)}")
+        kw.emit("return 0")
+        status = cg.fresh("st")
+        kw.call(status)
+        cg.check_status(status, node, "index out of range, or the value does not fit the region")
 
 
 def _check_region(y_var: Variable, y: np.ndarray, region: tuple[int, ...]) -> None:
@@ -254,8 +272,13 @@ class AdvancedSubtensor1(Op):
         out = cg.alloc(node.outputs[0], dims, "rows")
         bad = cg.fresh("bad")
         cg.emit(f"{bad} = {cg.kernel(take_rows)}({cg.value(x)}, {cg.value(idx)}, {out})")
-        with cg.block(f"if {bad} >= 0:"):
-            cg.emit(cg.fail(node, "row index out of range"))
+        cg.check(f"{bad} >= 0", node, "row index out of range")
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        x, idx = values
+        if batched[0]:
+            return None
+        return [(getitem(x, idx), True)]
 
 
 def _check_rows(idx: np.ndarray, n: int) -> None:
@@ -308,20 +331,17 @@ class AdvancedIncSubtensor1(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, idx = node.inputs
-        out = cg.new_name(node.outputs[0], "incrows")
-        cg.emit(f"{out} = {cg.value(x)}.copy()")
+        out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incrows")
+        cg.copy_into(out, x)
         if not y.broadcastable[0]:
-            with cg.block(f"if {cg.dim(y, 0)} != {cg.dim(idx, 0)}:"):
-                cg.emit(cg.fail(node, "as many rows as indices are needed"))
+            cg.check(f"{cg.dim(y, 0)} != {cg.dim(idx, 0)}", node, "as many rows as indices are needed")
         for d in range(1, x.ndim):
             if not y.broadcastable[d]:
-                with cg.block(f"if {cg.dim(y, d)} != {cg.dim(x, d)}:"):
-                    cg.emit(cg.fail(node, "rows do not match"))
+                cg.check(f"{cg.dim(y, d)} != {cg.dim(x, d)}", node, "rows do not match")
         kernel = cg.kernel(set_rows if self.set_instead_of_inc else inc_rows)
         bad = cg.fresh("bad")
         cg.emit(f"{bad} = {kernel}({out}, {cg.value(y)}, {cg.value(idx)})")
-        with cg.block(f"if {bad} >= 0:"):
-            cg.emit(cg.fail(node, "row index out of range"))
+        cg.check(f"{bad} >= 0", node, "row index out of range")
 
 
 def advanced_inc_rows(x: Variable, rows: Variable, idx: Variable) -> Variable:
@@ -432,8 +452,7 @@ class AdvancedSubtensor(Op):
         out = cg.alloc(node.outputs[0], [n], "pairs")
         bad = cg.fresh("bad")
         cg.emit(f"{bad} = {cg.kernel(take_pairs)}({cg.value(x)}, {cg.value(rows)}, {cg.value(cols)}, {out})")
-        with cg.block(f"if {bad} >= 0:"):
-            cg.emit(cg.fail(node, "index out of range"))
+        cg.check(f"{bad} >= 0", node, "index out of range")
 
 
 class AdvancedIncSubtensor(Op):
@@ -486,42 +505,65 @@ class AdvancedIncSubtensor(Op):
         rows, cols = components
         n = _pairs_length(node, cg, rows, cols)
         if not y.broadcastable[0]:
-            with cg.block(f"if {cg.dim(y, 0)} != {n}:"):
-                cg.emit(cg.fail(node, "the value does not fit the indexed elements"))
-        out = cg.new_name(node.outputs[0], "incpairs")
-        cg.emit(f"{out} = {cg.value(x)}.copy()")
+            cg.check(f"{cg.dim(y, 0)} != {n}", node, "the value does not fit the indexed elements")
+        out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incpairs")
+        cg.copy_into(out, x)
         kernel = cg.kernel(set_pairs if self.set_instead_of_inc else inc_pairs)
         bad = cg.fresh("bad")
         cg.emit(f"{bad} = {kernel}({out}, {cg.value(y)}, {cg.value(rows)}, {cg.value(cols)}, {n})")
-        with cg.block(f"if {bad} >= 0:"):
-            cg.emit(cg.fail(node, "index out of range"))
+        cg.check(f"{bad} >= 0", node, "index out of range")
 
 
 # ---------------------------------------------------------------------------------------------
 # Numba code
 # ---------------------------------------------------------------------------------------------
-def _numba_index(node: Apply, cg: Any, idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> str:
-    """The Numba index expression for a basic index, with range checks for integers."""
-    it = iter(components)
-    parts = []
+def _index_parts(idx: tuple[Entry, ...], names: list[str], array: str) -> tuple[list[str], list[str], list[str]]:
+    """Index text over the component ``names``, the same index on a length-1 dummy array, and
+    the conditions (on ``array``'s shape) under which the index is invalid."""
+    it = iter(names)
+    parts, dummy, tests = [], [], []
     for d, entry in enumerate(idx):
         if entry == "i":
-            i = cg.value(next(it))
-            n = cg.dim(x, d)
-            with cg.block(f"if {i} < -{n} or {i} >= {n}:"):
-                cg.emit(cg.fail(node, f"index out of range in dimension {d}"))
-            parts.append(i)
+            q = next(it)
+            parts.append(q)
+            dummy.append("0")
+            tests.append(f"{q} < -{array}.shape[{d}] or {q} >= {array}.shape[{d}]")
             continue
-        start = cg.value(next(it)) if entry[1] else ""
-        stop = cg.value(next(it)) if entry[2] else ""
+        pieces = [next(it) if has else "" for has in entry[1:]]
         if entry[3]:
-            step = cg.value(next(it))
-            with cg.block(f"if {step} == 0:"):
-                cg.emit(cg.fail(node, "slice step cannot be zero"))
-            parts.append(f"{start}:{stop}:{step}")
+            tests.append(f"{pieces[2]} == 0")
+            parts.append(f"{pieces[0]}:{pieces[1]}:{pieces[2]}")
         else:
-            parts.append(f"{start}:{stop}")
-    return ", ".join(parts)
+            parts.append(f"{pieces[0]}:{pieces[1]}")
+        dummy.append(f"{pieces[0]}:{pieces[1]}")
+    return parts, dummy, tests
+
+
+def _numba_index(node: Apply, cg: Any, idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> str:
+    """The value ``x[idx]`` for a basic index, through a kernel that checks integer indices.
+
+    An out-of-range index records an error and yields the same view of a small dummy array,
+    so the (branch-free) calling code can run on safely.
+    """
+    comps = [cg.value(c) for c in components]
+    parts, dummy, tests = _index_parts(idx, [f"q{i}" for i in range(len(comps))], "x")
+    if not tests:  # slices alone are always safe: index directly
+        direct, _, _ = _index_parts(idx, comps, cg.value(x))
+        return f"{cg.value(x)}[{', '.join(direct)}]"
+    from ..compile.numba.codegen import np_dtype
+
+    params = ", ".join(["x"] + [f"q{i}" for i in range(len(comps))])
+    ones = ", ".join("1" for _ in range(x.ndim))
+    source = "\n".join([
+        f"def kernel({params}):",
+        f"    if {' or '.join(tests)}:",
+        f"        return np.zeros(({ones},), {np_dtype(x.dtype)})[{', '.join(dummy)}], 1",
+        f"    return x[{', '.join(parts)}], 0",
+    ]) + "\n"
+    view, status = cg.fresh("view"), cg.fresh("st")
+    cg.emit(f"{view}, {status} = {cg.generated_kernel(source)}({', '.join([cg.value(x)] + comps)})")
+    cg.check_status(status, node, "index out of range (or a zero slice step)")
+    return view
 
 
 def _is_pairs(idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> bool:
@@ -532,15 +574,16 @@ def _is_pairs(idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -
 def _pairs_length(node: Apply, cg: Any, rows: Variable, cols: Variable) -> str:
     n = cg.fresh("n")
     nr, nc = cg.dim(rows, 0), cg.dim(cols, 0)
-    cg.emit(f"{n} = max({nr}, {nc})")
-    with cg.block(f"if ({nr} != {n} and {nr} != 1) or ({nc} != {n} and {nc} != 1):"):
-        cg.emit(cg.fail(node, "index arrays of different lengths"))
+    cg.emit(f"{n} = {nr} if {nr} > {nc} else {nc}")
+    cg.check(f"({nr} != {n} and {nr} != 1) or ({nc} != {n} and {nc} != 1)", node, "index arrays of different lengths")
     return n
 
 
 def take_rows(x, idx, out):  # type: ignore[no-untyped-def]
     """Kernel: out[k] = x[idx[k]]; returns the position of a bad index, or -1."""
     n = x.shape[0]
+    if out.shape[1:] != x.shape[1:]:
+        return 0
     for k in range(idx.shape[0]):
         i = idx[k]
         if i < 0:
@@ -555,6 +598,8 @@ def inc_rows(out, y, idx):  # type: ignore[no-untyped-def]
     """Kernel: out[idx[k]] += y[k] (y may hold a single row for all)."""
     n = out.shape[0]
     single = y.shape[0] == 1
+    if (not single and y.shape[0] < idx.shape[0]) or y.shape[1:] != out.shape[1:]:
+        return 0
     for k in range(idx.shape[0]):
         i = idx[k]
         if i < 0:
@@ -569,6 +614,8 @@ def set_rows(out, y, idx):  # type: ignore[no-untyped-def]
     """Kernel: out[idx[k]] = y[k] (later repeats win)."""
     n = out.shape[0]
     single = y.shape[0] == 1
+    if (not single and y.shape[0] < idx.shape[0]) or y.shape[1:] != out.shape[1:]:
+        return 0
     for k in range(idx.shape[0]):
         i = idx[k]
         if i < 0:
@@ -583,6 +630,8 @@ def take_pairs(x, rows, cols, out):  # type: ignore[no-untyped-def]
     """Kernel: out[k] = x[rows[k], cols[k]] (a length-1 index vector repeats)."""
     n0, n1 = x.shape
     r1, c1 = rows.shape[0] == 1, cols.shape[0] == 1
+    if (not r1 and rows.shape[0] < out.shape[0]) or (not c1 and cols.shape[0] < out.shape[0]):
+        return 0
     for k in range(out.shape[0]):
         i = rows[0 if r1 else k]
         j = cols[0 if c1 else k]
@@ -600,6 +649,8 @@ def inc_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
     """Kernel: out[rows[k], cols[k]] += y[k] for k < n."""
     n0, n1 = out.shape
     r1, c1, y1 = rows.shape[0] == 1, cols.shape[0] == 1, y.shape[0] == 1
+    if (not y1 and y.shape[0] < n) or (not r1 and rows.shape[0] < n) or (not c1 and cols.shape[0] < n):
+        return 0
     for k in range(n):
         i = rows[0 if r1 else k]
         j = cols[0 if c1 else k]
@@ -617,6 +668,8 @@ def set_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
     """Kernel: out[rows[k], cols[k]] = y[k] for k < n."""
     n0, n1 = out.shape
     r1, c1, y1 = rows.shape[0] == 1, cols.shape[0] == 1, y.shape[0] == 1
+    if (not y1 and y.shape[0] < n) or (not r1 and rows.shape[0] < n) or (not c1 and cols.shape[0] < n):
+        return 0
     for k in range(n):
         i = rows[0 if r1 else k]
         j = cols[0 if c1 else k]

@@ -3,7 +3,7 @@
 States live in buffers of ``max_lag + n_steps`` rows (the initial rows first); per-step outputs
 in ``(n_steps, ...)`` arrays allocated at the first step, when their shape is known; sums are
 accumulated in place. A zero-step scan with per-step outputs cannot know their shapes in
-compiled code and hands the call to the NumPy backend.
+compiled code and hands the call to the NumPy backend (the FALLBACK error).
 """
 
 from __future__ import annotations
@@ -13,68 +13,79 @@ from typing import Any
 from ..graph import Apply
 from .op import Scan
 
+#: the error text that makes the wrapper rerun the call on the NumPy backend
+FALLBACK = "zero steps: per-step output shapes are unknown to compiled code"
+
 
 def emit_scan(node: Apply, cg: Any) -> None:
     from ..compile.numba.backend import emit_graph
-    from ..compile.numba.codegen import np_dtype
 
     op: Scan = node.op  # type: ignore[assignment]
     info = op.info
     outer = op.outer_groups(node.inputs)
     inner = op.inner_groups()
-    n = cg.fresh("nsteps")
-    cg.emit(f"{n} = {cg.value(outer['n_steps'])}")
-    with cg.block(f"if {n} < 0:"):
-        cg.emit(cg.fail(node, "negative number of steps"))
-    if info.n_mapped:
-        with cg.block(f"if {n} == 0:"):
-            cg.emit('raise ValueError("symflow-fallback")')
 
-    seqs = []
+    requested = cg.fresh("nreq")
+    cg.emit(f"{requested} = {cg.value(outer['n_steps'])}")
+    cg.check(f"{requested} < 0", node, "negative number of steps")
+    seqs, available = [], []
     for s, taps in zip(outer["seqs"], info.seq_taps):
         name = cg.value(s)
         if info.go_backwards:
             rev = cg.fresh("rev")
             cg.emit(f"{rev} = {name}[::-1]")
             name = rev
-        with cg.block(f"if {name}.shape[0] - {max(taps) - min(taps)} < {n}:"):
-            cg.emit(cg.fail(node, "a sequence is shorter than the number of steps"))
+        span = max(taps) - min(taps)
+        cg.check(f"{name}.shape[0] - {span} < {requested}", node, "a sequence is shorter than the number of steps")
         seqs.append(name)
+        available.append(f"{name}.shape[0] - {span}")
+    # after an error the loop runs only as far as is safe
+    n = cg.fresh("nsteps")
+    cg.emit(f"{n} = max(0, min({', '.join([requested, *available, requested])}))")
+    if info.n_mapped:
+        cg.check(f"{n} == 0", node, FALLBACK)
 
     buffers = []
     for j, (init, y) in enumerate(zip(outer["inits"], op.inner_state_outputs)):
         lag = info.max_lag(j)
         step_dims = cg.shape_tuple(init) if info.single_tap(j) else cg.shape_tuple(init)[1:]
-        if not info.single_tap(j):
-            with cg.block(f"if {cg.dim(init, 0)} < {lag}:"):
-                cg.emit(cg.fail(node, f"state {j} needs {lag} initial rows"))
         buf = cg.fresh("buf")
-        cg.emit(f"{buf} = np.empty(({lag} + {n}, {', '.join(step_dims)}), {np_dtype(y.dtype)})")
-        if info.single_tap(j):
-            if init.ndim == 0:
-                cg.emit(f"{buf}[0] = {cg.value(init)}")
-            else:
-                cg.copy_into(f"{buf}[0]", init, step_dims)
-        else:
-            r = cg.fresh("r")
-            with cg.block(f"for {r} in range({lag}):"):
-                if init.ndim == 1:
-                    cg.emit(f"{buf}[{r}] = {cg.value(init)}[{r}]")
-                else:
-                    with cg.loops(step_dims) as idx:
-                        cg.emit(f"{buf}[{r}, {', '.join(idx)}] = {cg.value(init)}[{r}, {', '.join(idx)}]")
+        cg.emit(f"{buf} = {cg.empty([f'{lag} + {n}', *step_dims], y.dtype)}")
+        if info.single_tap(j) and init.ndim == 0:
+            cg.emit(f"{buf}[0] = {cg.value(init)}")
+        elif info.single_tap(j):
+            first = cg.fresh("first")
+            cg.emit(f"{first} = {buf}[0]")
+            cg.copy_into(first, init, node)
+        else:  # the first ``lag`` rows of the initial block
+            nd = init.ndim
+            idx = ", ".join(f"i{d}" for d in range(nd))
+            lines = ["def kernel(dst, src):",
+                     "    if src.shape[0] < dst.shape[0] or src.shape[1:] != dst.shape[1:]:",
+                     "        return 1"]
+            for d in range(nd):
+                lines.append("    " * (d + 1) + f"for i{d} in range(dst.shape[{d}]):")
+            lines.append("    " * (nd + 1) + f"dst[{idx}] = src[{idx}]")
+            lines.append("    return 0")
+            status = cg.fresh("st")
+            cg.emit(f"{status} = {cg.generated_kernel(chr(10).join(lines) + chr(10))}({buf}[:{lag}], {cg.value(init)})")
+            cg.check_status(status, node, f"state {j} needs {lag} initial rows")
         buffers.append((buf, lag))
 
     sums = []
     for init in outer["sum_inits"]:
         acc = cg.fresh("acc")
-        cg.emit(f"{acc} = {cg.value(init)}{'.copy()' if init.ndim else ''}")
+        if init.ndim:
+            cg.emit(f"{acc} = {cg.empty(cg.shape_tuple(init), init.dtype)}")
+            cg.copy_into(acc, init, node)
+        else:
+            cg.emit(f"{acc} = {cg.value(init)}")
         sums.append(acc)
 
     mapped = []
     for y in op.inner_mapped_outputs:
         mbuf = cg.fresh("per_step")
-        cg.emit(f"{mbuf} = np.empty(({', '.join(['0'] * (y.ndim + 1))},), {np_dtype(y.dtype)})")
+        cg.emit(f"{mbuf} = {cg.empty([n] + ['0'] * y.ndim, y.dtype)}")
         mapped.append(mbuf)
 
     steps = cg.fresh("steps")
@@ -92,20 +103,22 @@ def emit_scan(node: Apply, cg: Any) -> None:
         emit_graph(cg, op.inner_outputs, op.inner_inputs)
 
         for (buf, lag), y in zip(buffers, op.inner_state_outputs):
-            _store(node, cg, f"{buf}[{lag} + {t}]", y, [f"{buf}.shape[{d + 1}]" for d in range(y.ndim)])
+            _store(node, cg, f"{buf}[{lag} + {t}]", y)
         for mbuf, y in zip(mapped, op.inner_mapped_outputs):
-            with cg.block(f"if {t} == 0:"):
+            if y.ndim:  # (re)allocated at the first step, when the per-step shape is known
                 dims = cg.shape_tuple(y)
-                cg.emit(f"{mbuf} = np.empty(({n}, {', '.join(dims)}), {np_dtype(y.dtype)})")
-            _store(node, cg, f"{mbuf}[{t}]", y, [f"{mbuf}.shape[{d + 1}]" for d in range(y.ndim)])
+                params = ", ".join(f"d{i}" for i in range(y.ndim))
+                source = (f"def kernel(buf, {params}):\n"
+                          f"    if buf.shape[1:] == ({params},):\n"
+                          f"        return buf\n"
+                          f"    return np.empty((buf.shape[0], {params}), buf.dtype)\n")
+                cg.emit(f"{mbuf} = {cg.generated_kernel(source)}({mbuf}, {', '.join(dims)})")
+            _store(node, cg, f"{mbuf}[{t}]", y)
         for acc, y in zip(sums, op.inner_sum_outputs):
             if y.ndim == 0:
                 cg.emit(f"{acc} += {cg.value(y)}")
                 continue
-            dims = [f"{acc}.shape[{d}]" for d in range(y.ndim)]
-            _check_dims(node, cg, y, dims)
-            with cg.loops(dims) as idx:
-                cg.emit(f"{acc}[{', '.join(idx)}] += {cg.elem(y, idx)}")
+            cg.elementwise(acc, y.ndim, [y], lambda kw, idx, v=y: kw.elem(v, idx), op="+=", node=node)
         if info.has_until:
             with cg.block(f"if {cg.value(op.inner_until)}:"):
                 cg.emit(f"{steps} = {t} + 1")
@@ -121,19 +134,11 @@ def emit_scan(node: Apply, cg: Any) -> None:
         cg.bind(outs[info.n_states + info.n_mapped + k], acc)
 
 
-def _check_dims(node: Apply, cg: Any, y: Any, dims: list[str]) -> None:
-    for d in range(y.ndim):
-        with cg.block(f"if {cg.dim(y, d)} != {dims[d]}:"):
-            cg.emit(cg.fail(node, "a per-step value changed shape between steps"))
-
-
-def _store(node: Apply, cg: Any, target: str, y: Any, dims: list[str]) -> None:
+def _store(node: Apply, cg: Any, target: str, y: Any) -> None:
     """Copy the step's value ``y`` into ``target`` (a row of a buffer)."""
     if y.ndim == 0:
         cg.emit(f"{target} = {cg.value(y)}")
         return
-    _check_dims(node, cg, y, dims)
     row = cg.fresh("row")
     cg.emit(f"{row} = {target}")
-    with cg.loops(dims) as idx:
-        cg.emit(f"{row}[{', '.join(idx)}] = {cg.elem(y, idx)}")
+    cg.copy_into(row, y, node)

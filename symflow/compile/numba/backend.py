@@ -19,6 +19,7 @@ from ...config import config
 from ...errors import ExecutionError
 from ...graph import Variable
 from ..fgraph import FunctionGraph
+from ...scan.numba import FALLBACK
 from .codegen import CodeGen, NoNumbaImplementation, access_plan, numba_type
 
 VERSION = "1"  # bump when the generated code's conventions change
@@ -44,6 +45,7 @@ def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Varia
 def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]:
     """The module source for ``fgraph``, its CodeGen, argument names and result names."""
     cg = CodeGen()
+    cg.emit("err = 0")
     args: list[str] = []
     arg_vars = fgraph.inputs + fgraph.shared_inputs
     for i, v in enumerate(arg_vars):
@@ -63,22 +65,16 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     for y in fgraph.outputs:
         name = cg.value(y)
         if y.ndim and (cg.aliases_argument(y) or y in claimed or y in update_values):
-            copy = cg.fresh("out")
-            cg.emit(f"{copy} = {name}.copy()")
-            name = copy
+            name = _fresh_copy(cg, y)
         claimed.add(y)
         results.append(name)
     for sv, e in fgraph.updates:
         name = cg.value(e)
-        if e.ndim and (e in claimed or (cg.aliases_argument(e) and e is not sv)):
-            copy = cg.fresh("new")
-            cg.emit(f"{copy} = np.ascontiguousarray({name}).copy()")
-            name = copy
-        elif e.ndim:
-            name = f"np.ascontiguousarray({name})"
+        if e.ndim and e is not sv and (e in claimed or e in cg.views or cg.aliases_argument(e)):
+            name = _fresh_copy(cg, e)  # a view, or shared with something else: store a copy
         claimed.add(e)
         results.append(name)
-    cg.emit(f"return ({', '.join(results)}{',' if len(results) == 1 else ''})")
+    cg.emit(f"return ({', '.join(['err', *results])},)")
 
     const_names = [n for n, _ in cg.constant_args]
     signature = [numba_type(v.dtype, v.ndim) for v in arg_vars] + \
@@ -91,7 +87,10 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
         "from numba import types as _t",
         "from symflow.compile.numba.jit import JIT_OPTIONS, jit_kernel",
         "from symflow.compile.numba.runtime import perform_fallback",
+        "from symflow.compile.numba.cache import load_kernel",
     ]
+    for name in cg.generated:
+        header.append(f"{name} = load_kernel({name!r})")
     for fn, name in cg.kernels.items():
         header.append(f"from {fn.__module__} import {fn.__name__} as _src_{name}")
         header.append(f"{name} = jit_kernel(_src_{name})")
@@ -103,6 +102,15 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     header.append("@numba.njit(SIGNATURE, cache=True, **JIT_OPTIONS)")
     header.append(f"def kernel({', '.join(args + const_names)}):")
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
+
+
+def _fresh_copy(cg: CodeGen, v: Variable) -> str:
+    """A new C-contiguous array holding the value of ``v``."""
+    dims = cg.shape_tuple(v)
+    name = cg.fresh("copy")
+    cg.emit(f"{name} = {cg.empty(dims, v.dtype)}")
+    cg.copy_into(name, v)
+    return name
 
 
 def _version(module: str) -> str:
@@ -131,13 +139,14 @@ class NumbaRunner:
         args += [sv._value for sv in self.shared]
         args += self.constants
         try:
-            results = self.entry(*args)
-        except Exception as exc:
-            if str(exc) == "symflow-fallback":
+            err, *results = self.entry(*args)
+        except Exception as exc:  # only object-mode fallbacks can raise
+            self.explain(values, None, exc)
+            raise
+        if err:
+            if self.cg.errors[err - 1][1] == FALLBACK:
                 return self.run_reference(values)
-            self.explain(values, exc)
-            raise  # explain always raises; keeps type checkers happy
-        results = list(results)
+            self.explain(values, err)
         for i, dtype in self.scalar_out:
             results[i] = np.array(results[i], dtype=dtype)
         for sv, value in zip(self.targets, results[self.n_out:]):
@@ -161,21 +170,20 @@ class NumbaRunner:
             sv._value = value
         return results[: self.n_out]
 
-    def explain(self, values: list[Any], exc: BaseException) -> None:
-        """Rerun on the NumPy backend to raise the full error; fall back to the error code."""
+    def explain(self, values: list[Any], err: int | None, exc: BaseException | None = None) -> None:
+        """Rerun on the NumPy backend, which raises the full error; else report the error code."""
         with np.errstate(all="ignore"):
             self.reference().run(list(values) + [sv._value for sv in self.shared])
-        message = str(exc)
-        if message.startswith("symflow-error:"):
-            node, what = self.cg.errors[int(message.split(":")[1])]
+        if err is not None:
+            node, what = self.cg.errors[err - 1]
             where = f"\nThe operation was built at:\n  {node.trace}" if node is not None and node.trace else ""
-            raise ExecutionError(f"{node.op if node else 'the function'} failed: {what}{where}") from None
+            raise ExecutionError(f"{node.op if node else 'the function'} failed: {what}{where}")
         raise ExecutionError(f"the compiled function failed: {type(exc).__name__}: {exc}") from exc
 
 
 def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]], list[Any]]:
     """Compile ``fgraph``; the returned callable takes input values and returns outputs."""
-    from .cache import load_module
+    from .cache import load_module, store_kernel
 
     try:
         source, cg, _, _ = generate(fgraph)
@@ -184,6 +192,8 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
             raise
         warnings.warn(f"symflow: {exc}; this function runs on the NumPy backend instead", stacklevel=4)
         return _py_fallback(fgraph, function)
+    for name, kernel_source in cg.generated.items():
+        store_kernel(name, kernel_source)
     module = load_module(source)
     entry = module.kernel.overloads[module.SIGNATURE].entry_point
     function.source = source

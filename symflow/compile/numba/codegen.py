@@ -1,14 +1,20 @@
-"""CodeGen: writes the Python source of one Numba function, one statement group per node.
+"""Writing Numba source: the main function of a compiled graph, and the loop kernels it calls.
 
-Values of ndim 0 are Numba scalars; all others are arrays. Ops emit their code through
-``numba_emit(node, cg)`` (kept next to each op's NumPy implementation), using the helpers
-here: names for values, element access that sees through dimshuffles without materialising
-them, nested loops, shape checks that raise coded errors, and calls to cached kernels.
+The main function only orchestrates: it allocates arrays, checks shapes, slices, runs scan
+loops and calls kernels. Every loop over array elements lives in a kernel, either a fixed one
+kept next to its op (``cg.kernel(fn)``) or one generated from a template (``KernelWriter``).
+Generated kernels are named by the hash of their source, so the same loop in any graph or
+process compiles once and is then loaded from Numba's disk cache. This keeps the main function
+small, which is what makes compiling it fast.
+
+Values of ndim 0 are Numba scalars, all others arrays. ``elem`` reads an element through
+dimshuffles without building them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -22,11 +28,14 @@ class NoNumbaImplementation(Exception):
     """An op in the graph has no Numba emitter (the function then runs on the NumPy backend)."""
 
 
-_NUMBA_DTYPE = {
-    "bool": "np.bool_", "int8": "np.int8", "int16": "np.int16", "int32": "np.int32", "int64": "np.int64",
-    "uint8": "np.uint8", "uint16": "np.uint16", "uint32": "np.uint32", "uint64": "np.uint64",
-    "float32": "np.float32", "float64": "np.float64",
-}
+_NP_DTYPE = {d: f"np.{d}" for d in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                                     "float32", "float64")}
+_NP_DTYPE["bool"] = "np.bool_"
+
+
+def np_dtype(dtype: str) -> str:
+    """The ``np.<dtype>`` expression for a dtype name."""
+    return _NP_DTYPE[dtype]
 
 
 def numba_type(dtype: str, ndim: int, scalar: bool = False) -> str:
@@ -35,11 +44,6 @@ def numba_type(dtype: str, ndim: int, scalar: bool = False) -> str:
     if scalar and ndim == 0:
         return base
     return f"_t.Array({base}, {ndim}, 'C')"
-
-
-def np_dtype(dtype: str) -> str:
-    """The ``np.<dtype>`` expression for a dtype name."""
-    return _NUMBA_DTYPE[dtype]
 
 
 def scalar_cast(expr: str, dtype: str) -> str:
@@ -54,40 +58,23 @@ def literal(value: Any, dtype: str) -> str:
         return "True" if v else "False"
     if isinstance(v, float):
         if np.isnan(v):
-            return f"{np_dtype(dtype)}(np.nan)"
-        if np.isinf(v):
-            return f"{np_dtype(dtype)}({'-' if v < 0 else ''}np.inf)"
-        return f"{np_dtype(dtype)}({v!r})" if dtype != "float64" else repr(v)
-    return f"{np_dtype(dtype)}({v!r})" if dtype != "int64" else f"np.int64({v!r})"
+            text = "np.nan"
+        elif np.isinf(v):
+            text = "-np.inf" if v < 0 else "np.inf"
+        else:
+            text = repr(v)
+        return text if dtype == "float64" else f"{np_dtype(dtype)}({text})"
+    return f"{np_dtype(dtype)}({v!r})"
 
 
-class CodeGen:
-    """Source of one Numba function under construction."""
+class SourceWriter:
+    """Lines of Python source with indentation, fresh names and loop nests."""
 
-    def __init__(self) -> None:
+    def __init__(self, level: int = 1) -> None:
         self.lines: list[str] = []
-        self.level = 1
-        self.names: dict[Variable, str] = {}
-        self.kernels: dict[Callable[..., Any], str] = {}
-        self.objects: dict[str, str] = {}  # global name -> source expression building it
-        self.errors: list[tuple[Apply | None, str]] = []
-        self.constant_args: list[tuple[str, np.ndarray]] = []
+        self.level = level
         self._count = itertools.count()
-        self.lazy: set[Variable] = set()  # dimshuffled views accessed element-wise, never built
-        self.arguments: set[Variable] = set()  # values passed in (inputs, shared values)
-        self.views: dict[Variable, Variable] = {}  # value -> the value it is a view of
 
-    def view(self, out: Variable, source: Variable) -> None:
-        """Record that ``out``'s array may share memory with ``source``'s."""
-        self.views[out] = source
-
-    def aliases_argument(self, v: Variable) -> bool:
-        """Whether ``v``'s array may be (part of) an argument or constant array."""
-        while v in self.views:
-            v = self.views[v]
-        return v in self.arguments or isinstance(v, Constant)
-
-    # -- text ---------------------------------------------------------------------------------
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.level + line)
 
@@ -104,33 +91,108 @@ class CodeGen:
         """A new local name; the ``_`` keeps it apart from argument and constant names."""
         return f"{hint}_{next(self._count)}"
 
+    @contextlib.contextmanager
+    def loops(self, dims: Sequence[str]) -> Iterator[list[str]]:
+        """Nested ``for`` loops over ``dims``; yields the index names."""
+        names = [self.fresh("i") for _ in dims]
+        opened = 0
+        try:
+            for name, n in zip(names, dims):
+                self.emit(f"for {name} in range({n}):")
+                self.level += 1
+                opened += 1
+            yield names
+        finally:
+            self.level -= opened
+
+
+def through_views(lazy: set[Variable], v: Variable, idx: list[str]) -> tuple[Variable, list[str]]:
+    """Follow lazily skipped dimshuffles back to a built value, mapping the indices."""
+    idx = ["0" if b else i for b, i in zip(v.broadcastable, idx)]
+    while v in lazy:
+        node = v.owner
+        order = node.op.new_order  # type: ignore[union-attr]
+        x = node.inputs[0]  # type: ignore[union-attr]
+        inner = ["0"] * x.ndim
+        for pos, d in enumerate(order):
+            if d != "x":
+                inner[d] = idx[pos]
+        v, idx = x, ["0" if b else i for b, i in zip(x.broadcastable, inner)]
+    return v, idx
+
+
+def _uniform_constant(v: Variable) -> Any:
+    if isinstance(v, Constant) and v.data.size and np.all(v.data == v.data.flat[0]):
+        return v.data.flat[0]
+    return None
+
+
+class CodeGen(SourceWriter):
+    """The main function of a compiled graph under construction."""
+
+    def __init__(self) -> None:
+        super().__init__(level=1)
+        self.names: dict[Variable, str] = {}
+        self.kernels: dict[Callable[..., Any], str] = {}  # fixed kernels
+        self.generated: dict[str, str] = {}  # generated kernel name -> its source
+        self.objects: dict[str, str] = {}  # global name -> source expression building it
+        self.errors: list[tuple[Apply | None, str]] = []
+        self.constant_args: list[tuple[str, np.ndarray]] = []
+        self.lazy: set[Variable] = set()  # dimshuffled views read element-wise, never built
+        self.arguments: set[Variable] = set()  # values passed in (inputs, shared values)
+        self.views: dict[Variable, Variable] = {}  # value -> the value it is a view of
+
     # -- globals ----------------------------------------------------------------------------
     def kernel(self, fn: Callable[..., Any]) -> str:
-        """Name under which the generated module calls the cached Numba version of ``fn``."""
+        """Name under which the main function calls the cached Numba version of ``fn``."""
         if fn not in self.kernels:
-            self.kernels[fn] = f"k_{fn.__name__.lstrip('_')}_{len(self.kernels)}"
+            self.kernels[fn] = f"k_{fn.__name__}_{len(self.kernels)}"
         return self.kernels[fn]
+
+    def generated_kernel(self, source: str) -> str:
+        """Name of a generated kernel (source defining ``kernel``), keyed by its hash."""
+        name = "g_" + hashlib.sha256(source.encode()).hexdigest()[:20]
+        self.generated[name] = source
+        return name
 
     def global_object(self, hint: str, source: str) -> str:
         """A module-level object built by ``source`` (a Python expression using imports)."""
         for name, src in self.objects.items():
             if src == source:
                 return name
-        name = f"g_{hint}_{len(self.objects)}"
+        name = f"o_{hint}_{len(self.objects)}"
         self.objects[name] = source
         return name
 
-    def fail(self, node: Apply | None, what: str) -> str:
-        """A ``raise`` statement for a run-time error at ``node`` (the wrapper explains it)."""
+    def error_code(self, node: Apply | None, what: str) -> int:
+        """A new error code (>= 1) for a failure at ``node``; the wrapper explains it."""
         self.errors.append((node, what))
-        return f'raise ValueError("symflow-error:{len(self.errors) - 1}")'
+        return len(self.errors)
+
+    def check(self, condition: str, node: Apply | None, what: str) -> None:
+        """Record error ``what`` in ``err`` when ``condition`` holds (the first error wins).
+
+        No branch is emitted: ``err += (err == 0) * cond * code``. The main function never
+        raises; branches and raise sites are what make Numba slow to compile a long
+        function. Kernels check their own inputs, so running on after an error is safe.
+        ``condition`` may join atoms with `` or ``, which become ``|``.
+        """
+        atoms = [a for a in condition.split(" or ") if not _static_false(a)]
+        if not atoms:
+            return
+        joined = " | ".join(f"({a})" for a in atoms)
+        self.emit(f"err += (err == 0) * ({joined}) * {self.error_code(node, what)}")
+
+    def check_status(self, status: str, node: Apply | None, what: str) -> None:
+        """Record error ``what`` when a kernel's returned ``status`` is non-zero."""
+        self.check(f"{status} != 0", node, what)
 
     # -- values -------------------------------------------------------------------------------
     def bind(self, v: Variable, name: str) -> None:
         self.names[v] = name
 
     def value(self, v: Variable) -> str:
-        """Name of the full value of ``v`` (a scalar or an array)."""
+        """Expression for the full value of ``v`` (a scalar or an array)."""
         if v in self.names:
             return self.names[v]
         if isinstance(v, Constant):
@@ -147,92 +209,120 @@ class CodeGen:
         self.names[v] = name
         return name
 
-    def _through_views(self, v: Variable, idx: list[str]) -> tuple[Variable, list[str]]:
-        """Follow lazily skipped dimshuffles back to a materialised value, mapping indices."""
-        while v in self.lazy:
-            node = v.owner
-            order = node.op.new_order  # type: ignore[union-attr]
-            x = node.inputs[0]  # type: ignore[union-attr]
-            inner = ["0"] * x.ndim
-            for pos, d in enumerate(order):
-                if d != "x":
-                    inner[d] = idx[pos]
-            v, idx = x, inner
-        return v, idx
+    def view(self, out: Variable, source: Variable) -> None:
+        """Record that ``out``'s array may share memory with ``source``'s."""
+        self.views[out] = source
+
+    def aliases_argument(self, v: Variable) -> bool:
+        """Whether ``v``'s array may be (part of) an argument or constant array."""
+        while v in self.views:
+            v = self.views[v]
+        return v in self.arguments or isinstance(v, Constant)
 
     def elem(self, v: Variable, idx: Sequence[str]) -> str:
-        """Expression for the element of ``v`` at ``idx`` (broadcastable dims read index 0)."""
-        idx = ["0" if b else i for b, i in zip(v.broadcastable, idx)]
-        base, idx = self._through_views(v, idx)
-        idx = ["0" if b else i for b, i in zip(base.broadcastable, idx)]
+        """Expression (in the main function) for the element of ``v`` at ``idx``."""
+        base, mapped = through_views(self.lazy, v, list(idx))
         if base.ndim == 0:
             return self.value(base)
-        if isinstance(base, Constant) and np.all(base.data == base.data.flat[0]) and base.data.size:
-            return literal(base.data.flat[0], base.dtype)
-        return f"{self.value(base)}[{', '.join(idx)}]"
+        uniform = _uniform_constant(base)
+        if uniform is not None:
+            return literal(uniform, base.dtype)
+        return f"{self.value(base)}[{', '.join(mapped)}]"
 
     def dim(self, v: Variable, d: int) -> str:
         """Expression for the length of dimension ``d`` of ``v``."""
         if v.broadcastable[d]:
             return "1"
-        idx = [str(i) for i in range(v.ndim)]
-        markers = list(idx)
+        markers = [str(i) for i in range(v.ndim)]
         markers[d] = "D"
-        base, mapped = self._through_views(v, markers)
+        base, mapped = through_views(self.lazy, v, markers)
         if isinstance(base, Constant):
             return str(base.data.shape[mapped.index("D")])
         return f"{self.value(base)}.shape[{mapped.index('D')}]"
 
-    # -- loops ---------------------------------------------------------------------------------
-    def loops(self, dims: Sequence[str]) -> contextlib.AbstractContextManager[list[str]]:
-        """Nested ``for`` loops over ``dims``; yields the index names."""
+    def shape_tuple(self, v: Variable) -> list[str]:
+        return [self.dim(v, d) for d in range(v.ndim)]
 
-        @contextlib.contextmanager
-        def nest() -> Iterator[list[str]]:
-            names = [self.fresh("i") for _ in dims]
-            opened = 0
-            try:
-                for name, n in zip(names, dims):
-                    self.emit(f"for {name} in range({n}):")
-                    self.level += 1
-                    opened += 1
-                yield names
-            finally:
-                self.level -= opened
-
-        return nest()
-
+    # -- common emission patterns ------------------------------------------------------------
     def broadcast_dims(self, node: Apply, inputs: Sequence[Variable], ndim: int) -> list[str]:
-        """Output lengths for an elementwise loop; checks non-broadcastable dims agree."""
+        """Output lengths of an elementwise operation: each from the first input not broadcasting
+        there (the elementwise kernel checks that the other inputs agree)."""
         dims = []
         for d in range(ndim):
             sizes = [self.dim(x, d) for x in inputs if not x.broadcastable[d]]
-            if not sizes:
-                dims.append("1")
-                continue
-            n = self.fresh("n")
-            self.emit(f"{n} = {sizes[0]}")
-            for s in sizes[1:]:
-                if s != sizes[0]:
-                    with self.block(f"if {s} != {n}:"):
-                        self.emit(self.fail(node, f"dimension {d} mismatch"))
-            dims.append(n)
+            dims.append(sizes[0] if sizes else "1")
         return dims
+
+    def empty(self, dims: Sequence[str], dtype: str) -> str:
+        """Expression allocating an uninitialised array (negative lengths, after an error, give 0).
+
+        The allocation runs in a small cached kernel: ``np.empty`` compiled into the main
+        function would pull Numba's error-message formatting into every compile.
+        """
+        params = [f"d{i}" for i in range(len(dims))]
+        shape = ", ".join(f"max({p}, 0)" for p in params)
+        source = f"def kernel({', '.join(params)}):\n    return np.empty(({shape},), {np_dtype(dtype)})\n"
+        return f"{self.generated_kernel(source)}({', '.join(dims)})"
 
     def alloc(self, v: Variable, dims: Sequence[str], hint: str = "a") -> str:
         name = self.new_name(v, hint)
-        self.emit(f"{name} = np.empty(({', '.join(dims)}{',' if len(dims) == 1 else ''}), {np_dtype(v.dtype)})")
+        self.emit(f"{name} = {self.empty(dims, v.dtype)}")
         return name
 
-    def copy_into(self, target: str, source: Variable, dims: Sequence[str]) -> None:
-        """Element-wise copy of ``source`` (of the given dims) into the array expression ``target``."""
-        if not dims:
-            raise RuntimeError("copy_into needs an array")
-        with self.loops(dims) as idx:
-            self.emit(f"{target}[{', '.join(idx)}] = {self.elem(source, idx)}")
+    def elementwise(self, target: str, ndim: int, inputs: Sequence[Variable],
+                    body: Callable[[KernelWriter, list[str]], str], op: str = "=",
+                    node: Apply | None = None) -> None:
+        """Call a generated kernel doing ``target[idx] <op> body(idx)`` over ``target``'s shape.
 
-    def shape_tuple(self, v: Variable) -> list[str]:
-        return [self.dim(v, d) for d in range(v.ndim)]
+        ``body(kw, idx)`` returns the element expression, built with ``kw.elem`` on ``inputs``.
+        The kernel first checks that every non-broadcastable dimension of the inputs has the
+        target's length; if not, it writes nothing and the mismatch is recorded in ``err``.
+        """
+        kw = KernelWriter(self)
+        out = kw.param(target)
+        dims = [f"{out}.shape[{d}]" for d in range(ndim)]
+        with kw.loops(dims) as idx:
+            expr = body(kw, idx)
+            kw.emit(f"{out}[{', '.join(idx)}] {op} {expr}")
+        kw.emit("return 0")
+        guards = []
+        for x in inputs:
+            offset = ndim - x.ndim  # inputs are aligned on the right, as in NumPy
+            for d in range(x.ndim):
+                if not x.broadcastable[d]:
+                    guards.append(f"{kw.dim(x, d)} != {dims[d + offset]}")
+        guards = list(dict.fromkeys(guards))
+        if guards:
+            kw.lines[:0] = ["    if " + " or ".join(guards) + ":", "        return 1"]
+        status = self.fresh("st")
+        kw.call(status)
+        self.check_status(status, node, "shapes do not match")
+
+    def reshape(self, array: str, dims: Sequence[str], node: Apply | None) -> str:
+        """Expression for ``array`` reshaped to ``dims`` (a view when contiguous, else a copy)."""
+        n = len(dims)
+        params = ", ".join(f"d{i}" for i in range(n))
+        size = " * ".join(f"d{i}" for i in range(n))
+        zeros = ", ".join("0" for _ in range(n))
+        source = (f"def kernel(x, {params}):\n"
+                  f"    if {size} != x.size:\n"
+                  f"        return np.zeros(({zeros},), x.dtype), 1\n"
+                  f"    return np.ascontiguousarray(x).reshape(({params},)), 0\n")
+        result, status = self.fresh("rs"), self.fresh("st")
+        self.emit(f"{result}, {status} = {self.generated_kernel(source)}({array}, {', '.join(dims)})")
+        self.check_status(status, node, "cannot reshape")
+        return result
+
+    def cast_array(self, v: Variable, dtype: str) -> str:
+        """A new array with the values of ``v`` converted to ``dtype``."""
+        name = self.fresh("cast")
+        self.emit(f"{name} = {self.empty(self.shape_tuple(v), dtype)}")
+        self.elementwise(name, v.ndim, [v], lambda kw, idx: kw.elem(v, idx))
+        return name
+
+    def copy_into(self, target: str, source: Variable, node: Apply | None = None) -> None:
+        """Copy ``source`` into the array ``target`` of the same shape, element by element."""
+        self.elementwise(target, source.ndim, [source], lambda kw, idx: kw.elem(source, idx), node=node)
 
     def objmode(self, node: Apply) -> None:
         """Compute ``node`` with its NumPy implementation, called from the compiled code."""
@@ -253,26 +343,79 @@ class CodeGen:
             self.emit(f"{', '.join(outs)}, = {runner}({', '.join(self.value(x) for x in node.inputs)})")
 
 
+def _static_false(condition: str) -> bool:
+    """Conditions made only of integer literals that are false (e.g. ``1 != 1``)."""
+    try:
+        return not eval(condition, {"__builtins__": {}, "np": np})  # noqa: S307 - generated literals only
+    except Exception:
+        return False
+
+
+class KernelWriter(SourceWriter):
+    """A generated loop kernel: its parameters are values of the calling main function."""
+
+    def __init__(self, cg: CodeGen) -> None:
+        super().__init__(level=1)
+        self.cg = cg
+        self.args: list[str] = []  # main-function expressions, one per parameter
+
+    def param(self, main_expr: str) -> str:
+        """The kernel parameter receiving ``main_expr`` (one per distinct expression)."""
+        if main_expr not in self.args:
+            self.args.append(main_expr)
+        return f"p{self.args.index(main_expr)}"
+
+    def elem(self, v: Variable, idx: Sequence[str]) -> str:
+        """Expression (inside the kernel) for the element of ``v`` at ``idx``."""
+        base, mapped = through_views(self.cg.lazy, v, list(idx))
+        uniform = _uniform_constant(base)
+        if uniform is not None:
+            return literal(uniform, base.dtype)
+        value = self.cg.value(base)
+        if base.ndim == 0:
+            return value if isinstance(base, Constant) else self.param(value)
+        return f"{self.param(value)}[{', '.join(mapped)}]"
+
+    def dim(self, v: Variable, d: int) -> str:
+        """Expression (inside the kernel) for the length of dimension ``d`` of ``v``."""
+        if v.broadcastable[d]:
+            return "1"
+        markers = [str(i) for i in range(v.ndim)]
+        markers[d] = "D"
+        base, mapped = through_views(self.cg.lazy, v, markers)
+        if isinstance(base, Constant):
+            return str(base.data.shape[mapped.index("D")])
+        return f"{self.param(self.cg.value(base))}.shape[{mapped.index('D')}]"
+
+    def source(self) -> str:
+        params = ", ".join(f"p{i}" for i in range(len(self.args)))
+        return "\n".join([f"def kernel({params}):", *self.lines]) + "\n"
+
+    def call(self, result: str | None = None) -> None:
+        """Emit the call in the main function (assigning its return value to ``result``)."""
+        name = self.cg.generated_kernel(self.source())
+        call = f"{name}({', '.join(self.args)})"
+        self.cg.emit(f"{result} = {call}" if result else call)
+
+
 def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tuple[list[Apply], set[Variable]]:
     """The nodes to emit, and the dimshuffle outputs that consumers only read element-wise.
 
-    A dimshuffle is skipped (``lazy``) when every consumer reads it through ``cg.elem``; its
-    own input is then read the same way. Everything else is computed as a value.
+    A dimshuffle is skipped (``lazy``) when every consumer reads it through ``elem``; its own
+    input is then read the same way. Everything else is computed as a value.
     """
     nodes = toposort(outputs, stop_at=stop_at)
     value_needed: set[Variable] = set(outputs)
-    elem_needed: set[Variable] = set()
     lazy: set[Variable] = set()
     for node in reversed(nodes):
         op = node.op
-        is_view = type(op).__name__ == "DimShuffle"
         y = node.outputs[0]
-        if is_view and y not in value_needed:
+        if type(op).__name__ == "DimShuffle" and y not in value_needed:
             lazy.add(y)
-            elem_needed.add(node.inputs[0])
             continue
         elementwise = getattr(op, "numba_reads_elements", False)
         for i, x in enumerate(node.inputs):
             by_element = elementwise is True or (isinstance(elementwise, tuple) and i in elementwise)
-            (elem_needed if by_element else value_needed).add(x)
+            if not by_element:
+                value_needed.add(x)
     return nodes, lazy

@@ -1,14 +1,16 @@
 """Graph rewrites: small named passes run in order before a graph is compiled.
 
-Each pass is a function ``FunctionGraph -> FunctionGraph`` registered with ``@register``. A
-function built with ``rewrite=False`` runs none; ``rewrite=["merge", ...]`` runs only the named
-ones. ``REWRITES`` lists them all, in order, with a one-line description each.
+Each pass is a function ``FunctionGraph -> FunctionGraph`` registered with ``@register``;
+``PIPELINE`` says in which order they run. A function built with ``rewrite=False`` runs none;
+``rewrite=["merge", ...]`` runs only the named ones. ``REWRITES`` maps each name to its pass and
+one-line description.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..fgraph import FunctionGraph
 
@@ -20,34 +22,79 @@ class Rewrite:
     name: str
     run: Pass
     doc: str
+    scan_bodies: bool
 
 
-REWRITES: list[Rewrite] = []
+REWRITES: dict[str, Rewrite] = {}
+
+#: the order passes run in (a pass may run more than once, cleaning up after later ones)
+PIPELINE = [
+    "scan_merge",
+    "merge",
+    "constant_fold",
+    "canonicalize",
+    "scan_dead_outputs",
+    "scan_hoist",
+    "scan_push_out",
+    "scan_dead_outputs",
+    "stability",
+    "merge",
+    "constant_fold",
+    "canonicalize",
+    "fusion",
+    "merge",
+]
 
 
-def register(name: str) -> Callable[[Pass], Pass]:
-    """Register a pass under ``name``, to run after those registered before it."""
+def register(name: str, scan_bodies: bool = False) -> Callable[[Pass], Pass]:
+    """Register a pass under ``name``, to run after those registered before it.
+
+    With ``scan_bodies=True`` the pass also rewrites the inner graph of every scan.
+    """
 
     def deco(fn: Pass) -> Pass:
-        if any(r.name == name for r in REWRITES):
+        if name in REWRITES:
             raise ValueError(f"rewrite {name!r} is already registered")
-        REWRITES.append(Rewrite(name, fn, (fn.__doc__ or "").strip().split("\n")[0]))
+        REWRITES[name] = Rewrite(name, fn, (fn.__doc__ or "").strip().split("\n")[0], scan_bodies)
         return fn
 
     return deco
 
 
+def in_scan_bodies(fgraph: FunctionGraph, run: Pass) -> FunctionGraph:
+    """Apply ``run`` to the inner graph of every scan in ``fgraph`` (recursively)."""
+    from ...scan.op import Scan
+    from .basic import rewrite_nodes
+
+    def local(node: Any) -> Any:
+        op = node.op
+        if not isinstance(op, Scan):
+            return None
+        inner = FunctionGraph(op.inner_inputs, op.inner_outputs, [])
+        new_inner = in_scan_bodies(run(inner), run)
+        if all(a is b for a, b in zip(new_inner.outputs, op.inner_outputs)):
+            return None
+        new_op = Scan(op.info, op.inner_inputs, new_inner.outputs)
+        return new_op.make_node(*node.inputs).outputs
+
+    return rewrite_nodes(fgraph, local)
+
+
 def rewrite_graph(fgraph: FunctionGraph, only: Iterable[str] | None = None) -> FunctionGraph:
-    """Apply the registered passes (or just those named in ``only``) in order."""
+    """Run the PIPELINE (or only the passes named in ``only``, in pipeline order)."""
     wanted = None if only is None else set(only)
     if wanted is not None:
-        unknown = wanted - {r.name for r in REWRITES}
+        unknown = wanted - set(REWRITES)
         if unknown:
-            raise ValueError(f"unknown rewrites {sorted(unknown)}; known: {[r.name for r in REWRITES]}")
-    for r in REWRITES:
-        if wanted is None or r.name in wanted:
-            fgraph = r.run(fgraph)
+            raise ValueError(f"unknown rewrites {sorted(unknown)}; known: {sorted(REWRITES)}")
+    for name in PIPELINE:
+        if name not in REWRITES or (wanted is not None and name not in wanted):
+            continue
+        r = REWRITES[name]
+        fgraph = r.run(fgraph)
+        if r.scan_bodies:
+            fgraph = in_scan_bodies(fgraph, r.run)
     return fgraph
 
 
-from . import basic, scan  # noqa: E402,F401  (registers the passes, in order)
+from . import basic, canonical, fusion, scan  # noqa: E402,F401  (registers the passes)

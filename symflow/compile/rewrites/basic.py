@@ -39,7 +39,7 @@ def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
     return fgraph.replace_outputs([memo.get(y, y) for y in fgraph.all_outputs])
 
 
-@register("merge")
+@register("merge", scan_bodies=True)
 def merge(fgraph: FunctionGraph) -> FunctionGraph:
     """Compute identical subgraphs (same op on the same inputs) and equal constants once."""
     constants: dict[Any, Constant] = {}
@@ -64,7 +64,7 @@ def merge(fgraph: FunctionGraph) -> FunctionGraph:
 _FOLD_LIMIT = 10_000  # elements; larger results stay computed at run time
 
 
-@register("constant_fold")
+@register("constant_fold", scan_bodies=True)
 def constant_fold(fgraph: FunctionGraph) -> FunctionGraph:
     """Evaluate operations whose inputs are all constants (small results only)."""
 
