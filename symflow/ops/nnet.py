@@ -35,10 +35,9 @@ class Softmax(Op):
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
         (g,) = output_grads
-        y = node.outputs[0]
         if g is None:
             return [None]
-        return [m.mul(y, m.sub(g, sum(m.mul(g, y), axis=-1, keepdims=True)))]
+        return [SoftmaxGrad()(g, node.outputs[0])]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
@@ -48,6 +47,58 @@ class Softmax(Op):
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
         return [(type(self)()(values[0]), True)]
+
+
+class SoftmaxGrad(Op):
+    """The gradient through softmax: ``y * (g - sum(g * y))`` along the last axis, given the
+    incoming gradient ``g`` and the softmax output ``y`` (a named op so that rewrites can cancel
+    a division by ``y`` inside ``g``, which keeps cross-entropy gradients finite)."""
+
+    def make_node(self, g: Variable, y: Variable) -> Apply:
+        g, y = as_variable(g), as_variable(y)
+        if g.ndim != y.ndim:
+            raise TypeError(f"softmax gradient: {g.describe()} does not match {y.describe()}")
+        return Apply(self, [g, y], [y.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        g, y = inputs
+        if g.shape[-1:] != y.shape[-1:] or any(a != b and a != 1 for a, b in zip(g.shape, y.shape)):
+            raise ValueError(f"softmax gradient of shape {g.shape} does not fit the output shape {y.shape}")
+        return [np.asarray(y * (g - (g * y).sum(axis=-1, keepdims=True)), dtype=node.outputs[0].dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        g, y = node.inputs
+        (h,) = output_grads
+        if h is None:
+            return [None, None]
+        # out = y*g - y*s with s = sum(g*y): differentiate the composition
+        s = sum(m.mul(g, y), axis=-1, keepdims=True)
+        hy = m.mul(h, y)
+        t = sum(hy, axis=-1, keepdims=True)
+        return [m.sub(hy, m.mul(y, t)), m.sub(m.add(m.mul(h, g), m.neg(m.mul(h, s))), m.mul(g, t))]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[1]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        g, y = node.inputs
+        dims = cg.shape_tuple(y)
+        out = cg.alloc(node.outputs[0], dims, "smg")
+        for d in range(g.ndim):
+            if not g.broadcastable[d]:
+                cg.check(f"{cg.dim(g, d)} != {dims[d]}", node, "gradient shape")
+        rows = " * ".join(dims[:-1]) or "1"
+        g2 = cg.reshape(cg.value(g) if g.broadcastable == y.broadcastable else cg.copy_of(g, dims), [rows, dims[-1]],
+                        node)
+        y2 = cg.reshape(cg.value(y), [rows, dims[-1]], node)
+        o2 = cg.reshape(out, [rows, dims[-1]], node)
+        cg.emit(f"{cg.kernel(softmax_grad_rows)}({g2}, {y2}, {o2})")
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        g, y = values
+        if not all(batched):
+            return None
+        return [(SoftmaxGrad()(g, y), True)]
 
 
 class LogSoftmax(Op):
@@ -116,6 +167,16 @@ def softmax_rows(x, out):  # type: ignore[no-untyped-def]
             total += e
         for j in range(x.shape[1]):
             out[i, j] /= total
+
+
+def softmax_grad_rows(g, y, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = y * (g - sum(g * y)) for each row."""
+    for i in range(y.shape[0]):
+        total = 0.0
+        for j in range(y.shape[1]):
+            total += g[i, j] * y[i, j]
+        for j in range(y.shape[1]):
+            out[i, j] = y[i, j] * (g[i, j] - total)
 
 
 def log_softmax_rows(x, out):  # type: ignore[no-untyped-def]

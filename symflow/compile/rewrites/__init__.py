@@ -97,4 +97,4 @@ def rewrite_graph(fgraph: FunctionGraph, only: Iterable[str] | None = None) -> F
     return fgraph
 
 
-from . import basic, canonical, fusion, scan  # noqa: E402,F401  (registers the passes)
+from . import basic, canonical, fusion, scan, stability  # noqa: E402,F401  (registers the passes)

@@ -11,8 +11,11 @@ from typing import Any
 
 from ...graph import Apply, Constant, Variable
 from ...ops import math as m
+from ...ops.dot import dot
 from ...ops.elemwise import Elemwise
-from ...ops.shape import DimShuffle, Shape, ShapeI, SpecifyBroadcastable, constant_value, dimshuffle
+from ...ops.nnet import LogSoftmax, Softmax
+from ...ops.reduce import Reduce
+from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, constant_value, dimshuffle
 from ...ops.subtensor import Subtensor
 from ..fgraph import FunctionGraph
 from . import register
@@ -71,6 +74,26 @@ def drop_neutral_operand(node: Apply) -> list[Variable] | None:
             other = node.inputs[1 - pos]
             if _same_type(other, out):
                 return [other]
+    return None
+
+
+def _is_zeros(x: Variable) -> bool:
+    """A constant zero, or an Alloc filling with a constant zero."""
+    if _is_value(x, 0):
+        return True
+    return x.owner is not None and isinstance(x.owner.op, Alloc) and _is_value(x.owner.inputs[0], 0)
+
+
+@rule(Elemwise)
+def add_zeros(node: Apply) -> list[Variable] | None:
+    """``zeros + x`` is ``x`` (gradient accumulators start as zeros) when x has the result's type."""
+    if node.op.scalar_op.name != "add":  # type: ignore[attr-defined]
+        return None
+    out = node.outputs[0]
+    for pos in (0, 1):
+        other = node.inputs[1 - pos]
+        if _is_zeros(node.inputs[pos]) and _same_type(other, out):
+            return [other]
     return None
 
 
@@ -139,6 +162,42 @@ def useless_specify(node: Apply) -> list[Variable] | None:
 
 
 @rule(Subtensor)
+def full_slices(node: Apply) -> list[Variable] | None:
+    """``x[0:len(x)]`` and ``x[::1]`` are ``x``: drop slices that cover their whole dimension."""
+    x, *components = node.inputs
+    it = iter(components)
+    keep: list[Any] = []
+    kept_components: list[Variable] = []
+    changed = False
+    for d, entry in enumerate(node.op.idx):  # type: ignore[attr-defined]
+        parts = [next(it) for _ in range(1 if entry == "i" else sum(entry[1:]))]
+        if entry != "i":
+            start, stop, step = (parts.pop(0) if has else None for has in entry[1:])
+            full = ((start is None or constant_value(start) == 0)
+                    and (stop is None or _is_length(stop, x, d))
+                    and (step is None or constant_value(step) == 1))
+            if full and (start is not None or stop is not None or step is not None):
+                keep.append(("s", False, False, False))
+                changed = True
+                continue
+            parts = [p for p in (start, stop, step) if p is not None]
+        keep.append(entry)
+        kept_components += parts
+    if not changed:
+        return None
+    while keep and keep[-1] == ("s", False, False, False):
+        keep.pop()
+    if not keep:
+        return [x]
+    return [Subtensor(tuple(keep))(x, *kept_components)]
+
+
+def _is_length(v: Variable, x: Variable, d: int) -> bool:
+    """Whether ``v`` is the length of dimension ``d`` of ``x``."""
+    return v.owner is not None and isinstance(v.owner.op, ShapeI) and v.owner.op.i == d and v.owner.inputs[0] is x
+
+
+@rule(Subtensor)
 def shape_entry(node: Apply) -> list[Variable] | None:
     """``x.shape[i]`` with a constant ``i`` is ``ShapeI(i)(x)`` (or 1 for broadcastable dims)."""
     x = node.inputs[0]
@@ -152,3 +211,49 @@ def shape_entry(node: Apply) -> list[Variable] | None:
     if source.broadcastable[i]:
         return [Constant(1, dtype="int64")]
     return [ShapeI(i)(source)]
+
+
+@rule(Reduce)
+def summed_outer_product(node: Apply) -> list[Variable] | None:
+    """``sum_t a[t, :, None] * b[t, None, :]`` over ``t`` is the matrix product ``a.T . b``
+    (per-step weight gradients summed over a sequence become one product)."""
+    op: Any = node.op
+    (x,) = node.inputs
+    if op.kind != "sum" or op.axis != (0,) or op.keepdims or x.ndim != 3:
+        return None
+    prod = x.owner
+    if prod is None or not isinstance(prod.op, Elemwise) or prod.op.scalar_op.name != "mul":
+        return None
+    sources = [_dimshuffled_matrix(v) for v in prod.inputs]
+    if any(s is None for s in sources):
+        return None
+    (a, pa), (b, pb) = sources  # type: ignore[misc]
+    if pa == (0, 1, "x") and pb == (0, "x", 1):
+        left, right = a, b
+    elif pa == (0, "x", 1) and pb == (0, 1, "x"):
+        left, right = b, a
+    else:
+        return None
+    out = dot(left.T, right)
+    return [out] if out.dtype == node.outputs[0].dtype else [m.cast(out, node.outputs[0].dtype)]
+
+
+def _dimshuffled_matrix(v: Variable) -> tuple[Variable, tuple[Any, ...]] | None:
+    node = v.owner
+    if node is None or not isinstance(node.op, DimShuffle) or node.inputs[0].ndim != 2:
+        return None
+    return node.inputs[0], node.op.new_order  # type: ignore[attr-defined]
+
+
+@rule(Softmax, LogSoftmax)
+def softmax_of_view(node: Apply) -> list[Variable] | None:
+    """A row-wise softmax of a dimshuffle that keeps the last axis last is the dimshuffle of the
+    softmax (so the kernel runs on the plain array, with no reshaping)."""
+    (x,) = node.inputs
+    if x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    order = x.owner.op.new_order  # type: ignore[attr-defined]
+    z = x.owner.inputs[0]
+    if z.ndim == 0 or order[-1] != z.ndim - 1:
+        return None
+    return [dimshuffle(type(node.op)()(z), order)]

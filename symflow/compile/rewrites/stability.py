@@ -1,0 +1,149 @@
+"""Numerical stability: rewrite expressions that overflow or lose precision into equivalent stable
+forms, in the forward graph and in the gradients built from it.
+
+* ``log(softmax(z))`` (also through indexing and dimshuffles, as in the book's
+  ``-mean(log(py_x[arange(n), y]))``) becomes indexing of ``log_softmax(z)``;
+* ``log(sigmoid(x))`` becomes ``-softplus(-x)`` and ``log(1 - sigmoid(x))`` ``-softplus(x)``;
+* the gradient through softmax of such a loss divides by the softmax and multiplies by it
+  again; ``SoftmaxGrad`` with an incoming ``G / y[...]`` is rewritten without the division, so
+  it stays finite when a probability underflows to zero.
+"""
+
+from __future__ import annotations
+
+from ...graph import Apply, Variable, rebuild
+from ...ops import math as m
+from ...ops.elemwise import Elemwise
+from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
+from ...ops.reduce import sum as sum_
+from ...ops.shape import Alloc, DimShuffle, SpecifyBroadcastable
+from ...ops.subtensor import (
+    AdvancedIncSubtensor,
+    AdvancedIncSubtensor1,
+    AdvancedSubtensor,
+    AdvancedSubtensor1,
+    IncSubtensor,
+    Subtensor,
+)
+from ..fgraph import FunctionGraph
+from . import register
+from .basic import rewrite_nodes
+
+#: ops that only select or rearrange elements of their first input
+VIEWS = (Subtensor, AdvancedSubtensor, AdvancedSubtensor1, DimShuffle, SpecifyBroadcastable)
+#: writing counterpart -> reading op with the same index inputs
+READER = {IncSubtensor: Subtensor, AdvancedIncSubtensor1: AdvancedSubtensor1, AdvancedIncSubtensor: AdvancedSubtensor}
+
+
+def _scalar_name(v: Variable) -> str | None:
+    node = v.owner
+    if node is not None and isinstance(node.op, Elemwise):
+        return node.op.scalar_op.name
+    return None
+
+
+@register("stability", scan_bodies=True)
+def stability(fgraph: FunctionGraph) -> FunctionGraph:
+    """Stable forms of log-softmax, log-sigmoid and the cross-entropy gradient."""
+
+    def local(node: Apply) -> list[Variable] | None:
+        op = node.op
+        if isinstance(op, Elemwise) and op.scalar_op.name == "log":
+            return _stable_log(node)
+        if isinstance(op, SoftmaxGrad):
+            g, y = node.inputs
+            yg = times(y, g)
+            if yg is not None:
+                return [m.sub(yg, m.mul(y, sum_(yg, axis=-1, keepdims=True)))]
+        return None
+
+    return rewrite_nodes(fgraph, local)
+
+
+def _stable_log(node: Apply) -> list[Variable] | None:
+    (x,) = node.inputs
+    out = node.outputs[0]
+    # log(view(softmax(z))) -> view(log_softmax(z))
+    chain: list[Apply] = []
+    v = x
+    while v.owner is not None and isinstance(v.owner.op, VIEWS):
+        chain.append(v.owner)
+        v = v.owner.inputs[0]
+    if v.owner is not None and isinstance(v.owner.op, Softmax):
+        result = LogSoftmax()(v.owner.inputs[0])
+        for view in reversed(chain):
+            result = rebuild(view, [result, *view.inputs[1:]]).outputs[0]
+        return [result] if result.dtype == out.dtype and result.ndim == out.ndim else None
+    if _scalar_name(x) == "sigmoid":
+        return [m.neg(m.softplus(m.neg(x.owner.inputs[0])))]  # type: ignore[union-attr]
+    if _scalar_name(x) == "sub" and _is_one(x.owner.inputs[0]) and _scalar_name(x.owner.inputs[1]) == "sigmoid":  # type: ignore[union-attr]
+        return [m.neg(m.softplus(x.owner.inputs[1].owner.inputs[0]))]  # type: ignore[union-attr]
+    return None
+
+
+def _is_one(v: Variable) -> bool:
+    data = getattr(v, "data", None)
+    return data is not None and data.size > 0 and bool((data == 1).all())
+
+
+def same_expr(a: Variable, b: Variable, depth: int = 8) -> bool:
+    """Whether two variables certainly hold the same value (same op applied to the same inputs)."""
+    if a is b:
+        return True
+    if depth == 0 or a.owner is None or b.owner is None or a.index != b.index:
+        return False
+    na, nb = a.owner, b.owner
+    if na.op != nb.op or na.op.stateful or len(na.inputs) != len(nb.inputs):
+        return False
+    return all(same_expr(x, y, depth - 1) for x, y in zip(na.inputs, nb.inputs))
+
+
+def _is_zeros(v: Variable) -> bool:
+    node = v.owner
+    return node is not None and isinstance(node.op, Alloc) and bool(getattr(node.inputs[0], "data", 1) == 0)
+
+
+def times(y: Variable, g: Variable) -> Variable | None:
+    """An expression for ``y * g`` that cancels a division by ``y`` inside ``g``, or None.
+
+    Follows ``g`` through additions, writes into zeros (the gradients of indexing) and views
+    that select the same elements of ``y`` and ``g``.
+    """
+    node = g.owner
+    if node is None:
+        return None
+    op = node.op
+    if isinstance(op, Elemwise) and op.scalar_op.name == "true_div" and same_expr(node.inputs[1], y):
+        num = node.inputs[0]
+        return num if num.broadcastable == g.broadcastable or num.ndim == g.ndim else None
+    if isinstance(op, Elemwise) and op.scalar_op.name == "add":
+        parts = [times(y, part) for part in node.inputs]
+        if any(p is None for p in parts):
+            return None
+        return m.add(*parts)  # type: ignore[arg-type]
+    reader = READER.get(type(op))
+    if reader is not None and not op.set_instead_of_inc and _is_zeros(node.inputs[0]):  # type: ignore[attr-defined]
+        base, value, *index = node.inputs
+        if base.ndim != y.ndim:
+            return None
+        region = (reader(op.idx) if hasattr(op, "idx") else reader())(y, *index)  # type: ignore[attr-defined]
+        region = _align(region, value)
+        if region is None:
+            return None
+        inner = times(region, value)
+        return None if inner is None else rebuild(node, [base, inner, *index]).outputs[0]
+    if isinstance(op, VIEWS) and y.owner is not None and y.owner.op == op and \
+            all(same_expr(a, b) for a, b in zip(y.owner.inputs[1:], node.inputs[1:])):
+        inner = times(y.owner.inputs[0], node.inputs[0])
+        return None if inner is None else rebuild(node, [inner, *node.inputs[1:]]).outputs[0]
+    return None
+
+
+def _align(region: Variable, value: Variable) -> Variable | None:
+    """``region`` (read from y) shaped like ``value`` (written into g): pad broadcastable dims."""
+    if region.ndim == value.ndim:
+        return region
+    if region.ndim < value.ndim:
+        return DimShuffle(region.broadcastable, ("x",) * (value.ndim - region.ndim) + tuple(range(region.ndim)))(
+            region)
+    return None
