@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..compile.numba.codegen import _NAME
 from ..graph import Apply
 from .op import Scan
 
@@ -91,13 +92,18 @@ def emit_scan(node: Apply, cg: Any) -> None:
     steps = cg.fresh("steps")
     cg.emit(f"{steps} = {n}")
     t = cg.fresh("t")
-    with cg.block(f"for {t} in range({n}):"):
+    for (buf, lag), y in zip(buffers, op.inner_state_outputs):
+        if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs:
+            cg.destinations[y] = f"{buf}[{lag} + {t}]"  # computed straight into its buffer row
+    with cg.loop(f"for {t} in range({n}):"):
         for seq, taps, tap_vars in zip(seqs, info.seq_taps, inner["seqs"]):
             for k, v in zip(taps, tap_vars):
                 cg.emit(f"{cg.new_name(v, 'x')} = {seq}[{t} + {k - min(taps)}]")
+                cg.shape_hints[v] = [f"{seq}.shape[{d + 1}]" for d in range(v.ndim)]
         for (buf, lag), taps, tap_vars in zip(buffers, info.state_taps, inner["states"]):
             for k, v in zip(taps, tap_vars):
                 cg.emit(f"{cg.new_name(v, 'prev')} = {buf}[{lag} + {t} - {-k}]")
+                cg.shape_hints[v] = [f"{buf}.shape[{d + 1}]" for d in range(v.ndim)]
         for x, v in zip(outer["nonseqs"], inner["nonseqs"]):
             cg.bind(v, cg.value(x))
         emit_graph(cg, op.inner_outputs, op.inner_inputs)
@@ -105,14 +111,17 @@ def emit_scan(node: Apply, cg: Any) -> None:
         for (buf, lag), y in zip(buffers, op.inner_state_outputs):
             _store(node, cg, f"{buf}[{lag} + {t}]", y)
         for mbuf, y in zip(mapped, op.inner_mapped_outputs):
-            if y.ndim:  # (re)allocated at the first step, when the per-step shape is known
+            if y.ndim:  # allocated before the loop if the step shape is known there, else at the first step
                 dims = cg.shape_tuple(y)
-                params = ", ".join(f"d{i}" for i in range(y.ndim))
-                source = (f"def kernel(buf, {params}):\n"
-                          f"    if buf.shape[1:] == ({params},):\n"
-                          f"        return buf\n"
-                          f"    return np.empty((buf.shape[0], {params}), buf.dtype)\n")
-                cg.emit(f"{mbuf} = {cg.generated_kernel(source)}({mbuf}, {', '.join(dims)})")
+                allocation = f"{mbuf} = {cg.empty([n, *dims], y.dtype)}"
+                names = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
+                if not cg._hoist_line(allocation, names):
+                    params = ", ".join(f"d{i}" for i in range(y.ndim))
+                    source = (f"def kernel(buf, {params}):\n"
+                              f"    if buf.shape[1:] == ({params},):\n"
+                              f"        return buf\n"
+                              f"    return np.empty((buf.shape[0], {params}), buf.dtype)\n")
+                    cg.emit(f"{mbuf} = {cg.generated_kernel(source)}({mbuf}, {', '.join(dims)})")
             _store(node, cg, f"{mbuf}[{t}]", y)
         for acc, y in zip(sums, op.inner_sum_outputs):
             if y.ndim == 0:
@@ -135,9 +144,11 @@ def emit_scan(node: Apply, cg: Any) -> None:
 
 
 def _store(node: Apply, cg: Any, target: str, y: Any) -> None:
-    """Copy the step's value ``y`` into ``target`` (a row of a buffer)."""
+    """Copy the step's value ``y`` into ``target`` (a row of a buffer), unless it was computed there."""
     if y.ndim == 0:
         cg.emit(f"{target} = {cg.value(y)}")
+        return
+    if cg.destinations.get(y) == target and cg.value(y).startswith("dst_"):
         return
     row = cg.fresh("row")
     cg.emit(f"{row} = {target}")

@@ -56,12 +56,17 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
             cg.bind(v, f"{name}_v")
         else:
             cg.bind(v, name)
-        cg.arguments.add(v)
-    emit_graph(cg, fgraph.all_outputs, arg_vars)
+            cg.arguments.add(v)
+    cg.defined.update(args)
+    in_place = plan_in_place(fgraph)
+    deferred = [e.owner for _, e in in_place]
+    emit_graph(cg, fgraph.outputs + [e for _, e in fgraph.updates if e.owner not in deferred]
+               + [x for node in deferred for x in node.inputs], arg_vars)  # type: ignore[union-attr]
 
     results: list[str] = []
     claimed: set[Variable] = set()
     update_values = {e for e in fgraph.update_values}
+    written = {sv for sv, _ in in_place}
     for y in fgraph.outputs:
         name = cg.value(y)
         if y.ndim and (cg.aliases_argument(y) or y in claimed or y in update_values):
@@ -69,11 +74,15 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
         claimed.add(y)
         results.append(name)
     for sv, e in fgraph.updates:
+        if sv in written:
+            continue  # already stored in the shared variable's array
         name = cg.value(e)
         if e.ndim and e is not sv and (e in claimed or e in cg.views or cg.aliases_argument(e)):
             name = _fresh_copy(cg, e)  # a view, or shared with something else: store a copy
         claimed.add(e)
         results.append(name)
+    emit_in_place(cg, in_place)  # last: everything above has read the old values
+    cg.in_place = [sv for sv, _ in in_place]
     cg.emit(f"return ({', '.join(['err', *results])},)")
 
     const_names = [n for n, _ in cg.constant_args]
@@ -104,6 +113,64 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
 
 
+_VIEW_OPS = ("DimShuffle", "Subtensor", "SpecifyBroadcastable", "Reshape", "DisconnectedGrad", "GradClip")
+
+
+def _reads_storage(x: Variable, target: Variable) -> bool:
+    """Whether reading ``x`` may read ``target``'s array (``x`` is it, or a view of it)."""
+    while x is not target and x.owner is not None and type(x.owner.op).__name__ in _VIEW_OPS:
+        x = x.owner.inputs[0]
+    return x is target
+
+
+def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
+    """Updates computed straight into the shared variable's array, in a safe order.
+
+    An update qualifies when an elementwise loop computes it (it writes every element) and the
+    shared variable is one of the loop's inputs with the result's broadcastable pattern (so the
+    shapes are equal), and nothing else uses the new value. An update that reads another
+    target's old value is written before that target; a cycle leaves one update out.
+    """
+    clients = fgraph.clients()
+    candidates: dict[Variable, Variable] = {}
+    for sv, e in fgraph.updates:
+        node = e.owner
+        if (e.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
+                and any(x is sv and x.broadcastable == e.broadcastable for x in node.inputs)
+                and clients.get(e, []) == [None]):
+            candidates[sv] = e
+    order: list[tuple[Variable, Variable]] = []
+    pending = dict(candidates)
+    while pending:
+        ready = [sv for sv, e in pending.items()
+                 if not any(_reads_storage(x, other) for other in pending if other is not sv
+                            for x in e.owner.inputs)]  # type: ignore[union-attr]
+        if not ready:  # a cycle (e.g. a swap): compute one of them into a new array instead
+            pending.pop(next(iter(pending)))
+            continue
+        for sv in ready:
+            order.append((sv, pending.pop(sv)))
+    return order
+
+
+def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> None:
+    """Check every in-place update's shapes, then write them all only if the call has no error."""
+    if not in_place:
+        return
+    for sv, e in in_place:
+        node = e.owner
+        for x in node.inputs:  # type: ignore[union-attr]
+            offset = e.ndim - x.ndim
+            for d in range(x.ndim):
+                if not x.broadcastable[d]:
+                    cg.check(f"{cg.dim(x, d)} != {cg.value(sv)}.shape[{d + offset}]", node,
+                             f"the update of {sv.name or 'a shared variable'} does not keep its shape")
+    with cg.block("if err == 0:"):
+        for sv, e in in_place:
+            cg.destinations[e] = cg.value(sv)
+            e.owner.op.numba_emit(e.owner, cg)  # type: ignore[union-attr]
+
+
 def _fresh_copy(cg: CodeGen, v: Variable) -> str:
     """A new C-contiguous array holding the value of ``v``."""
     dims = cg.shape_tuple(v)
@@ -130,8 +197,10 @@ class NumbaRunner:
         self.shared = fgraph.shared_inputs
         self.constants = [np.array(a, order="C", copy=True) for _, a in cg.constant_args]
         self.n_out = len(fgraph.outputs)
-        self.targets = [sv for sv, _ in fgraph.updates]
-        self.scalar_out = [(i, y.dtype) for i, y in enumerate(fgraph.all_outputs) if y.ndim == 0]
+        written = set(cg.in_place)
+        self.targets = [sv for sv, _ in fgraph.updates if sv not in written]
+        returned = fgraph.outputs + [e for sv, e in fgraph.updates if sv not in written]
+        self.scalar_out = [(i, y.dtype) for i, y in enumerate(returned) if y.ndim == 0]
         self._py: Any = None
 
     def __call__(self, values: list[Any]) -> list[Any]:

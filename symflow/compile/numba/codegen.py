@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -67,6 +68,15 @@ def literal(value: Any, dtype: str) -> str:
     return f"{np_dtype(dtype)}({v!r})"
 
 
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*=[^=]")
+_NAME = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")  # names, not attributes
+
+
+def _assigned(line: str) -> list[str]:
+    match = _ASSIGNED.match(line)
+    return [n.strip() for n in match.group(1).split(",")] if match else []
+
+
 class SourceWriter:
     """Lines of Python source with indentation, fresh names and loop nests."""
 
@@ -74,9 +84,13 @@ class SourceWriter:
         self.lines: list[str] = []
         self.level = level
         self._count = itertools.count()
+        self.defined: set[str] = set()  # names assigned so far
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.level + line)
+        match = _ASSIGNED.match(line)
+        if match:
+            self.defined.update(n.strip() for n in match.group(1).split(","))
 
     @contextlib.contextmanager
     def block(self, header: str) -> Iterator[None]:
@@ -141,6 +155,45 @@ class CodeGen(SourceWriter):
         self.lazy: set[Variable] = set()  # dimshuffled views read element-wise, never built
         self.arguments: set[Variable] = set()  # values passed in (inputs, shared values)
         self.views: dict[Variable, Variable] = {}  # value -> the value it is a view of
+        #: where a value must be written instead of a new array (a state row, a shared variable)
+        self.destinations: dict[Variable, str] = {}
+        #: open loops, innermost last: [line index of the ``for``, names defined before it]
+        self.loop_stack: list[list[Any]] = []
+        #: dimension lengths known from elsewhere (a scan step's row has its buffer's row shape)
+        self.shape_hints: dict[Variable, list[str]] = {}
+        #: shared variables whose new values the function writes into their arrays itself
+        self.in_place: list[Variable] = []
+
+    @contextlib.contextmanager
+    def loop(self, header: str) -> Iterator[None]:
+        """A loop whose body may move its loop-invariant allocations in front of it."""
+        self.loop_stack.append([len(self.lines), set(self.defined)])
+        try:
+            with self.block(header):
+                yield
+        finally:
+            self.loop_stack.pop()
+
+    def _hoist_line(self, line: str, names_used: set[str]) -> bool:
+        """Put ``line`` before the outermost enclosing loop where its names are all defined."""
+        for entry in self.loop_stack:
+            index, before = entry
+            changed_inside = {n for line in self.lines[index:] for n in _assigned(line)}
+            if names_used <= before and not names_used & changed_inside:
+                indent = self.lines[index][: len(self.lines[index]) - len(self.lines[index].lstrip())]
+                self.lines.insert(index, indent + line)
+                for later in self.loop_stack:
+                    if later[0] >= index:
+                        later[0] += 1
+                match = _ASSIGNED.match(line)
+                if match:
+                    target = match.group(1).strip()
+                    self.defined.add(target)
+                    for other in self.loop_stack:
+                        if other[0] > index:
+                            other[1].add(target)
+                return True
+        return False
 
     # -- globals ----------------------------------------------------------------------------
     def kernel(self, fn: Callable[..., Any]) -> str:
@@ -238,6 +291,8 @@ class CodeGen(SourceWriter):
         base, mapped = through_views(self.lazy, v, markers)
         if isinstance(base, Constant):
             return str(base.data.shape[mapped.index("D")])
+        if base in self.shape_hints:
+            return self.shape_hints[base][mapped.index("D")]
         return f"{self.value(base)}.shape[{mapped.index('D')}]"
 
     def shape_tuple(self, v: Variable) -> list[str]:
@@ -265,8 +320,24 @@ class CodeGen(SourceWriter):
         return f"{self.generated_kernel(source)}({', '.join(dims)})"
 
     def alloc(self, v: Variable, dims: Sequence[str], hint: str = "a") -> str:
+        """The array that will hold ``v``: its destination if it has one, else a new array.
+
+        Inside a loop, an array whose shape does not depend on the loop is allocated once in
+        front of it and reused at every step (step values never outlive their step: what a
+        scan keeps is copied into its buffers).
+        """
+        if v in self.destinations:
+            target = self.destinations[v]
+            name = self.new_name(v, "dst")
+            self.emit(f"{name} = {target}")
+            for d, n in enumerate(dims):
+                self.check(f"{name}.shape[{d}] != {n}", v.owner, "the result does not fit its destination")
+            return name
         name = self.new_name(v, hint)
-        self.emit(f"{name} = {self.empty(dims, v.dtype)}")
+        line = f"{name} = {self.empty(dims, v.dtype)}"
+        used = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
+        if not (self.loop_stack and self._hoist_line(line, used)):
+            self.emit(line)
         return name
 
     def elementwise(self, target: str, ndim: int, inputs: Sequence[Variable],
