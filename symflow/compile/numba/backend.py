@@ -202,6 +202,7 @@ class NumbaRunner:
         returned = fgraph.outputs + [e for sv, e in fgraph.updates if sv not in written]
         self.scalar_out = [(i, y.dtype) for i, y in enumerate(returned) if y.ndim == 0]
         self._py: Any = None
+        self.loaded_from_cache = False  # whether Numba loaded the compiled code from disk
 
     def __call__(self, values: list[Any]) -> list[Any]:
         args = [v if v.flags.c_contiguous else np.ascontiguousarray(v) for v in values]
@@ -266,7 +267,9 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     module = load_module(source)
     entry = module.kernel.overloads[module.SIGNATURE].entry_point
     function.source = source
-    return NumbaRunner(fgraph, entry, cg, source)
+    runner = NumbaRunner(fgraph, entry, cg, source)
+    runner.loaded_from_cache = bool(module.kernel.stats.cache_hits)
+    return runner
 
 
 def _py_fallback(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]], list[Any]]:

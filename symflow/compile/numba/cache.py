@@ -110,18 +110,38 @@ def load_module(source: str) -> types.ModuleType:
 
 
 def load_module_file(name: str, path: Path) -> types.ModuleType:
-    """Import a generated module; on failure with cached code present, drop the cache and retry once."""
+    """Import a generated module. If Numba cannot load cached code (a corrupt or foreign entry),
+    drop this module's compiled code and retry; if that fails too, drop all compiled code in
+    the cache and compile from scratch; a third failure is a real error."""
     if name in sys.modules:
         return sys.modules[name]
     try:
         return _import(name, path)
     except Exception as first:
-        if not _has_compiled(path):
+        if not _has_compiled(path) and not _any_compiled():
             raise
         warnings.warn(f"symflow: could not load the cached compiled code for {path.name} ({type(first).__name__}: "
                       f"{first}); compiling it again", stacklevel=4)
-        _clear_compiled(path)
+    _clear_compiled(path)
+    try:
         return _import(name, path)
+    except Exception as second:
+        if not _any_compiled():
+            raise
+        warnings.warn(f"symflow: the compiled-code cache looks damaged ({type(second).__name__}: {second}); "
+                      "clearing it and compiling from scratch", stacklevel=4)
+    shutil.rmtree(Path(config.cache_dir) / "numba", ignore_errors=True)
+    from .jit import reset_kernels
+
+    reset_kernels()
+    for module_name in [m for m in sys.modules if m.startswith(f"{_PACKAGE}.g_")]:
+        del sys.modules[module_name]
+    return _import(name, path)
+
+
+def _any_compiled() -> bool:
+    d = Path(config.cache_dir) / "numba"
+    return d.is_dir() and any(d.rglob("*.nbi"))
 
 
 def _has_compiled(path: Path) -> bool:

@@ -55,3 +55,8 @@ def jit_kernel(fn: Callable[..., Any]) -> Any:
     if fn not in _KERNELS:
         _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS)(fn)
     return _KERNELS[fn]
+
+
+def reset_kernels() -> None:
+    """Forget the dispatchers of fixed kernels (after their cache was cleared)."""
+    _KERNELS.clear()

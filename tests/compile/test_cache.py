@@ -1,0 +1,75 @@
+"""The disk cache: a second process loads compiled code; damaged or concurrent use never breaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import json, warnings
+import numpy as np
+import symflow as sf, symflow.tensor as T
+x = T.vector('x')
+w = sf.shared(np.arange(3.0), name='w')
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    f = sf.function([x], (x * w).sum() + T.exp(x).sum(), mode='numba')
+    value = float(f(np.ones(3)))
+print(json.dumps({'cached': f._run.loaded_from_cache, 'value': value,
+                  'warnings': [str(w.message) for w in caught if 'symflow' in str(w.message)]}))
+"""
+EXPECTED = 3.0 + 3 * float(__import__("math").e)
+
+
+def _start(cache: Path) -> subprocess.Popen:
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(cache))
+    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _result(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run(cache: Path) -> dict:
+    return _result(_start(cache))
+
+
+def test_second_process_loads_compiled_code(tmp_path: Path) -> None:
+    first = run(tmp_path)
+    second = run(tmp_path)
+    assert not first["cached"]
+    assert second["cached"]
+    assert first["value"] == second["value"] == EXPECTED
+
+
+def test_damaged_compiled_code_is_recompiled_with_a_warning(tmp_path: Path) -> None:
+    run(tmp_path)
+    damaged = list((tmp_path / "numba").rglob("*.nbc"))
+    assert damaged
+    for f in damaged:
+        f.write_bytes(b"not a pickle")
+    result = run(tmp_path)
+    assert result["value"] == EXPECTED
+    assert any("compil" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_edited_generated_source_is_rewritten(tmp_path: Path) -> None:
+    run(tmp_path)
+    (main,) = (tmp_path / "generated").glob("sf_*.py")
+    main.write_text(main.read_text() + "\n# edited\n")
+    result = run(tmp_path)
+    assert result["value"] == EXPECTED
+    assert any("did not match" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_concurrent_processes_share_one_cache(tmp_path: Path) -> None:
+    processes = [_start(tmp_path) for _ in range(3)]
+    results = [_result(p) for p in processes]
+    assert all(r["value"] == EXPECTED for r in results)
+    assert run(tmp_path)["cached"]

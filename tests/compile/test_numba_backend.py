@@ -1,0 +1,162 @@
+"""The Numba backend agrees with the NumPy backend on recurrent models, with their gradients and
+updates; and its errors leave shared variables untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.compile.rewrites import PIPELINE
+from symflow.errors import SymflowError
+
+
+def _rnn(kind: str, rng: np.random.Generator) -> tuple[list, list, list, list]:
+    """A small recurrent model: inputs, cost, parameters, and test values."""
+    D, M, K = 3, 4, 5
+    X = T.matrix("X")
+    Y = T.ivector("Y")
+    w = lambda *s: sf.shared(rng.normal(scale=0.5, size=s))  # noqa: E731
+    Wo, bo = w(M, K), sf.shared(np.zeros(K))
+    if kind == "simple":
+        Wx, Wh, bh, h0 = w(D, M), w(M, M), sf.shared(np.zeros(M)), sf.shared(np.zeros(M))
+        params = [Wx, Wh, bh, h0, Wo, bo]
+
+        def step(x, h):
+            return T.nnet.sigmoid(x.dot(Wx) + h.dot(Wh) + bh)
+
+        h, _ = sf.scan(step, sequences=X, outputs_info=h0)
+    elif kind == "gru":
+        Wxr, Whr, Wxz, Whz, Wxh, Whh = (w(*shape) for shape in [(D, M), (M, M)] * 3)
+        h0 = sf.shared(np.zeros(M))
+        params = [Wxr, Whr, Wxz, Whz, Wxh, Whh, h0, Wo, bo]
+
+        def step(x, h):
+            r = T.nnet.sigmoid(x.dot(Wxr) + h.dot(Whr))
+            z = T.nnet.sigmoid(x.dot(Wxz) + h.dot(Whz))
+            hh = T.tanh(x.dot(Wxh) + (r * h).dot(Whh))
+            return (1 - z) * h + z * hh
+
+        h, _ = sf.scan(step, sequences=X, outputs_info=h0)
+    else:  # the book's LSTM with peephole matrices
+        names = ["Wxi", "Whi", "Wci", "Wxf", "Whf", "Wcf", "Wxc", "Whc", "Wxo", "Who", "Wco"]
+        P = {n: w(D if n.startswith("Wx") else M, M) for n in names}
+        h0, c0 = sf.shared(np.zeros(M)), sf.shared(np.zeros(M))
+        params = list(P.values()) + [h0, c0, Wo, bo]
+
+        def step(x, h, c):
+            i = T.nnet.sigmoid(x.dot(P["Wxi"]) + h.dot(P["Whi"]) + c.dot(P["Wci"]))
+            f = T.nnet.sigmoid(x.dot(P["Wxf"]) + h.dot(P["Whf"]) + c.dot(P["Wcf"]))
+            c_new = f * c + i * T.tanh(x.dot(P["Wxc"]) + h.dot(P["Whc"]))
+            o = T.nnet.sigmoid(x.dot(P["Wxo"]) + h.dot(P["Who"]) + c_new.dot(P["Wco"]))
+            return o * T.tanh(c_new), c_new
+
+        [h, _c], _ = sf.scan(step, sequences=X, outputs_info=[h0, c0])
+    p = T.nnet.softmax(h.dot(Wo) + bo)
+    cost = -T.mean(T.log(p[T.arange(Y.shape[0]), Y]))
+    n = 7
+    values = [rng.normal(size=(n, D)), rng.integers(0, K, size=n).astype("int32")]
+    return [X, Y], [cost], params, values
+
+
+def _momentum(cost, params, lr=0.1, mu=0.9):
+    grads = sf.grad(cost, params)
+    velocity = [sf.shared(p.get_value() * 0) for p in params]
+    return [(p, p + mu * v - lr * g) for p, v, g in zip(params, velocity, grads)] + \
+        [(v, mu * v - lr * g) for v, g in zip(velocity, grads)]
+
+
+@pytest.mark.parametrize("kind", ["simple", "gru", "lstm"])
+def test_training_step_agrees_across_backends(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    inputs, outputs, params, values = _rnn(kind, rng)
+    updates = _momentum(outputs[0], params)
+    shared = [p for p, _ in updates]
+    start = [p.get_value() for p in shared]
+    results = {}
+    for mode in ("py", "numba"):
+        for p, v in zip(shared, start):
+            p.set_value(v)
+        f = sf.function(inputs, outputs, updates=updates, mode=mode)
+        costs = [float(f(*values)[0]) for _ in range(3)]
+        results[mode] = (costs, [p.get_value() for p in shared])
+    np.testing.assert_allclose(results["numba"][0], results["py"][0], rtol=1e-10)
+    for a, b in zip(results["numba"][1], results["py"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(dict.fromkeys(PIPELINE)))
+def test_each_rewrite_preserves_gradients(name: str) -> None:
+    rng = np.random.default_rng(1)
+    inputs, outputs, params, values = _rnn("gru", rng)
+    grads = sf.grad(outputs[0], params)
+    reference = sf.function(inputs, outputs + grads, mode="py", rewrite=False)(*values)
+    for mode in ("py", "numba"):
+        got = sf.function(inputs, outputs + grads, mode=mode, rewrite=[name])(*values)
+        for a, b in zip(got, reference):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_reversed_view_of_a_dimshuffle() -> None:
+    """A regression: a constant slice step on a dimshuffled view was dropped."""
+    X = T.matrix("X")
+    f = sf.function([X], X.dimshuffle(0, 1, "x")[::-1], mode="numba")
+    x = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(f(x)[:, :, 0], x[::-1])
+
+
+def test_error_leaves_shared_values_unchanged() -> None:
+    W = sf.shared(np.ones((3, 2)), name="W")
+    V = sf.shared(np.zeros((3, 2)), name="V")
+    X = T.matrix("X")
+    cost = (X.dot(W) ** 2).sum()
+    g = sf.grad(cost, W)
+    f = sf.function([X], cost, updates=[(W, W - 0.1 * g), (V, 0.9 * V + g)], mode="numba")
+    assert f._run.cg.in_place  # the updates are written in place, so this is the case to check
+    f(np.ones((4, 3)))
+    before = (W.get_value(), V.get_value())
+    with pytest.raises(SymflowError) as info:
+        f(np.ones((4, 5)))  # 5 columns against W's 3 rows
+    assert "dot" in str(info.value).lower() or "Dot" in str(info.value)
+    assert "test_numba_backend.py" in str(info.value)  # names the line that built the product
+    np.testing.assert_array_equal(W.get_value(), before[0])
+    np.testing.assert_array_equal(V.get_value(), before[1])
+
+
+def test_outputs_do_not_alias_updated_shared_values() -> None:
+    W = sf.shared(np.ones(3), name="W")
+    f = sf.function([], [W, W * 1], updates=[(W, W + 1)], mode="numba")
+    first, _ = f()
+    f()
+    np.testing.assert_array_equal(first, np.ones(3))
+    np.testing.assert_array_equal(W.get_value(), np.full(3, 3.0))
+
+
+def test_zero_step_scan_with_per_step_outputs() -> None:
+    X = T.matrix("X")
+    w = sf.shared(np.ones((3, 2)))
+    out, _ = sf.scan(lambda x: T.nnet.softmax(x.dot(w)), sequences=X)
+    f = sf.function([X], out, mode="numba")
+    assert f(np.zeros((0, 3))).shape == (0, 1, 2)
+    assert f(np.zeros((2, 3))).shape == (2, 1, 2)
+
+
+def test_random_streams_agree_across_backends() -> None:
+    srng = sf.RandomStreams(3)
+    n = T.lscalar("n")
+    draws, _ = sf.scan(lambda: srng.normal((2,)) + srng.uniform((2,)), n_steps=n)
+    values = {}
+    for mode in ("py", "numba"):
+        srng.seed(3)
+        f = sf.function([n], draws, mode=mode)
+        values[mode] = (f(4), f(4))
+    np.testing.assert_allclose(values["numba"][0], values["py"][0], rtol=1e-12)
+    np.testing.assert_allclose(values["numba"][1], values["py"][1], rtol=1e-12)
+    assert not np.allclose(values["numba"][0], values["numba"][1])
+
+
+def test_generated_source_is_available() -> None:
+    x = T.vector("x")
+    f = sf.function([x], T.exp(x) + 1, mode="numba")
+    assert "def kernel" in f.source
