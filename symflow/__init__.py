@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import printing, tensor
+from . import printing, tensor, updates
 from .compile.function import Function, In, function
 from .config import config
 from .gradient import grad, hessian, jacobian
@@ -21,5 +21,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Apply", "Constant", "RandomStreams", "Function", "In", "Op", "SharedVariable", "Variable", "config", "disconnected_grad",
     "foldl", "foldr", "function", "grad", "grad_clip", "hessian", "jacobian", "map", "printing", "reduce", "scan", "scan_until",
-    "shared", "stop_gradient", "tensor", "until",
+    "shared", "stop_gradient", "tensor", "until", "updates",
 ]

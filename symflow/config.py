@@ -27,6 +27,9 @@ class _Config:
         self.cache_dir = Path(os.environ.get("SYMFLOW_CACHE_DIR") or _default_cache_dir())
         #: what to do when an op has no Numba code: "warn" (run on NumPy) or "raise"
         self.numba_fallback = os.environ.get("SYMFLOW_NUMBA_FALLBACK", "warn")
+        #: fill every array the compiled code allocates with NaN (or a large integer), so that
+        #: reading memory before writing it shows; for testing symflow itself
+        self.poison_memory = os.environ.get("SYMFLOW_POISON_MEMORY", "") not in ("", "0")
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "floatX" and value not in _FLOATS:

@@ -20,6 +20,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 import symflow  # noqa: E402
 
 symflow.config.numba_fallback = "raise"
+symflow.config.poison_memory = True  # compiled code that reads memory it never wrote gives NaN
 
 #: the backends the op suite runs on; results must agree between them
 MODES = ["py", "numba"]

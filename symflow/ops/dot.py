@@ -150,7 +150,7 @@ def _as_dtype(cg: Any, x: Variable, dtype: str) -> str:
 
 def dot_vv(a, b):  # type: ignore[no-untyped-def]
     """Kernel: the inner product of two vectors."""
-    acc = a.dtype.type(0) * b.dtype.type(0)
+    acc = 0.0
     if a.shape[0] != b.shape[0]:
         return acc
     for i in range(a.shape[0]):
@@ -195,7 +195,7 @@ def dot_mv(a, b, out):  # type: ignore[no-untyped-def]
     if b.shape[0] != k:
         return
     for i in range(m):
-        acc = out[i] * 0
+        acc = 0.0
         for p in range(k):
             acc += a[i, p] * b[p]
         out[i] = acc

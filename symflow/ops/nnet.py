@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ class Softmax(Op):
         return [input_shapes[0]]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        _emit_rows(node, cg, softmax_rows)
+        _emit_rows(node, cg, SOFTMAX_SOURCE)
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
         return [(type(self)()(values[0]), True)]
@@ -129,44 +130,78 @@ class LogSoftmax(Op):
         return [input_shapes[0]]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        _emit_rows(node, cg, log_softmax_rows)
+        _emit_rows(node, cg, LOG_SOFTMAX_SOURCE)
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
         return [(type(self)()(values[0]), True)]
 
 
-def _emit_rows(node: Apply, cg: Any, kernel: Any) -> None:
-    """Call a row-wise kernel on ``x`` viewed as a matrix of its last axis."""
-
+def _emit_rows(node: Apply, cg: Any, source: str) -> None:
+    """Call a generated row-wise kernel on ``x`` viewed as a matrix of its last axis."""
     (x,) = node.inputs
     y = node.outputs[0]
     dims = cg.shape_tuple(x)
+    kernel = cg.generated_kernel(source)
     if x.ndim == 2:
         out = cg.alloc(y, dims, "sm")
-        cg.emit(f"{cg.kernel(kernel)}({cg.value(x)}, {out})")
+        cg.emit(f"{kernel}({cg.value(x)}, {out})")
         return
     rows = " * ".join(dims[:-1]) or "1"
     flat = cg.reshape(cg.value(x), [rows, dims[-1]], node)
     out2 = cg.fresh("sm")
     cg.emit(f"{out2} = {cg.empty([rows, dims[-1]], y.dtype)}")
-    cg.emit(f"{cg.kernel(kernel)}({flat}, {out2})")
+    cg.emit(f"{kernel}({flat}, {out2})")
     cg.emit(f"{cg.new_name(y, 'sm')} = {cg.reshape(out2, dims, node)}")
 
 
-def softmax_rows(x, out):  # type: ignore[no-untyped-def]
-    """Kernel: softmax of each row, shifted by the row maximum."""
-    for i in range(x.shape[0]):
-        m = -np.inf
-        for j in range(x.shape[1]):
-            if x[i, j] > m:
-                m = x[i, j]
+# ---------------------------------------------------------------------------------------------
+# Numba kernels for the row-wise ops. exp is the hot spot of a softmax over a large vocabulary:
+# Numba's scalar exp does not vectorise (no SVML in the PyPI builds), so these kernels use an
+# exp that does: x = k ln2 + r, exp(r) by its Taylor series to degree 13 (within one ulp of
+# NumPy's), and 2**k built from exponent bits. Arguments below -708 give 0.
+_EXP_POLY = repr(1.0 / math.factorial(13))
+for _k in range(12, -1, -1):  # Horner form of sum r**k / k!
+    _EXP_POLY = f"({1.0 / math.factorial(_k)!r} + r * {_EXP_POLY})"
+
+_HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **KERNEL_OPTIONS)\n"
+
+_ROW_MAX_AND_EXP = f"""    n, m = x.shape
+    kbuf = np.empty(m, np.int64)
+    ebuf = np.empty(m, x.dtype)
+    scale = kbuf.view(np.float64)
+    for i in range(n):
+        m0 = m1 = m2 = m3 = -np.inf
+        for j in range(0, m - 3, 4):
+            m0 = x[i, j] if x[i, j] > m0 else m0
+            m1 = x[i, j + 1] if x[i, j + 1] > m1 else m1
+            m2 = x[i, j + 2] if x[i, j + 2] > m2 else m2
+            m3 = x[i, j + 3] if x[i, j + 3] > m3 else m3
+        for j in range(m - m % 4, m):
+            m0 = x[i, j] if x[i, j] > m0 else m0
+        top = max(max(m0, m1), max(m2, m3))
+        for j in range(m):
+            v = x[i, j] - top
+            v = v if not (v < -708.0) else -708.0
+            kf = math.floor(v * 1.4426950408889634 + 0.5)
+            r = (v - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
+            ebuf[j] = {_EXP_POLY}
+            kbuf[j] = (np.int64(kf) + 1023) << 52
         total = 0.0
-        for j in range(x.shape[1]):
-            e = np.exp(x[i, j] - m)
-            out[i, j] = e
+        for j in range(m):
+            e = 0.0 if x[i, j] - top < -708.0 else ebuf[j] * scale[j]
+            ebuf[j] = e
             total += e
-        for j in range(x.shape[1]):
-            out[i, j] /= total
+"""
+
+SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _ROW_MAX_AND_EXP + """        inv = 1.0 / total
+        for j in range(m):
+            out[i, j] = ebuf[j] * inv
+"""
+
+LOG_SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _ROW_MAX_AND_EXP + """        shift = top + math.log(total)
+        for j in range(m):
+            out[i, j] = x[i, j] - shift
+"""
 
 
 def softmax_grad_rows(g, y, out):  # type: ignore[no-untyped-def]
@@ -177,21 +212,6 @@ def softmax_grad_rows(g, y, out):  # type: ignore[no-untyped-def]
             total += g[i, j] * y[i, j]
         for j in range(y.shape[1]):
             out[i, j] = y[i, j] * (g[i, j] - total)
-
-
-def log_softmax_rows(x, out):  # type: ignore[no-untyped-def]
-    """Kernel: log-softmax of each row (x - max - log sum exp(x - max))."""
-    for i in range(x.shape[0]):
-        m = -np.inf
-        for j in range(x.shape[1]):
-            if x[i, j] > m:
-                m = x[i, j]
-        total = 0.0
-        for j in range(x.shape[1]):
-            total += np.exp(x[i, j] - m)
-        shift = m + np.log(total)
-        for j in range(x.shape[1]):
-            out[i, j] = x[i, j] - shift
 
 
 def _rows(x: Any) -> Variable:

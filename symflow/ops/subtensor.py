@@ -242,15 +242,16 @@ Subtensor.__str__ = lambda self: f"Subtensor{{{_idx_str(self.idx)}}}"  # type: i
 # gathering rows: x[int_vector]
 # ---------------------------------------------------------------------------------------------
 class AdvancedSubtensor1(Op):
-    """``x[idx]`` for an integer vector ``idx``: rows of ``x`` gathered along axis 0."""
+    """``x[idx]`` for an integer array ``idx``: rows of ``x`` gathered along axis 0 (embedding
+    lookups ``We[X]``); the result has shape ``idx.shape + x.shape[1:]``."""
 
     def make_node(self, x: Variable, idx: Variable) -> Apply:
         x, idx = as_variable(x), as_variable(idx)
         if x.ndim == 0:
             raise IndexError(f"cannot index the scalar {x.describe()}")
-        if idx.ndim != 1 or not dtypes.is_int(idx.dtype):
-            raise TypeError(f"row index must be an integer vector, got {idx.describe()}")
-        return Apply(self, [x, idx], [TensorType(x.dtype, (False, *x.broadcastable[1:]))])
+        if idx.ndim < 1 or not dtypes.is_int(idx.dtype):
+            raise TypeError(f"row index must be an integer array, got {idx.describe()}")
+        return Apply(self, [x, idx], [TensorType(x.dtype, (*idx.broadcastable, *x.broadcastable[1:]))])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, idx = inputs
@@ -265,14 +266,19 @@ class AdvancedSubtensor1(Op):
         return [AdvancedIncSubtensor1(False)(zeros_like(x), g, idx), None]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [(input_shapes[1][0], *input_shapes[0][1:])]
+        return [(*input_shapes[1], *input_shapes[0][1:])]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, idx = node.inputs
-        dims = [cg.dim(idx, 0)] + [cg.dim(x, d) for d in range(1, x.ndim)]
-        out = cg.alloc(node.outputs[0], dims, "rows")
+        rows = [cg.dim(x, d) for d in range(1, x.ndim)]
+        out = cg.alloc(node.outputs[0], cg.shape_tuple(idx) + rows, "rows")
+        flat_idx, flat_out = cg.value(idx), out
+        if idx.ndim > 1:  # gather through flat views: idx (n,), out (n, *rows)
+            n = " * ".join(cg.shape_tuple(idx))
+            flat_idx = cg.reshape(cg.value(idx), [n], node)
+            flat_out = cg.reshape(out, [n, *rows], node)
         bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {cg.kernel(take_rows)}({cg.value(x)}, {cg.value(idx)}, {out})")
+        cg.emit(f"{bad} = {cg.kernel(take_rows)}({cg.value(x)}, {flat_idx}, {flat_out})")
         cg.check(f"{bad} >= 0", node, "row index out of range")
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
@@ -301,16 +307,16 @@ class AdvancedIncSubtensor1(Op):
 
     def make_node(self, x: Variable, y: Variable, idx: Variable) -> Apply:
         x, y, idx = as_variable(x), as_variable(y), as_variable(idx)
-        if idx.ndim != 1 or not dtypes.is_int(idx.dtype):
-            raise TypeError(f"row index must be an integer vector, got {idx.describe()}")
-        if y.ndim != x.ndim:
-            raise TypeError(f"rows {y.describe()} must have the ndim of {x.describe()}")
+        if idx.ndim < 1 or not dtypes.is_int(idx.dtype):
+            raise TypeError(f"row index must be an integer array, got {idx.describe()}")
+        if y.ndim != idx.ndim + x.ndim - 1:
+            raise TypeError(f"rows {y.describe()} do not fit {x.describe()} indexed by {idx.describe()}")
         return Apply(self, [x, y, idx], [x.type])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x, y, idx = inputs
         _check_rows(idx, x.shape[0])
-        _check_region(node.inputs[1], y, (len(idx), *x.shape[1:]))
+        _check_region(node.inputs[1], y, (*idx.shape, *x.shape[1:]))
         out = x.copy()
         if self.set_instead_of_inc:
             out[idx] = y
@@ -333,15 +339,19 @@ class AdvancedIncSubtensor1(Op):
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, idx = node.inputs
         out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incrows")
-        cg.copy_into(out, x)
-        if not y.broadcastable[0]:
-            cg.check(f"{cg.dim(y, 0)} != {cg.dim(idx, 0)}", node, "as many rows as indices are needed")
-        for d in range(1, x.ndim):
+        cg.copy_into(out, x, node)
+        region = cg.shape_tuple(idx) + [cg.dim(x, d) for d in range(1, x.ndim)]
+        for d in range(y.ndim):
             if not y.broadcastable[d]:
-                cg.check(f"{cg.dim(y, d)} != {cg.dim(x, d)}", node, "rows do not match")
+                cg.check(f"{cg.dim(y, d)} != {region[d]}", node, "the rows do not fit the indices")
+        y_value, flat_idx = cg.value(y), cg.value(idx)
+        if idx.ndim > 1:  # scatter through flat views: idx (n,), rows (n, ...)
+            n = " * ".join(cg.shape_tuple(idx))
+            flat_idx = cg.reshape(flat_idx, [n], node)
+            y_value = cg.reshape(cg.copy_of(y, region), [n, *region[idx.ndim:]], node)
         kernel = cg.kernel(set_rows if self.set_instead_of_inc else inc_rows)
         bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {kernel}({out}, {cg.value(y)}, {cg.value(idx)})")
+        cg.emit(f"{bad} = {kernel}({out}, {y_value}, {flat_idx})")
         cg.check(f"{bad} >= 0", node, "row index out of range")
 
 
@@ -611,8 +621,11 @@ def inc_rows(out, y, idx):  # type: ignore[no-untyped-def]
     """Kernel: out[idx[k]] += y[k] (y may hold a single row for all)."""
     n = out.shape[0]
     single = y.shape[0] == 1
-    if (not single and y.shape[0] < idx.shape[0]) or y.shape[1:] != out.shape[1:]:
+    if not single and y.shape[0] < idx.shape[0]:
         return 0
+    for d in range(1, out.ndim):  # the rows may broadcast along length-1 dimensions
+        if y.shape[d] != out.shape[d] and y.shape[d] != 1:
+            return 0
     for k in range(idx.shape[0]):
         i = idx[k]
         if i < 0:
@@ -627,8 +640,11 @@ def set_rows(out, y, idx):  # type: ignore[no-untyped-def]
     """Kernel: out[idx[k]] = y[k] (later repeats win)."""
     n = out.shape[0]
     single = y.shape[0] == 1
-    if (not single and y.shape[0] < idx.shape[0]) or y.shape[1:] != out.shape[1:]:
+    if not single and y.shape[0] < idx.shape[0]:
         return 0
+    for d in range(1, out.ndim):  # the rows may broadcast along length-1 dimensions
+        if y.shape[d] != out.shape[d] and y.shape[d] != 1:
+            return 0
     for k in range(idx.shape[0]):
         i = idx[k]
         if i < 0:
@@ -834,8 +850,13 @@ def _advanced_getitem(x: Variable, entries: list[Any]) -> Variable:
             comps.append(as_index_scalar(e))
     while idx and _entry_is_full_slice(idx[-1]):
         idx.pop()
-    if idx == ["a"] and comps[0].ndim == 1:
-        return AdvancedSubtensor1()(x, comps[0])  # type: ignore[no-any-return]
+    if idx and idx[0] == "a" and all(isinstance(e, tuple) for e in idx[1:]):
+        # rows first, then slice the remaining dims: x[rows, a:b] = x[rows][..., a:b]
+        rows = AdvancedSubtensor1()(x, comps[0])
+        if len(idx) == 1:
+            return rows  # type: ignore[no-any-return]
+        lead = (("s", False, False, False),) * comps[0].ndim
+        return Subtensor(lead + tuple(idx[1:]))(rows, *comps[1:])  # type: ignore[no-any-return]
     return AdvancedSubtensor(tuple(idx))(x, *comps)  # type: ignore[no-any-return]
 
 

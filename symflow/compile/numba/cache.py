@@ -74,9 +74,13 @@ from symflow.compile.numba.jit import KERNEL_OPTIONS
 
 
 def store_kernel(name: str, source: str) -> None:
-    """Write a generated kernel's module (named by the hash of its source) if it is not there."""
+    """Write a generated kernel's module (named by the hash of its source) if it is not there.
+
+    A source starting with its own ``@numba.njit(...)`` line keeps it (kernels that need other
+    options, e.g. fast-math reductions); others get the default decorator.
+    """
     path = module_dir() / f"{name}.py"
-    text = KERNEL_HEADER + source
+    text = (KERNEL_HEADER.rsplit("@", 1)[0] + source) if source.startswith("@") else KERNEL_HEADER + source
     try:
         if path.read_text() == text:
             return
@@ -150,6 +154,16 @@ def _has_compiled(path: Path) -> bool:
 
 
 def _import(name: str, path: Path) -> types.ModuleType:
+    with warnings.catch_warnings():
+        # Numba's advice on generated code (layouts, object mode) is not for the user to act on
+        from numba.core.errors import NumbaPerformanceWarning, NumbaWarning
+
+        warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        warnings.simplefilter("ignore", NumbaWarning)
+        return _import_module(name, path)
+
+
+def _import_module(name: str, path: Path) -> types.ModuleType:
     if _PACKAGE not in sys.modules:
         package = types.ModuleType(_PACKAGE)
         package.__path__ = []  # a namespace for generated modules

@@ -47,6 +47,14 @@ def numba_type(dtype: str, ndim: int, scalar: bool = False) -> str:
     return f"_t.Array({base}, {ndim}, 'C')"
 
 
+def _type_string(dtype: str, ndim: int) -> str:
+    """Numba's string spelling of a C-contiguous array type (objmode needs compile-time strings)."""
+    base = "boolean" if dtype == "bool" else dtype
+    if ndim == 0:
+        return base
+    return f"{base}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
+
+
 def scalar_cast(expr: str, dtype: str) -> str:
     """An expression converting a scalar expression to ``dtype``."""
     return f"bool({expr})" if dtype == "bool" else f"{np_dtype(dtype)}({expr})"
@@ -314,9 +322,16 @@ class CodeGen(SourceWriter):
         The allocation runs in a small cached kernel: ``np.empty`` compiled into the main
         function would pull Numba's error-message formatting into every compile.
         """
+        from ...config import config
+
         params = [f"d{i}" for i in range(len(dims))]
         shape = ", ".join(f"max({p}, 0)" for p in params)
-        source = f"def kernel({', '.join(params)}):\n    return np.empty(({shape},), {np_dtype(dtype)})\n"
+        if config.poison_memory:
+            fill = "np.nan" if dtype in ("float32", "float64") else ("True" if dtype == "bool" else "-12345")
+            make = f"np.full(({shape},), {fill}, {np_dtype(dtype)})"
+        else:
+            make = f"np.empty(({shape},), {np_dtype(dtype)})"
+        source = f"def kernel({', '.join(params)}):\n    return {make}\n"
         return f"{self.generated_kernel(source)}({', '.join(dims)})"
 
     def alloc(self, v: Variable, dims: Sequence[str], hint: str = "a") -> str:
@@ -416,7 +431,7 @@ class CodeGen(SourceWriter):
         runner = self.global_object(
             "perform", f"perform_fallback({type(op).__module__!r}, {type(op).__name__!r}, {props!r}, {types!r})")
         outs = [self.new_name(y, "om") for y in node.outputs]
-        kinds = ", ".join(f"{o}={numba_type(y.dtype, y.ndim, scalar=True)}" for o, y in zip(outs, node.outputs))
+        kinds = ", ".join(f"{o}={_type_string(y.dtype, y.ndim)!r}" for o, y in zip(outs, node.outputs))
         with self.block(f"with numba.objmode({kinds}):"):
             self.emit(f"{', '.join(outs)}, = {runner}({', '.join(self.value(x) for x in node.inputs)})")
 

@@ -1,0 +1,97 @@
+"""The model file format: an uncompressed ``.npz`` holding a format marker, a version, the model's
+kind and JSON configuration, and every parameter array.
+
+Saving writes a temporary file next to the target and renames it over the target, so an existing
+file is never left half-written. Loading checks the marker, version, kind and integrity, and says
+which of them is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "symflow-models"
+VERSION = 1
+_META = ("__format__", "__version__", "__kind__", "__config__")
+
+
+class ModelFileError(ValueError):
+    """A file that cannot be loaded as a model: wrong kind, damaged, or from a newer format."""
+
+
+def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, Any],
+                    arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` and ``config`` atomically to ``path`` (exactly that name; no suffix is added)."""
+    path = Path(path)
+    try:
+        config_text = json.dumps(config)
+    except TypeError as e:
+        raise ValueError(f"the model configuration cannot be saved: {e}") from None
+    payload: dict[str, np.ndarray] = {
+        "__format__": np.array(FORMAT), "__version__": np.array(VERSION), "__kind__": np.array(kind),
+        "__config__": np.array(config_text),
+    }
+    for name, value in arrays.items():
+        if name in _META:
+            raise ValueError(f"parameter name {name!r} is reserved")
+        payload[name] = np.asarray(value)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileNotFoundError(f"cannot save to {str(path)!r}: the directory {str(directory)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_model_file(path: str | os.PathLike[str], expected_kind: str | tuple[str, ...] | None = None
+                    ) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """``(kind, config, arrays)`` of a model file, or ModelFileError saying why it is not a usable one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head:
+        raise ModelFileError(f"{str(path)!r} is empty; it is not a model file")
+    if head.startswith(b"\x93NUMPY"):
+        raise ModelFileError(f"{str(path)!r} is a single NumPy array (.npy), not a model file saved by save()")
+    if not head.startswith(b"PK"):
+        raise ModelFileError(f"{str(path)!r} is not a model file: expected an .npz archive written by save()")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as e:
+        raise ModelFileError(f"{str(path)!r} is truncated or corrupted and cannot be read ({e})") from None
+    if "__format__" not in arrays or str(arrays["__format__"]) != FORMAT:
+        raise ModelFileError(f"{str(path)!r} is an .npz archive but not a symflow model file (no {FORMAT!r} "
+                             f"marker; arrays: {sorted(arrays)[:6]})")
+    version = int(arrays["__version__"])
+    if version > VERSION:
+        raise ModelFileError(f"{str(path)!r} was written by a newer version of the format ({version}); this "
+                             f"code reads up to version {VERSION}")
+    kind = str(arrays["__kind__"])
+    wanted = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
+    if wanted is not None and kind not in wanted:
+        raise ModelFileError(f"{str(path)!r} holds a {kind}, not a {' or '.join(wanted)}")
+    try:
+        config = json.loads(str(arrays["__config__"]))
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{str(path)!r} has a damaged configuration ({e})") from None
+    return kind, config, {k: v for k, v in arrays.items() if k not in _META}

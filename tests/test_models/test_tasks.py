@@ -1,0 +1,354 @@
+"""Task models: training, prediction with padded batches, the language model's extras, save and load."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import (
+    GRU,
+    LSTM,
+    Dropout,
+    Embedding,
+    LanguageModel,
+    ModelFileError,
+    SequenceClassifier,
+    SequenceTagger,
+    SimpleRNN,
+    Vocabulary,
+    load_model,
+)
+from models.io import FORMAT, save_model_file
+
+
+def parity(n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.arange(2**n_bits)[:, None]
+    X = ((codes >> np.arange(n_bits)) & 1).astype(float)
+    return X[:, :, None], (np.cumsum(X, axis=1) % 2).astype(int)
+
+
+def toy_sentences(rng: np.random.Generator, n: int = 40) -> list[list[int]]:
+    """Sentences over tokens 2..7 that follow a fixed cycle, so the next token is predictable."""
+    out = []
+    for _ in range(n):
+        start = int(rng.integers(2, 8))
+        out.append([2 + (start - 2 + k) % 6 for k in range(int(rng.integers(2, 6)))])
+    return out
+
+
+@pytest.fixture
+def vocab() -> Vocabulary:
+    return Vocabulary(["king", "queen", "man", "woman", "apple", "pear"])
+
+
+# -- training ----------------------------------------------------------------------------------------
+def test_tagger_learns_parity() -> None:
+    X, Y = parity(6)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=16, unit="simple", activation="tanh", seed=0)
+    history = model.fit(X, Y, epochs=60, learning_rate=0.1, mu=0.9, batch_size=8, seed=0, progress=False,
+                        stop_at_accuracy=1.0)
+    assert history.accuracy[-1] == 1.0
+    assert model.evaluate(X, Y)["accuracy"] == 1.0
+    assert history.cost[-1] < history.cost[0]
+
+
+def test_one_sequence_per_step_as_the_book() -> None:
+    X, Y = parity(4)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=4, unit="simple", activation="sigmoid", seed=1)
+    history = model.fit(X, Y, epochs=3, learning_rate=0.01, mu=0.99, progress=False, seed=0)
+    assert len(history) == 3 and all(np.isfinite(history.cost))
+    assert list(model._functions) == [("train", False, "momentum", 0.99, None, -1)]  # no mask when batch_size=1
+
+
+@pytest.mark.parametrize("unit", ["simple", "rated", "gru", "lstm"])
+def test_classifier_with_padded_batches_learns_and_predicts_like_one_by_one(unit: str) -> None:
+    """Label 1 when the sequence holds token 3; lengths differ, so batches are padded and masked."""
+    rng = np.random.default_rng(0)
+    X = [list(rng.integers(0, 3, size=int(rng.integers(1, 6)))) for _ in range(60)]
+    for x in X[::2]:
+        x[int(rng.integers(len(x)))] = 3
+    Y = np.array([int(3 in x) for x in X])
+    model = SequenceClassifier(n_in=4, n_classes=2, hidden=8, unit=unit, vocab_size=4, seed=0)
+    model.fit(X, Y, epochs=25, learning_rate=0.02, optimizer="adam", batch_size=10, progress=False, seed=0)
+    batched = model.predict_proba(X, batch_size=7)
+    one_by_one = np.concatenate([model.predict_proba([x]) for x in X])
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-9, atol=1e-12)
+    assert model.evaluate(X, Y)["accuracy"] > 0.9
+
+
+def test_fit_options_decay_clip_truncate_validation() -> None:
+    X, Y = parity(4)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=3, unit="gru", seed=0)
+    h = model.fit(X, Y, epochs=3, learning_rate=0.5, lr_decay=0.5, clip_norm=1.0, bptt_truncate=2,
+                  optimizer="nesterov", batch_size=4, validation_data=(X[:5], Y[:5]), progress=False)
+    assert h.learning_rate == [0.5, 0.25, 0.125]
+    assert len(h.val_cost) == len(h.val_accuracy) == 3 and len(h.seconds) == 3
+    assert "val_accuracy" in h.summary()
+    for optimizer in ("sgd", "rmsprop", "adam"):
+        model.fit(X, Y, epochs=1, optimizer=optimizer, learning_rate=0.01, batch_size=8, progress=False)
+    assert len(model.history) == 6
+
+
+def test_progress_bar_shows_cost_and_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tqdm")
+    X, Y = parity(3)
+    SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0).fit(X, Y, epochs=1, batch_size=4)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "cost" in err and "accuracy" in err
+
+
+def test_bad_training_input_gets_clear_errors() -> None:
+    X, Y = parity(3)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    with pytest.raises(ValueError, match=r"expected an array of shape \(T, 1\)"):
+        model.fit(np.ones((4, 3, 2)), Y[:4], progress=False)
+    with pytest.raises(ValueError, match="one label per step"):
+        model.fit(X, Y[:, :2], progress=False)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 2\)"):
+        model.fit(X, Y + 1, progress=False)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        model.fit(X, Y, optimizer="lbfgs", progress=False)
+    with pytest.raises(ValueError, match="bptt_truncate"):
+        model.fit(X, Y, bptt_truncate=0, progress=False)
+    model.out.bo.set_value(np.array([np.inf, -np.inf]))  # as after an exploding update
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
+        model.fit(X, Y, progress=False)
+    clf = SequenceClassifier(n_in=3, n_classes=2, hidden=2, vocab_size=5, seed=0)
+    with pytest.raises(ValueError, match=r"token indices must be in \[0, 5\)"):
+        clf.fit([[1, 7]], [0], progress=False)
+    with pytest.raises(ValueError, match=r"one label per sequence, shape \(1,\)"):
+        clf.fit([[1, 2]], [0, 1], progress=False)
+    with pytest.raises(ValueError, match="unknown recurrent unit"):
+        SequenceTagger(n_in=1, n_classes=2, unit="tcn")
+    with pytest.raises(ValueError, match="takes inputs of size 4"):
+        SequenceTagger(n_classes=2, layers=[GRU(3, 5), LSTM(4, 2)])
+    with pytest.raises(ValueError, match="no recurrent unit"):
+        SequenceTagger(n_classes=2, layers=[Embedding(5, 3)])
+
+
+def test_stateful_tagger_continues_across_calls() -> None:
+    rng = np.random.default_rng(0)
+    stateful = SequenceTagger(n_in=2, n_classes=3, hidden=4, unit="lstm", stateful=True, seed=0)
+    plain = SequenceTagger(n_in=2, n_classes=3, hidden=4, unit="lstm", seed=0)
+    seq = rng.standard_normal((8, 2))
+    whole = plain.predict_proba([seq])[0]
+    halves = np.concatenate([stateful.predict_proba([seq[:5]])[0], stateful.predict_proba([seq[5:]])[0]])
+    np.testing.assert_allclose(halves, whole, rtol=1e-10)
+    stateful.reset_states()
+    np.testing.assert_allclose(stateful.predict_proba([seq[:5]])[0], whole[:5], rtol=1e-10)
+    with pytest.raises(ValueError, match="shuffle=False"):
+        stateful.fit([seq], [np.zeros(8, dtype=int)], progress=False)
+    stateful.fit([seq[:4], seq[4:]], [np.zeros(4, dtype=int)] * 2, shuffle=False, epochs=2, progress=False)
+
+
+def test_dropout_is_off_at_prediction_time() -> None:
+    model = SequenceClassifier(n_in=3, n_classes=2, hidden=4, vocab_size=6, dropout=0.5, seed=0)
+    assert any(isinstance(layer, Dropout) for layer in model.layers)
+    X = [[1, 2, 3], [4, 5]]
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
+    model.fit(X, [0, 1], epochs=2, batch_size=2, progress=False)
+
+
+# -- the language model ------------------------------------------------------------------------------
+def test_language_model_learns_a_cycle_and_generates(vocab: Vocabulary) -> None:
+    rng = np.random.default_rng(0)
+    sentences = toy_sentences(rng)
+    model = LanguageModel(vocab, embed_dim=6, hidden=[10], unit="gru", seed=0)
+    before = model.perplexity(sentences)
+    assert before == pytest.approx(len(vocab), rel=0.2)  # untrained: about uniform
+    model.fit(sentences, epochs=30, optimizer="adam", learning_rate=0.03, batch_size=8, progress=False, seed=0)
+    assert model.perplexity(sentences) < before / 2
+    lines = model.generate(5, temperature=0.5, max_length=6, seed=1)
+    assert len(lines) == 5 and all(isinstance(line, str) and len(line.split()) <= 6 for line in lines)
+    assert lines == model.generate(5, temperature=0.5, max_length=6, seed=1)
+    assert all(line.startswith("king") for line in model.generate(3, prefix="king", max_length=3, seed=0))
+    ids = LanguageModel(len(vocab), embed_dim=4, hidden=4).generate(2, max_length=3, seed=0)
+    assert all(isinstance(line, list) and len(line) <= 3 for line in ids)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        model.generate(temperature=0)
+
+
+def test_language_model_inputs_and_targets(vocab: Vocabulary) -> None:
+    model = LanguageModel(vocab, embed_dim=3, hidden=3, seed=0)
+    xs, ys = model._pairs([[4, 5, 6]])
+    np.testing.assert_array_equal(xs[0], [Vocabulary.START, 4, 5, 6])
+    np.testing.assert_array_equal(ys[0], [4, 5, 6, Vocabulary.END])
+    stats = model.evaluate([[4, 5, 6]])
+    assert stats["perplexity"] == pytest.approx(math.exp(stats["cost"]))
+    with pytest.raises(ValueError, match="do not pass targets"):
+        model.fit([[4, 5]], [[5, 1]])
+    with pytest.raises(ValueError, match="cannot be bidirectional"):
+        LanguageModel(vocab, layers=[Embedding(len(vocab), 3), *SequenceTagger(
+            n_in=3, n_classes=2, hidden=2, bidirectional=True).layers])
+
+
+def test_analogy_by_euclidean_and_cosine_distance(vocab: Vocabulary) -> None:
+    model = LanguageModel(vocab, embed_dim=3, hidden=3, seed=0)
+    We = np.zeros((len(vocab), 3))
+    vectors = {"king": [1, 1, 0], "queen": [1, 0, 1], "man": [0, 1, 0], "woman": [0, 0, 1],
+               "apple": [-1, 0, 0], "pear": [0, -1, -1]}
+    for word, v in vectors.items():
+        We[vocab.index(word)] = v
+    model.layers[0].We.set_value(We)
+    assert model.analogy("king", "man", "woman") == {"euclidean": "queen", "cosine": "queen"}
+    nearest = model.nearest(np.array([1.0, 1.0, 0.0]), "cosine", n=2)
+    assert nearest[0] == (vocab.index("king"), pytest.approx(0.0))
+    with pytest.raises(KeyError, match="'emperor' is not in the vocabulary"):
+        model.analogy("emperor", "man", "woman")
+    with pytest.raises(ValueError, match="unknown metric"):
+        model.nearest(We[2], "manhattan")
+
+
+# -- save and load -----------------------------------------------------------------------------------
+def _models(vocab: Vocabulary) -> list:
+    return [
+        SequenceTagger(n_in=2, n_classes=3, hidden=[4, 3], unit="rated", activation="relu", seed=0),
+        SequenceTagger(n_in=2, n_classes=2, hidden=3, unit="simple", activation="sigmoid", stateful=True, seed=1),
+        SequenceClassifier(n_in=3, n_classes=2, hidden=4, unit="lstm", vocab_size=len(vocab), dropout=0.3,
+                           bidirectional=True, seed=2),
+        LanguageModel(vocab, embed_dim=4, hidden=[5, 4], unit="gru", seed=3),
+    ]
+
+
+def _inputs(model, rng: np.random.Generator) -> list:
+    if model.token_input:
+        return [list(rng.integers(2, 8, size=n)) for n in (3, 1, 5)]
+    return [rng.standard_normal((n, model.n_in)) for n in (3, 1, 5)]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_save_load_round_trip_predicts_identically(index: int, tmp_path: Path, vocab: Vocabulary) -> None:
+    rng = np.random.default_rng(index)
+    model = _models(vocab)[index]
+    for p in model.params:  # move away from the initial values so a fresh model cannot pass by chance
+        p.set_value(p.get_value() + 0.1 * rng.standard_normal(p.get_value().shape))
+    X = _inputs(model, rng)
+    if isinstance(model, LanguageModel):
+        model.fit(X, epochs=1, batch_size=2, progress=False)
+    path = model.save(tmp_path / "model.npz")
+    loaded = type(model).load(path)
+    assert type(loaded) is type(model) and repr(loaded) == repr(model)
+    for a, b in zip(model.params, loaded.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+    model.reset_states()
+    expected, got = model.predict_proba(X), loaded.predict_proba(X)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if isinstance(model, LanguageModel):
+        assert loaded.vocab.idx2word == vocab.idx2word
+        assert loaded.generate(3, seed=5) == model.generate(3, seed=5)
+    assert type(load_model(path)) is type(model)
+
+
+def test_saving_replaces_atomically_and_never_corrupts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    path = model.save(tmp_path / "m.npz")
+    original = path.read_bytes()
+
+    def broken_savez(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        SequenceTagger(n_in=1, n_classes=2, hidden=3, seed=1).save(path)
+    assert path.read_bytes() == original
+    assert os.listdir(tmp_path) == ["m.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    custom = SequenceTagger(n_in=1, n_classes=2, hidden=2, activation=lambda v: v * 0.5, seed=0)
+    with pytest.raises(ValueError, match="custom activation"):
+        custom.save(path)
+    assert path.read_bytes() == original
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        model.save(tmp_path / "no" / "such" / "dir.npz")
+
+
+def test_loading_files_of_the_wrong_kind(tmp_path: Path, vocab: Vocabulary) -> None:
+    tagger = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    good = tagger.save(tmp_path / "tagger.npz")
+    data = good.read_bytes()
+
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated or corrupted"):
+        SequenceTagger.load(truncated)
+
+    flipped = bytearray(data)
+    flipped[200] ^= 0xFF  # inside the first array's bytes: the zip checksum catches it
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(bytes(flipped))
+    with pytest.raises(ModelFileError, match="truncated or corrupted"):
+        SequenceTagger.load(corrupt)
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a model file"):
+        load_model(text)
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFileError, match="is empty"):
+        load_model(empty)
+    npy = tmp_path / "weights.npy"
+    np.save(npy, np.ones(3))
+    with pytest.raises(ModelFileError, match=r"single NumPy array \(.npy\)"):
+        load_model(npy)
+    plain = tmp_path / "book.npz"
+    np.savez(plain, np.ones(3), np.zeros(2))  # the book's own save format
+    with pytest.raises(ModelFileError, match="not a symflow model file"):
+        load_model(plain)
+    with pytest.raises(ModelFileError, match="holds a SequenceTagger, not a SequenceClassifier"):
+        SequenceClassifier.load(good)
+    lm = LanguageModel(vocab, embed_dim=2, hidden=2).save(tmp_path / "lm.npz")
+    assert isinstance(SequenceTagger.load(lm), LanguageModel)  # a language model is a tagger
+    newer = tmp_path / "newer.npz"
+    save_model_file(newer, "SequenceTagger", {}, {})
+    with np.load(newer) as z:
+        arrays = dict(z)
+    arrays["__version__"] = np.array(99)
+    np.savez(newer, **arrays)
+    with pytest.raises(ModelFileError, match="newer version"):
+        load_model(newer)
+    assert str(arrays["__format__"]) == FORMAT
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "missing.npz")
+
+
+def test_loading_a_file_whose_arrays_do_not_match(tmp_path: Path) -> None:
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["0.Wh"] = np.ones((5, 5))
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"parameter 0.Wh has shape \(5, 5\)"):
+        load_model(path)
+    del arrays["0.Wh"]
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=r"missing \['0.Wh'\]"):
+        load_model(path)
+
+
+def test_plot_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    X, Y = parity(3)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    with pytest.raises(ValueError, match="history is empty"):
+        model.plot_history(tmp_path / "empty.png")
+    model.fit(X, Y, epochs=2, batch_size=4, progress=False, validation_data=(X, Y))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        model.plot_history(tmp_path / "curve.png")
+    monkeypatch.undo()
+    pytest.importorskip("matplotlib")
+    png = model.plot_history(tmp_path / "curve.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_models_accept_custom_layer_stacks() -> None:
+    layers = [Embedding(6, 3, seed=0), GRU(3, 4, seed=0), Dropout(0.2, seed=0), SimpleRNN(4, 2, seed=0)]
+    model = SequenceClassifier(n_classes=3, layers=layers)
+    assert model.predict([[1, 2], [3]]).shape == (2,)
+    assert len(model.params) == 1 + len(GRU.param_names) + len(SimpleRNN.param_names) + 2
