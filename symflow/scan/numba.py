@@ -95,6 +95,10 @@ def emit_scan(node: Apply, cg: Any) -> None:
     for (buf, lag), y in zip(buffers, op.inner_state_outputs):
         if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs:
             cg.destinations[y] = f"{buf}[{lag} + {t}]"  # computed straight into its buffer row
+    for mbuf, y in zip(mapped, op.inner_mapped_outputs):
+        if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs and y not in cg.destinations \
+                and y not in cg.stacked:
+            cg.stacked[y] = (mbuf, n, t)
     with cg.loop(f"for {t} in range({n}):"):
         for seq, taps, tap_vars in zip(seqs, info.seq_taps, inner["seqs"]):
             for k, v in zip(taps, tap_vars):
@@ -111,6 +115,8 @@ def emit_scan(node: Apply, cg: Any) -> None:
         for (buf, lag), y in zip(buffers, op.inner_state_outputs):
             _store(node, cg, f"{buf}[{lag} + {t}]", y)
         for mbuf, y in zip(mapped, op.inner_mapped_outputs):
+            if y in cg.stored and cg.stacked[y][0] == mbuf:
+                continue  # computed straight into its row
             if y.ndim:  # allocated before the loop if the step shape is known there, else at the first step
                 dims = cg.shape_tuple(y)
                 allocation = f"{mbuf} = {cg.empty([n, *dims], y.dtype)}"

@@ -159,4 +159,19 @@ def test_random_streams_agree_across_backends() -> None:
 def test_generated_source_is_available() -> None:
     x = T.vector("x")
     f = sf.function([x], T.exp(x) + 1, mode="numba")
-    assert "def kernel" in f.source
+    assert "def symflow_main" in f.source
+
+
+def test_same_step_value_as_two_outputs() -> None:
+    X = T.matrix("X")
+    w = sf.shared(np.ones((3, 2)))
+
+    def step(x):
+        y = T.tanh(x.dot(w))
+        return [y, y]
+
+    (a, b), _ = sf.scan(step, sequences=X)
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    got = sf.function([X], [a, b], mode="numba")(x)
+    np.testing.assert_allclose(got[0], np.tanh(x @ np.ones((3, 2))))
+    np.testing.assert_allclose(got[1], got[0])

@@ -109,7 +109,7 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     header.append("")
     header.append("")
     header.append("@numba.njit(SIGNATURE, cache=True, **JIT_OPTIONS)")
-    header.append(f"def kernel({', '.join(args + const_names)}):")
+    header.append(f"def symflow_main({', '.join(args + const_names)}):")
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
 
 
@@ -265,10 +265,10 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     for name, kernel_source in cg.generated.items():
         store_kernel(name, kernel_source)
     module = load_module(source)
-    entry = module.kernel.overloads[module.SIGNATURE].entry_point
+    entry = module.symflow_main.overloads[module.SIGNATURE].entry_point
     function.source = source
     runner = NumbaRunner(fgraph, entry, cg, source)
-    runner.loaded_from_cache = bool(module.kernel.stats.cache_hits)
+    runner.loaded_from_cache = bool(module.symflow_main.stats.cache_hits)
     return runner
 
 

@@ -171,6 +171,9 @@ class CodeGen(SourceWriter):
         self.shape_hints: dict[Variable, list[str]] = {}
         #: shared variables whose new values the function writes into their arrays itself
         self.in_place: list[Variable] = []
+        #: per-step outputs of the scan being emitted: value -> (stacked buffer, steps, step index)
+        self.stacked: dict[Variable, tuple[str, str, str]] = {}
+        self.stored: set[Variable] = set()  # per-step values already written into their buffer
 
     @contextlib.contextmanager
     def loop(self, header: str) -> Iterator[None]:
@@ -348,9 +351,16 @@ class CodeGen(SourceWriter):
             for d, n in enumerate(dims):
                 self.check(f"{name}.shape[{d}] != {n}", v.owner, "the result does not fit its destination")
             return name
+        used = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
+        if v in self.stacked:  # a per-step output: compute it into its row of the stacked buffer
+            buffer, steps, t = self.stacked[v]
+            if self._hoist_line(f"{buffer} = {self.empty([steps, *dims], v.dtype)}", used):
+                name = self.new_name(v, "row")
+                self.emit(f"{name} = {buffer}[{t}]")
+                self.stored.add(v)
+                return name
         name = self.new_name(v, hint)
         line = f"{name} = {self.empty(dims, v.dtype)}"
-        used = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
         if not (self.loop_stack and self._hoist_line(line, used)):
             self.emit(line)
         return name
@@ -379,10 +389,8 @@ class CodeGen(SourceWriter):
                     guards.append(f"{kw.dim(x, d)} != {dims[d + offset]}")
         guards = list(dict.fromkeys(guards))
         if guards:
-            kw.lines[:0] = ["    if " + " or ".join(guards) + ":", "        return 1"]
-        status = self.fresh("st")
-        kw.call(status)
-        self.check_status(status, node, "shapes do not match")
+            kw.lines[:0] = ["    if " + " or ".join(guards) + ":", "        return code"]
+        kw.call_with_status(self.error_code(node, "shapes do not match"))
 
     def reshape(self, array: str, dims: Sequence[str], node: Apply | None) -> str:
         """Expression for ``array`` reshaped to ``dims`` (a view when contiguous, else a copy)."""
@@ -492,6 +500,15 @@ class KernelWriter(SourceWriter):
         name = self.cg.generated_kernel(self.source())
         call = f"{name}({', '.join(self.args)})"
         self.cg.emit(f"{result} = {call}" if result else call)
+
+    def call_with_status(self, code: int) -> None:
+        """Emit ``err = kernel(err, code, ...)``: the kernel does nothing once ``err`` is set, and
+        returns ``code`` when its own checks fail (its body returns ``code`` or 0)."""
+        params = ", ".join(f"p{i}" for i in range(len(self.args)))
+        source = "\n".join([f"def kernel(err, code, {params}):", "    if err != 0:", "        return err",
+                             *self.lines]) + "\n"
+        name = self.cg.generated_kernel(source)
+        self.cg.emit(f"err = {name}(err, {code}, {', '.join(self.args)})")
 
 
 def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tuple[list[Apply], set[Variable]]:
