@@ -39,6 +39,8 @@ class History:
 
 def plot_history(history: History, path: str | os.PathLike[str], title: str | None = None) -> Path:
     """Write the cost and accuracy curves of ``history`` to a PNG at ``path`` (needs matplotlib)."""
+    if not len(history):
+        raise ValueError("the history is empty: train the model (fit) before plotting")
     try:
         import matplotlib
 
@@ -47,8 +49,6 @@ def plot_history(history: History, path: str | os.PathLike[str], title: str | No
     except ImportError:
         raise ImportError("plot_history needs matplotlib, which is not installed: pip install matplotlib "
                           "(or pip install 'symflow[models]')") from None
-    if not len(history):
-        raise ValueError("the history is empty: train the model (fit) before plotting")
     epochs = np.arange(1, len(history) + 1)
     fig, (ax_cost, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_cost.plot(epochs, history.cost, label="train")

@@ -8,7 +8,7 @@ result is itself a graph, so gradients of gradients work the same way.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import dtypes
@@ -34,7 +34,7 @@ def grad(
     variable: ``'raise'``, ``'warn'`` or ``'ignore'``; the gradient is then zero (or None when
     ``return_disconnected='none'``).
     """
-    single = isinstance(wrt, Variable)
+    single = isinstance(wrt, Variable) or not isinstance(wrt, Iterable)
     wrt_list = [wrt] if single else list(wrt)  # type: ignore[list-item]
     for w in wrt_list:
         if not isinstance(w, Variable):

@@ -98,7 +98,7 @@ class Variable:
 
     def __init__(
         self,
-        type: TensorType,
+        type: TensorType,  # noqa: A002 - Theano's name
         owner: Apply | None = None,
         index: int | None = None,
         name: str | None = None,

@@ -53,7 +53,7 @@ class SharedVariable(Variable):
                 value, borrow = value.astype(self.dtype), True
         else:
             array = np.asarray(value)
-            if array.dtype == object:
+            if array.dtype.kind not in "biuf":
                 raise TypeError(f"{label} cannot store {type(value).__name__} {value!r}")
             converted = array.astype(self.dtype)
             if not np.array_equal(converted, array) and not (
@@ -91,6 +91,8 @@ def shared(
         borrow = True
     elif isinstance(value, np.ndarray):
         array = value
+    elif isinstance(value, np.generic):  # NumPy scalars keep their dtype (np.float64 is also a float)
+        array, borrow = np.asarray(value), True
     elif isinstance(value, (bool, int, float)):
         array = np.array(value, dtype=dtypes.python_scalar_dtype(value))
         borrow = True

@@ -36,10 +36,36 @@ def arrays(dtype: str = "float64", shape: Any = None, low: float = -3.0, high: f
     if np.dtype(dtype).kind in "iu":
         return hnp.arrays(dtype, shape, elements=st.integers(int(low), int(high)))
     width = 32 if np.dtype(dtype) == np.float32 else 64
-    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=width)
-    if avoid:
-        elements = elements.filter(lambda v: all(abs(v - a) > margin for a in avoid))
-    return hnp.arrays(dtype, shape, elements=elements)
+    # draw from the allowed intervals directly (filtering would discard too many draws)
+    pieces = [st.floats(_representable(lo, hi, width), _representable(hi, lo, width), width=width,
+                        allow_nan=False, allow_infinity=False)
+              for lo, hi in _allowed(low, high, avoid, margin)]
+    if not pieces:
+        raise ValueError(f"no values in [{low}, {high}] are {margin} away from all of {list(avoid)}")
+    return hnp.arrays(dtype, shape, elements=st.one_of(pieces))
+
+
+def _allowed(low: float, high: float, avoid: Sequence[float], margin: float) -> list[tuple[float, float]]:
+    """``[low, high]`` without the open intervals of radius ``margin`` around the ``avoid`` values,
+    as closed intervals strictly farther than ``margin`` from each of them."""
+    intervals = [(float(low), float(high))]
+    for a in sorted(avoid):
+        below, above = float(np.nextafter(a - margin, -np.inf)), float(np.nextafter(a + margin, np.inf))
+        intervals = [piece for lo, hi in intervals
+                     for piece in ([(lo, hi)] if hi < below or lo > above else [(lo, below), (above, hi)])
+                     if piece[0] <= piece[1]]
+    return intervals
+
+
+def _representable(bound: float, towards: float, width: int) -> float:
+    """The float of ``width`` bits nearest ``bound`` that does not lie beyond it (moving ``towards``)."""
+    if width == 64:
+        return float(bound)
+    value = np.float32(bound)
+    exact = float(value)  # compare in float64: NumPy would round a Python float to float32 first
+    if (towards > bound and exact < bound) or (towards < bound and exact > bound):
+        value = np.nextafter(value, np.float32(towards))
+    return float(value)
 
 
 def well_conditioned(dtype: str = "float64", shape: Any = None) -> st.SearchStrategy:

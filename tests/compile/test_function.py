@@ -1,0 +1,310 @@
+"""symflow.function: input checks on every call, keyword calls, defaults, missing and unused
+inputs, updates (targets, types, old values, atomicity), givens, output forms, and aliasing."""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.errors import InputError, MissingInputError, ShapeError, UnusedInputError
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs, checked on each call
+# ---------------------------------------------------------------------------------------------
+def test_argument_count(mode: str) -> None:
+    x, y = T.fvector("x"), T.iscalar("y")
+    f = sf.function([x, y], x * y, mode=mode, name="scale")
+    v = np.ones(3, "float32")
+    with pytest.raises(TypeError, match=r"function 'scale' is missing argument 1 'y'.*\(int32 scalar\)"):
+        f(v)
+    with pytest.raises(TypeError, match="takes 2 arguments, got 3"):
+        f(v, 1, 2)
+    np.testing.assert_array_equal(f(v, 2), [2.0, 2.0, 2.0])
+
+
+def test_ndim_is_checked(mode: str) -> None:
+    x = T.fvector("x")
+    f = sf.function([x], x * 2, mode=mode)
+    with pytest.raises(InputError, match=r"argument 0 'x' \(float32 vector\): expected 1 dimensions.*\(3, 2\)"):
+        f(np.ones((3, 2), "float32"))
+    with pytest.raises(InputError, match="created at"):
+        f(np.ones((3, 2), "float32"))
+    with pytest.raises(InputError, match="expected 1 dimensions"):
+        f(1.0)
+
+
+def test_downcast_refused_unless_allowed(mode: str) -> None:
+    x, k = T.fvector("x"), T.iscalar("k")
+    f = sf.function([x, k], x * k, mode=mode)
+    with pytest.raises(InputError, match=r"float64.*float32.*allow_input_downcast=True") as info:
+        f(np.ones(3), 1)
+    assert "'x'" in str(info.value) and "shape (3,)" in str(info.value)
+    with pytest.raises(InputError, match="int64.*int32.*allow_input_downcast"):
+        f(np.ones(3, "float32"), np.array(3))
+    with pytest.raises(InputError, match="2.5 does not fit int32.*allow_input_downcast"):
+        f(np.ones(3, "float32"), 2.5)
+    with pytest.raises(InputError, match="allow_input_downcast"):
+        f(np.ones(3, "float32"), 2**40)
+    g = sf.function([x, k], x * k, mode=mode, allow_input_downcast=True)
+    np.testing.assert_allclose(g(np.ones(3) / 3, 2.7), np.full(3, np.float32(1 / 3) * 2, "float32"))
+    identity = sf.function([x], x, mode=mode, allow_input_downcast=True)
+    assert identity(np.ones(3) / 3).dtype == np.float32
+
+
+def test_values_that_convert_exactly_are_accepted(mode: str) -> None:
+    x, k = T.fvector("x"), T.iscalar("k")
+    f = sf.function([x, k], x * k, mode=mode)
+    np.testing.assert_array_equal(f([1.0, 2.0], 3), [3.0, 6.0])  # Python floats are weak
+    np.testing.assert_array_equal(f([1, 2], np.int64(3)), [3.0, 6.0])  # a NumPy scalar that fits
+    np.testing.assert_array_equal(f(np.ones(2, "float32"), 2.0), [2.0, 2.0])  # 2.0 fits int32 exactly
+    np.testing.assert_array_equal(f(np.ones(2, "int8"), True), [1.0, 1.0])  # safe array casts
+    s = T.fscalar("s")
+    g = sf.function([s], s * 1, mode=mode)
+    assert g(np.float64(0.5)) == 0.5
+    with pytest.raises(InputError, match="does not fit float32"):
+        g(np.float64(0.1))  # a float64 NumPy scalar is strong: it must convert exactly
+    with pytest.raises(InputError, match="symbolic variable"):
+        f(x, 1)
+    with pytest.raises(InputError, match="cannot use str"):
+        f("abc", 1)
+
+
+def test_broadcastable_inputs_need_length_one(mode: str) -> None:
+    r = T.row("r")
+    f = sf.function([r], r + 1, mode=mode)
+    with pytest.raises(InputError, match="dimension 0 is broadcastable"):
+        f(np.ones((2, 3)))
+    assert f(np.ones((1, 3))).shape == (1, 3)
+
+
+def test_keyword_calls_by_input_name(mode: str) -> None:
+    x, y = T.vector("x"), T.scalar("y")
+    f = sf.function([x, sf.In(y, name="scale")], x * y, mode=mode)
+    np.testing.assert_array_equal(f(x=np.ones(2), scale=3.0), [3.0, 3.0])
+    np.testing.assert_array_equal(f(np.ones(2), scale=2.0), [2.0, 2.0])
+    with pytest.raises(TypeError, match=r"no input named 'y' \(named inputs: 'x', 'scale'\)"):
+        f(np.ones(2), y=2.0)
+    with pytest.raises(TypeError, match="two values for input 'x'"):
+        f(np.ones(2), x=np.ones(2))
+
+
+def test_in_defaults(mode: str) -> None:
+    x, lr = T.vector("x"), T.scalar("lr")
+    f = sf.function([x, sf.In(lr, value=0.5)], x * lr, mode=mode)
+    np.testing.assert_array_equal(f(np.ones(2)), [0.5, 0.5])
+    np.testing.assert_array_equal(f(np.ones(2), 2.0), [2.0, 2.0])
+    np.testing.assert_array_equal(f(np.ones(2), lr=3.0), [3.0, 3.0])
+    with pytest.raises(TypeError, match="symbolic variable"):
+        sf.In(np.ones(2))  # type: ignore[arg-type]
+
+
+def test_invalid_inputs_list() -> None:
+    x, W = T.vector("x"), sf.shared(np.ones(2), name="W")
+    with pytest.raises(TypeError, match="shared variable 'W'.*explicit input"):
+        sf.function([x, W], x * W)
+    with pytest.raises(TypeError, match="constant"):
+        sf.function([T.constant(1.0)], x)
+    with pytest.raises(TypeError, match="computed from other variables"):
+        sf.function([x * 2], x)
+    with pytest.raises(ValueError, match="given twice"):
+        sf.function([x, x], x)
+    with pytest.raises(TypeError, match="symbolic variables"):
+        sf.function([np.ones(2)], x)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="mode"):
+        sf.function([x], x, mode="fast")
+    with pytest.raises(ValueError, match="on_unused_input"):
+        sf.function([x], x, on_unused_input="maybe")
+
+
+def test_missing_inputs() -> None:
+    x, y = T.vector("x"), T.vector("y")
+    pattern = r"(?s)needs the input 'y' \(float64 vector\).*inputs=.*givens="
+    with pytest.raises(MissingInputError, match=pattern) as info:
+        sf.function([x], x + y)
+    assert __file__ in str(info.value)  # where the missing input was created
+    with pytest.raises(MissingInputError):
+        sf.function([], x.sum())
+
+
+def test_unused_inputs(mode: str) -> None:
+    x, y = T.vector("x"), T.vector("y")
+    with pytest.raises(UnusedInputError, match=r"argument 1 'y'.*not used.*on_unused_input"):
+        sf.function([x, y], x * 2, mode=mode)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = sf.function([x, y], x * 2, on_unused_input="warn", mode=mode)
+    assert len(caught) == 1 and "'y'" in str(caught[0].message) and caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = sf.function([x, y], x * 2, on_unused_input="ignore", mode=mode)
+    np.testing.assert_array_equal(f(np.ones(2), np.ones(5)), [2.0, 2.0])
+    np.testing.assert_array_equal(g(np.ones(2), np.ones(5)), [2.0, 2.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------
+def test_output_forms(mode: str) -> None:
+    x = T.vector("x")
+    v = np.array([1.0, 2.0])
+    single = sf.function([x], x.sum(), mode=mode)(v)
+    assert isinstance(single, np.ndarray) and single.shape == () and single == 3.0  # 0-d outputs are 0-d arrays
+    as_list = sf.function([x], [x.sum()], mode=mode)(v)
+    assert isinstance(as_list, list) and len(as_list) == 1 and as_list[0].shape == ()
+    pair = sf.function([x], (x * 2, x[0]), mode=mode)(v)
+    assert isinstance(pair, list) and pair[1].shape == () and isinstance(pair[1], np.ndarray)
+    assert sf.function([x], [], mode=mode, on_unused_input="ignore")(v) == []
+    assert sf.function([x], None, mode=mode, on_unused_input="ignore")(v) is None
+    assert sf.function([], T.constant(2.0), mode=mode)() == 2.0
+    same = sf.function([x], [x * 2, x * 2], mode=mode)(v)
+    same[0][0] = 100.0
+    assert same[1][0] == 2.0  # two outputs never share memory
+
+
+def test_outputs_never_alias_shared_storage_or_inputs(mode: str) -> None:
+    a = sf.shared(np.array([1.0, 2.0]), name="a")
+    x = T.vector("x")
+    cases = [
+        sf.function([], a, mode=mode),
+        sf.function([], a[::-1], mode=mode),
+        sf.function([], a.reshape((1, 2)), mode=mode),
+        sf.function([], a * 1, updates=[(a, a * 1)], mode=mode),
+        sf.function([], a + 0, updates=[(a, a + 0)], mode=mode),
+    ]
+    for f in cases:
+        out = f()
+        out[...] = 100.0
+        np.testing.assert_array_equal(a.get_value(), [1.0, 2.0])
+    # an output that is also the new value of an update (merged into one variable) is a copy
+    f = sf.function([], a * 2, updates=[(a, a * 2)], mode=mode)
+    out = f()
+    out[...] = 100.0
+    np.testing.assert_array_equal(a.get_value(), [2.0, 4.0])
+    value = np.array([3.0, 4.0])
+    out = sf.function([x], x, mode=mode)(value)
+    out[0] = 0.0
+    assert value[0] == 3.0
+    b = sf.shared(np.zeros(2), name="b")
+    sf.function([x], [], updates=[(b, x)], mode=mode)(value)
+    value[1] = -1.0
+    np.testing.assert_array_equal(b.get_value(), [3.0, 4.0])  # an update never keeps the caller's array
+
+
+# ---------------------------------------------------------------------------------------------
+# updates
+# ---------------------------------------------------------------------------------------------
+def test_updates_use_old_values_then_write_together(mode: str) -> None:
+    a, b = sf.shared(np.array([1.0, 2.0]), name="a"), sf.shared(np.array([3.0, 4.0]), name="b")
+    swap = sf.function([], [], updates=[(a, b), (b, a)], mode=mode)
+    swap()
+    np.testing.assert_array_equal(a.get_value(), [3.0, 4.0])
+    np.testing.assert_array_equal(b.get_value(), [1.0, 2.0])
+    n = sf.shared(0, name="n")
+    step = sf.function([], n, updates=OrderedDict([(n, n + 1)]), mode=mode)
+    assert [int(step()) for _ in range(3)] == [0, 1, 2]  # outputs see the values before the update
+    c = sf.shared(1.0, name="c")
+    both = sf.function([], [], updates={c: c * 10, a: a + c}, mode=mode)
+    both()
+    assert c.get_value() == 10.0
+    np.testing.assert_array_equal(a.get_value(), [4.0, 5.0])  # a used the old c
+
+
+def test_update_targets_must_be_shared() -> None:
+    x = T.vector("x")
+    with pytest.raises(TypeError, match=r"update target 'x' \(float64 vector\) is not a shared variable"):
+        sf.function([x], x, updates=[(x, x + 1)])
+    with pytest.raises(TypeError, match="not a shared variable"):
+        sf.function([x], x, updates=[(np.ones(2), x)])
+    with pytest.raises(TypeError, match="pair"):
+        sf.function([x], x, updates=[x])
+    a = sf.shared(np.ones(2), name="a")
+    with pytest.raises(ValueError, match="updated twice"):
+        sf.function([x], x, updates=[(a, x), (a, x * 2)])
+
+
+def test_update_types_must_fit(mode: str) -> None:
+    x = T.vector("x")
+    W = sf.shared(np.zeros((2, 2)), name="W")
+    with pytest.raises(TypeError, match=r"(?s)update of 'W' \(float64 matrix\) has 1 dimensions.*keep.*2"):
+        sf.function([x], [], updates=[(W, x)])
+    k = sf.shared(np.zeros(2, "int32"), name="k")
+    with pytest.raises(TypeError, match=r"(?s)update of 'k'.*float64.*astype\('int32'\)") as info:
+        sf.function([], [], updates=[(k, k + 1.5)])
+    assert __file__ in str(info.value)  # where the update expression was built
+    f32 = sf.shared(np.zeros(2, "float32"), name="f32")
+    with pytest.raises(TypeError, match="float64"):
+        sf.function([x], [], updates=[(f32, f32 + x)])
+    ok = sf.function([], [], updates=[(f32, f32 + 1.5), (k, (k + 1).astype("int32"))], mode=mode)
+    ok()
+    assert f32.get_value().dtype == np.float32 and k.get_value().dtype == np.int32
+    np.testing.assert_array_equal(f32.get_value(), [1.5, 1.5])
+    widened = sf.shared(np.zeros(2), name="widened")
+    sf.function([], [], updates=[(widened, T.ones((2,), dtype="int32"))], mode=mode)()  # a safe cast
+    assert widened.get_value().dtype == np.float64 and widened.get_value()[0] == 1.0
+    r = sf.shared(np.zeros((1, 3)), broadcastable=(True, False), name="r")
+    sf.function([], [], updates=[(r, T.ones((1, 3)) + r)], mode=mode)()
+    np.testing.assert_array_equal(r.get_value(), np.ones((1, 3)))
+
+
+def test_a_call_that_raises_changes_no_shared_value(mode: str) -> None:
+    x = T.vector("x")
+    n = sf.shared(0.0, name="n")
+    acc = sf.shared(np.zeros(3), name="acc")
+    f = sf.function([x], x.sum(), updates=[(n, n + 1), (acc, acc + x)], mode=mode)
+    with pytest.raises(ShapeError):
+        f(np.ones(2))
+    assert n.get_value() == 0.0 and not acc.get_value().any()
+    with pytest.raises(InputError):
+        f(np.ones((3, 1)))
+    assert n.get_value() == 0.0
+    f(np.ones(3))
+    assert n.get_value() == 1.0
+    np.testing.assert_array_equal(acc.get_value(), np.ones(3))
+
+
+def test_shape_errors_name_the_operation_shapes_and_line(mode: str) -> None:
+    x, W = T.matrix("x"), sf.shared(np.ones((3, 2)), name="W")
+    h = T.tanh(x.dot(W))  # the user's line
+    line = next(n for n, text in enumerate(open(__file__), 1) if "h = T.tanh(x.dot(W))  # the user's" in text)
+    f = sf.function([x], h, mode=mode)
+    with pytest.raises(ShapeError) as info:
+        f(np.ones((2, 4)))
+    message = str(info.value)
+    assert "Dot" in message and "(2, 4)" in message and "(3, 2)" in message
+    assert f'"{__file__}", line {line}' in message
+
+
+# ---------------------------------------------------------------------------------------------
+# givens
+# ---------------------------------------------------------------------------------------------
+def test_givens(mode: str) -> None:
+    x, y = T.vector("x"), T.vector("y")
+    data = sf.shared(np.array([1.0, 2.0, 3.0]), name="data")
+    W = sf.shared(np.array([2.0, 2.0, 2.0]), name="W")
+    f = sf.function([y], x * 2, givens={x: y + 1}, mode=mode)
+    np.testing.assert_array_equal(f(np.ones(2)), [4.0, 4.0])
+    g = sf.function([], x * W, givens=[(x, data)], mode=mode)
+    np.testing.assert_array_equal(g(), [2.0, 4.0, 6.0])
+    h = sf.function([y], x * W, givens={W: y, x: data}, mode=mode)  # a shared variable replaced too
+    np.testing.assert_array_equal(h(np.ones(3)), [1.0, 2.0, 3.0])
+    i = T.lscalar("i")
+    batch = sf.function([i], x.sum(), givens={x: data[i:i + 2]}, mode=mode)
+    assert batch(1) == 5.0
+    with pytest.raises(TypeError, match="different ndim"):
+        sf.function([], x, givens={x: T.matrix()})
+    with pytest.raises(TypeError, match="lose precision"):
+        sf.function([y], T.fvector("f") * 2, givens={T.fvector("f"): y})
+
+
+def test_trust_input_skips_checks(mode: str) -> None:
+    x = T.vector("x")
+    f = sf.function([x], x * 2, mode=mode)
+    f.trust_input = True
+    np.testing.assert_array_equal(f(np.ones(2)), [2.0, 2.0])
+    assert "x" in repr(f) and f.inputs == [x] and len(f.outputs) == 1

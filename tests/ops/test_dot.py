@@ -1,0 +1,123 @@
+"""Products: dot (scalars, vectors, matrices, higher ranks), outer, tensordot, batched_dot:
+values and dtypes against NumPy, shape errors, shapes and gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.errors import ShapeError
+from symflow.ops.dot import Dot
+from symflow.testing import strategies as sst
+
+RNG = np.random.default_rng(0)
+A, B, V, W = RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2)), RNG.normal(size=4), RNG.normal(size=3)
+X3, Y3 = RNG.normal(size=(2, 3, 4)), RNG.normal(size=(2, 4, 3))
+
+
+def test_values_against_numpy(run: Any, check_infer_shape: Any) -> None:
+    a, b, v, w = T.matrix("a"), T.matrix("b"), T.vector("v"), T.vector("w")
+    x, y, s = T.tensor3("x"), T.tensor3("y"), T.scalar("s")
+    cases = [
+        ("matrix . matrix", T.dot(a, b), A @ B),
+        ("matrix . vector", T.dot(a, v), A @ V),
+        ("vector . matrix", w.dot(a), W @ A),
+        ("vector . vector", T.dot(v, v), V @ V),
+        ("@ operator", a @ b, A @ B),
+        ("scalar . matrix", T.dot(s, a), 2.0 * A),
+        ("3-d . matrix", T.dot(x, b), np.dot(X3, B)),
+        ("3-d . 3-d", T.dot(x, y), np.dot(X3, Y3)),
+        ("matrix . 3-d", T.dot(a, y), np.dot(A, Y3)),
+        ("x.dot(W).T", a.dot(b).T, (A @ B).T),
+        ("outer", T.outer(v, w), np.outer(V, W)),
+        ("outer of matrices", T.outer(a, w), np.outer(A, W)),
+        ("tensordot axes=2", T.tensordot(x, y.dimshuffle(2, 1, 0), 2), np.tensordot(X3, Y3.transpose(2, 1, 0), 2)),
+        ("tensordot pairs", T.tensordot(x, y, [[1, 2], [2, 1]]), np.tensordot(X3, Y3, [[1, 2], [2, 1]])),
+        ("tensordot axes=1", T.tensordot(a, b, 1), np.tensordot(A, B, 1)),
+        ("tensordot axes=0", T.tensordot(v, w, 0), np.tensordot(V, W, 0)),
+        ("tensordot single axes", T.tensordot(x, a, [1, 0]), np.tensordot(X3, A, [1, 0])),
+        ("batched_dot 3-d", T.batched_dot(x, y), np.matmul(X3, Y3)),
+        ("batched_dot 2-d", T.batched_dot(a, a), np.einsum("bi,bi->b", A, A)),
+        ("batched_dot 2-d . 3-d", T.batched_dot(x[:, 0], y), np.einsum("bi,bij->bj", X3[:, 0], Y3)),
+        ("batched_dot 3-d . 2-d", T.batched_dot(x, y[:, :, 0]), np.einsum("bij,bj->bi", X3, Y3[:, :, 0])),
+    ]
+    inputs = [a, b, v, w, x, y, s]
+    values = [A, B, V, W, X3, Y3, 2.0]
+    outputs = [c[1] for c in cases]
+    for (label, out, expected), got in zip(cases, run(inputs, outputs, *values), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=label)
+        assert out.ndim == np.ndim(expected), label
+    check_infer_shape(inputs, outputs, *values)
+
+
+def test_dtypes(run: Any) -> None:
+    f, d, i = T.fmatrix("f"), T.dmatrix("d"), T.imatrix("i")
+    outputs = [T.dot(f, f), T.dot(f, d), T.dot(i, f), f @ d]
+    assert [o.dtype for o in outputs] == ["float32", "float64", "float64", "float64"]
+    ones = [np.ones((2, 2), "float32"), np.ones((2, 2)), np.ones((2, 2), "int32")]
+    results = run([f, d, i], outputs, *ones)
+    assert [r.dtype.name for r in results] == [o.dtype for o in outputs]
+
+
+def test_integer_dot(run: Any) -> None:
+    i, v = T.imatrix("i"), T.lvector("v")
+    assert T.dot(i, i).dtype == "int32"
+    a = np.arange(6, dtype="int32").reshape(2, 3)
+    result = run([i], T.dot(i, i.T), a)
+    assert result.dtype == np.int32
+    np.testing.assert_array_equal(result, a @ a.T)
+    w = np.array([3, -1, 2**30], dtype="int64")  # w @ w is exact only in integers (beyond 2**53)
+    got = run([i, v], [T.dot(i, v), T.dot(v, i.T), T.dot(v, v)], a, w)
+    for value, expected in zip(got, [a @ w, w @ a.T, w @ w], strict=True):
+        assert value.dtype == expected.dtype
+        np.testing.assert_array_equal(value, expected)
+
+
+def test_shape_errors_name_the_shapes(run: Any) -> None:
+    a, b, x, y = T.matrix("a"), T.matrix("b"), T.tensor3("x"), T.tensor3("y")
+    with pytest.raises(ShapeError, match=r"\(2, 3\) and \(2, 3\)"):
+        run([a, b], T.dot(a, b), np.ones((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ShapeError, match="batch"):
+        run([x, y], T.batched_dot(x, y), np.ones((2, 3, 4)), np.ones((3, 4, 2)))
+    with pytest.raises(TypeError, match="Dot"):
+        Dot()(x, y)
+    with pytest.raises(TypeError, match="batched_dot"):
+        T.batched_dot(T.vector(), x)
+    with pytest.raises(ValueError, match="axes"):
+        T.tensordot(x, y, [[0, 1], [0]])
+
+
+@given(data=st.data())
+def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    n, k, m, b = (data.draw(st.integers(2, 4)) for _ in range(4))
+
+    def arr(*shape: int) -> np.ndarray:
+        return data.draw(sst.arrays("float64", shape, -2, 2))
+
+    verify_grads({
+        "matrix . matrix": (T.dot, [arr(n, k), arr(k, m)]),
+        "matrix . vector": (T.dot, [arr(n, k), arr(k)]),
+        "vector . matrix": (T.dot, [arr(k), arr(k, m)]),
+        "vector . vector": (T.dot, [arr(k), arr(k)]),
+        "3-d . matrix": (T.dot, [arr(b, n, k), arr(k, m)]),
+        "3-d . 3-d": (T.dot, [arr(b, n, k), arr(m, k, n)]),
+        "outer": (T.outer, [arr(n), arr(m)]),
+        "tensordot": (lambda x, y: T.tensordot(x, y, [[1, 2], [2, 1]]), [arr(b, n, k), arr(m, k, n)]),
+        "batched_dot": (T.batched_dot, [arr(b, n, k), arr(b, k, m)]),
+        "batched_dot 2-d": (T.batched_dot, [arr(b, k), arr(b, k)]),
+        "tanh(x.dot(W) + b)": (lambda x, w, c: T.tanh(x.dot(w) + c), [arr(n, k), arr(k, m), arr(m)]),
+    })
+
+
+def test_gradient_dtypes_follow_inputs() -> None:
+    x, w = T.fmatrix("x"), T.dmatrix("w")
+    gx, gw = sf.grad(T.dot(x, w).sum(), [x, w])
+    assert (gx.dtype, gw.dtype) == ("float32", "float64")
+    r = T.row("r")
+    assert sf.grad(T.dot(r, w).sum(), r).broadcastable == (True, False)

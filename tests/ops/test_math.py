@@ -1,0 +1,458 @@
+"""Elementwise math: every scalar op against NumPy, Theano's dtype and broadcasting rules, and
+the gradient of every differentiable op against finite differences.
+
+To keep compilations few on the Numba backend, each test checks all the ops of a table in one
+compiled graph (each op on its own inputs); hypothesis varies values and sizes, not types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.errors import InputError, ShapeError
+from symflow.ops.elemwise import SCALAR_OPS
+from symflow.testing import strategies as sst
+
+#: matrices with sides 2..4: one type, many sizes (no length-1 dims to turn broadcastable)
+MATRICES = sst.shapes(min_dims=2, max_dims=2, min_side=2, max_side=4)
+HALF_INTEGERS = [k + 0.5 for k in range(-4, 4)]
+INTEGERS = list(range(-4, 5))
+
+
+def _round_away(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+# name -> (builder, NumPy reference, (low, high), values to keep away from); the domains avoid
+# kinks, jumps and singularities so the same values serve the gradient checks
+UNARY: dict[str, tuple[Callable[..., Any], Callable[..., Any], tuple[float, float], list[float]]] = {
+    "neg": (T.neg, np.negative, (-2, 2), []),
+    "abs": (T.abs, np.abs, (-2, 2), [0.0]),
+    "sgn": (T.sgn, np.sign, (-2, 2), [0.0]),
+    "sqr": (T.sqr, np.square, (-2, 2), []),
+    "sqrt": (T.sqrt, np.sqrt, (0.1, 3), []),
+    "reciprocal": (T.reciprocal, np.reciprocal, (-2, 2), [0.0]),
+    "exp": (T.exp, np.exp, (-2, 2), []),
+    "exp2": (T.exp2, np.exp2, (-2, 2), []),
+    "expm1": (T.expm1, np.expm1, (-2, 2), []),
+    "log": (T.log, np.log, (0.1, 3), []),
+    "log2": (T.log2, np.log2, (0.1, 3), []),
+    "log10": (T.log10, np.log10, (0.1, 3), []),
+    "log1p": (T.log1p, np.log1p, (-0.8, 2), []),
+    "sin": (T.sin, np.sin, (-3, 3), []),
+    "cos": (T.cos, np.cos, (-3, 3), []),
+    "tan": (T.tan, np.tan, (-1.2, 1.2), []),
+    "arctan": (T.arctan, np.arctan, (-3, 3), []),
+    "sinh": (T.sinh, np.sinh, (-2, 2), []),
+    "cosh": (T.cosh, np.cosh, (-2, 2), []),
+    "tanh": (T.tanh, np.tanh, (-3, 3), []),
+    "sigmoid": (T.nnet.sigmoid, lambda x: 1 / (1 + np.exp(-x)), (-4, 4), []),
+    "softplus": (T.nnet.softplus, lambda x: np.log1p(np.exp(x)), (-4, 4), []),
+    "floor": (T.floor, np.floor, (-3, 3), INTEGERS),
+    "ceil": (T.ceil, np.ceil, (-3, 3), INTEGERS),
+    "round_half_to_even": (T.round, np.rint, (-3, 3), HALF_INTEGERS),
+    "round_half_away_from_zero": (lambda x: T.round(x, "half_away_from_zero"), _round_away, (-3, 3),
+                                  HALF_INTEGERS),
+}
+
+# name -> (builder, NumPy reference); checked on float and on integer operands
+BINARY: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "add": (T.add, np.add),
+    "sub": (T.sub, np.subtract),
+    "mul": (T.mul, np.multiply),
+    "true_div": (T.true_div, np.true_divide),
+    "int_div": (T.int_div, np.floor_divide),
+    "mod": (T.mod, np.mod),
+    "pow": (T.pow, np.power),
+    "maximum": (T.maximum, np.maximum),
+    "minimum": (T.minimum, np.minimum),
+    "eq": (T.eq, np.equal),
+    "neq": (T.neq, np.not_equal),
+    "lt": (T.lt, np.less),
+    "le": (T.le, np.less_equal),
+    "gt": (T.gt, np.greater),
+    "ge": (T.ge, np.greater_equal),
+}
+LOGICAL = {"and": (T.and_, np.bitwise_and), "or": (T.or_, np.bitwise_or), "xor": (T.xor, np.bitwise_xor)}
+OTHER = {"switch", "isnan", "isinf", "invert"}
+
+
+def test_every_scalar_op_is_covered() -> None:
+    """A new scalar op must get a row in one of the tables above."""
+    ops = {name for name in SCALAR_OPS if not name.startswith("cast_")}
+    covered = set(UNARY) | set(BINARY) | set(LOGICAL) | OTHER
+    assert ops - covered == set()
+
+
+def _matrix(dtype: str, name: str) -> Any:
+    return T.tensor(dtype, (False, False), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# values against NumPy
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@given(data=st.data())
+def test_unary_values(run: Any, dtype: str, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    values = {name: data.draw(sst.arrays(dtype, shape, low, high, avoid=avoid))
+              for name, (_, _, (low, high), avoid) in UNARY.items()}
+    inputs = {name: _matrix(dtype, name) for name in UNARY}
+    outputs = [UNARY[name][0](inputs[name]) for name in UNARY]
+    results = run(list(inputs.values()), outputs, *values.values())
+    for name, out, result in zip(UNARY, outputs, results, strict=True):
+        assert out.dtype == dtype and result.dtype == np.dtype(dtype), name
+        np.testing.assert_allclose(result, UNARY[name][1](values[name]), atol=1e-6,
+                                   rtol=1e-5 if dtype == "float32" else 1e-12, err_msg=name)
+
+
+@given(data=st.data())
+def test_binary_float_values(run: Any, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    a, b = (data.draw(sst.arrays("float64", shape, 0.5, 3.0)) for _ in range(2))
+    x, y = _matrix("float64", "x"), _matrix("float64", "y")
+    outputs = [build(x, y) for build, _ in BINARY.values()]
+    for name, out, result in zip(BINARY, outputs, run([x, y], outputs, a, b), strict=True):
+        expected = BINARY[name][1](a, b)
+        np.testing.assert_allclose(result, expected, rtol=1e-12, err_msg=name)
+        assert result.dtype == expected.dtype == np.dtype(out.dtype), name
+
+
+@given(a=sst.arrays("int32", (3, 4), -9, 9), b=sst.arrays("int32", (3, 4), 1, 4))
+def test_binary_integer_values(run: Any, a: np.ndarray, b: np.ndarray) -> None:
+    """Integer semantics follow NumPy: floor division and modulo of negatives, true division to float."""
+    x, y, p = T.imatrix("x"), T.imatrix("y"), T.imatrix("p")
+    outputs = [build(p if name == "pow" else x, y) for name, (build, _) in BINARY.items()]
+    base = np.abs(a) % 4  # small non-negative bases for pow
+    for name, out, result in zip(BINARY, outputs, run([x, y, p], outputs, a, b, base), strict=True):
+        expected = BINARY[name][1](base if name == "pow" else a, b)
+        np.testing.assert_array_equal(result, expected, err_msg=name)
+        assert result.dtype == expected.dtype == np.dtype(out.dtype), name
+
+
+def test_logical_values(run: Any) -> None:
+    a, b = np.array([True, True, False, False]), np.array([True, False, True, False])
+    ai, bi = np.array([12, 5, -3, 0], "int32"), np.array([10, 3, 7, -1], "int32")
+    x, y = T.tensor("bool", (False,), "x"), T.tensor("bool", (False,), "y")
+    i, j = T.ivector("i"), T.ivector("j")
+    outputs = [build(x, y) for build, _ in LOGICAL.values()] + [build(i, j) for build, _ in LOGICAL.values()]
+    results = run([x, y, i, j], outputs, a, b, ai, bi)
+    for k, (name, (_, ref)) in enumerate(LOGICAL.items()):
+        np.testing.assert_array_equal(results[k], ref(a, b), err_msg=name)
+        np.testing.assert_array_equal(results[k + len(LOGICAL)], ref(ai, bi), err_msg=name)
+    assert [r.dtype.name for r in results] == ["bool"] * 3 + ["int32"] * 3
+    for build, _ in LOGICAL.values():
+        with pytest.raises(TypeError, match="bool or integer"):
+            build(T.vector(), T.vector())
+
+
+def test_invert_isnan_isinf(run: Any) -> None:
+    b, i, x = T.tensor("bool", (False,), "b"), T.ivector("i"), T.vector("x")
+    v = np.array([1.0, np.nan, np.inf, -np.inf])
+    out = run([b, i, x], [~b, T.invert(i), T.isnan(x), T.isinf(x)],
+              np.array([True, False]), np.array([0, 5], "int32"), v)
+    np.testing.assert_array_equal(out[0], [False, True])
+    np.testing.assert_array_equal(out[1], [-1, -6])
+    np.testing.assert_array_equal(out[2], np.isnan(v))
+    np.testing.assert_array_equal(out[3], np.isinf(v))
+    assert T.isnan(x).dtype == "bool"
+    with pytest.raises(TypeError):
+        T.invert(x)
+
+
+@given(data=st.data())
+def test_switch_values(run: Any, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    a, b, c = (data.draw(sst.arrays("float64", shape)) for _ in range(3))
+    x, y, z = (_matrix("float64", n) for n in "xyz")
+    np.testing.assert_array_equal(run([x, y, z], T.switch(T.gt(x, 0), y, z), a, b, c), np.where(a > 0, b, c))
+    assert T.where is T.switch
+
+
+def test_relu_clip_and_rounding_special_points(run: Any) -> None:
+    x = T.vector("x")
+    v = np.array([-2.5, -1.5, -0.5, 0.0, 0.5, 1.5, 2.5])
+    out = run([x], [T.nnet.relu(x), T.nnet.relu(x, 0.1), T.clip(x, -1.0, 1.0), x.clip(-1, 1),
+                    T.round(x), T.round(x, "half_away_from_zero"), T.nnet.hard_sigmoid(x)], v)
+    np.testing.assert_allclose(out[0], np.maximum(v, 0))
+    np.testing.assert_allclose(out[1], np.where(v > 0, v, 0.1 * v))
+    np.testing.assert_allclose(out[2], np.clip(v, -1, 1))
+    np.testing.assert_allclose(out[3], np.clip(v, -1, 1))
+    np.testing.assert_array_equal(out[4], [-2.0, -2.0, -0.0, 0.0, 0.0, 2.0, 2.0])
+    np.testing.assert_array_equal(out[5], [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(out[6], np.clip(0.2 * v + 0.5, 0, 1))
+    with pytest.raises(ValueError, match="round mode"):
+        T.round(x, "up")
+
+
+def test_sigmoid_and_softplus_do_not_overflow(run: Any) -> None:
+    x = T.vector("x")
+    v = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    sig, sp, g = run([x], [T.nnet.sigmoid(x), T.nnet.softplus(x), sf.grad(T.nnet.sigmoid(x).sum(), x)], v)
+    np.testing.assert_allclose(sig, [0.0, np.exp(-40.0), 0.5, 1.0, 1.0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(sp, [0.0, np.log1p(np.exp(-40.0)), np.log(2.0), 40.0, 1000.0], rtol=1e-12)
+    assert np.all(np.isfinite(g))
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype rules
+# ---------------------------------------------------------------------------------------------
+DTYPE_CASES = [
+    ("fvector + dvector", lambda: T.fvector() + T.dvector(), "float64"),
+    ("float32 input, float64 weights", lambda: T.dot(T.fmatrix("X"), sf.shared(np.zeros((2, 2)))), "float64"),
+    ("fmatrix * float64 shared", lambda: T.fmatrix() * sf.shared(np.ones((2, 2))), "float64"),
+    ("int32 + float32", lambda: T.ivector() + T.fvector(), "float64"),
+    ("int8 + float32", lambda: T.bvector() + T.fvector(), "float32"),
+    ("int8 + uint8", lambda: T.bvector() + T.tensor("uint8", (False,)), "int16"),
+    ("int32 + int64", lambda: T.ivector() + T.lvector(), "int64"),
+    ("fvector * 2.0 (weak)", lambda: T.fvector() * 2.0, "float32"),
+    ("fvector * 0.1 (weak)", lambda: T.fvector() * 0.1, "float32"),
+    ("2 * fvector (weak int)", lambda: 2 * T.fvector(), "float32"),
+    ("1 - fvector", lambda: 1 - T.fvector(), "float32"),
+    ("ivector * 1.5", lambda: T.ivector() * 1.5, "float64"),
+    ("ivector * 2", lambda: T.ivector() * 2, "int32"),
+    ("bool + 1", lambda: T.tensor("bool", (False,)) + 1, "int64"),
+    ("fvector * np.float64 (strong)", lambda: T.fvector() * np.float64(2.0), "float64"),
+    ("fvector * np.float32", lambda: T.fvector() * np.float32(2.0), "float32"),
+    ("fvector + float64 array", lambda: T.fvector() + np.ones(3), "float64"),
+    ("ivector / ivector", lambda: T.ivector() / T.ivector(), "float64"),
+    ("ivector / 2", lambda: T.ivector() / 2, "float64"),
+    ("fvector / 2", lambda: T.fvector() / 2, "float32"),
+    ("ivector // 2", lambda: T.ivector() // 2, "int32"),
+    ("fvector // 2", lambda: T.fvector() // 2, "float32"),
+    ("ivector % 3", lambda: T.ivector() % 3, "int32"),
+    ("ivector ** 2", lambda: T.ivector() ** 2, "int32"),
+    ("exp(ivector)", lambda: T.exp(T.ivector()), "float64"),
+    ("exp(fvector)", lambda: T.exp(T.fvector()), "float32"),
+    ("sqrt(lvector)", lambda: T.sqrt(T.lvector()), "float64"),
+    ("-ivector", lambda: -T.ivector(), "int32"),
+    ("abs(ivector)", lambda: abs(T.ivector()), "int32"),
+    ("fvector < 1.0", lambda: T.fvector() < 1.0, "bool"),
+    ("eq(ivector, 1)", lambda: T.eq(T.ivector(), 1), "bool"),
+    ("switch(cond, fvector, dvector)", lambda: T.switch(T.ivector() > 0, T.fvector(), T.dvector()), "float64"),
+    ("switch(float cond, fvector, 0)", lambda: T.switch(T.dvector(), T.fvector(), 0), "float32"),
+    ("maximum(fvector, 0.5)", lambda: T.maximum(T.fvector(), 0.5), "float32"),
+    ("relu(fmatrix)", lambda: T.nnet.relu(T.fmatrix()), "float32"),
+    ("sigmoid(fmatrix)", lambda: T.nnet.sigmoid(T.fmatrix()), "float32"),
+    ("astype", lambda: T.fvector().astype("int16"), "int16"),
+    ("cast floatX", lambda: T.cast(T.ivector(), "floatX"), "float64"),
+]
+
+
+@pytest.mark.parametrize("build, expected", [c[1:] for c in DTYPE_CASES], ids=[c[0] for c in DTYPE_CASES])
+def test_dtype_rules(build: Callable[[], Any], expected: str) -> None:
+    assert build().dtype == expected
+
+
+def test_computed_dtypes_match_declared(run: Any) -> None:
+    """The values a function returns have the dtypes the graph declares (weak scalars included)."""
+    f, i = T.fvector("f"), T.ivector("i")
+    outs = [f * 2.0, f * 0.1, i * 1.5, i * 2, i / 2, f / 2, T.exp(i), f + i]
+    results = run([f, i], outs, np.array([1.0, 3.0], "float32"), np.ones(2, "int32"))
+    assert [r.dtype.name for r in results] == ["float32", "float32", "float64", "int32", "float64", "float32",
+                                               "float64", "float64"]
+    np.testing.assert_array_equal(results[1], np.array([1.0, 3.0], "float32") * np.float32(0.1))
+
+
+def test_floatx_controls_weak_floats() -> None:
+    old = sf.config.floatX
+    try:
+        sf.config.floatX = "float32"
+        assert (T.ivector() * 1.5).dtype == "float64"  # int32 needs float64 to be exact, as in Theano
+        assert (T.bvector() * 1.5).dtype == "float32"
+        assert T.vector().dtype == "float32"
+        assert T.constant(1.5).dtype == "float32"
+    finally:
+        sf.config.floatX = old
+    assert T.vector().dtype == "float64"
+    with pytest.raises(ValueError, match="floatX"):
+        sf.config.floatX = "float16"
+
+
+# ---------------------------------------------------------------------------------------------
+# broadcasting
+# ---------------------------------------------------------------------------------------------
+PATTERNS = [((3, 1), (1, 4)), ((2, 3), (3,)), ((2, 1, 3), (4, 1)), ((), (2, 3))]
+
+
+@pytest.mark.parametrize("shapes", PATTERNS, ids=str)
+@given(data=st.data())
+def test_broadcasting_along_broadcastable_dims(run: Any, shapes: tuple[tuple[int, ...], ...],
+                                               data: st.DataObject) -> None:
+    a, b = (data.draw(sst.arrays("float64", s)) for s in shapes)
+    x = T.tensor("float64", tuple(s == 1 for s in a.shape), "x")
+    y = T.tensor("float64", tuple(s == 1 for s in b.shape), "y")
+    out = x * y + x
+    np.testing.assert_allclose(run([x, y], out, a, b), a * b + a)
+    assert out.broadcastable == tuple(s == 1 for s in np.broadcast_shapes(a.shape, b.shape))
+
+
+def test_row_col_vector_broadcast(run: Any) -> None:
+    m, r, c, v = T.matrix("m"), T.row("r"), T.col("c"), T.vector("v")
+    M = np.arange(6.0).reshape(2, 3)
+    R, C, V = np.array([[1.0, 2.0, 3.0]]), np.array([[10.0], [20.0]]), np.array([1.0, 1.0, 1.0])
+    out = run([m, r, c, v], [m + r, m + c, m + v, r + c], M, R, C, V)
+    for got, expected in zip(out, [M + R, M + C, M + V, R + C], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert (r + r).broadcastable == (True, False)
+    assert (r + c).broadcastable == (False, False)
+    assert (m + v).broadcastable == (False, False)
+    assert (T.scalar() + v).broadcastable == (False,)
+
+
+def test_non_broadcastable_length_one_dim_raises(run: Any) -> None:
+    a, b = T.matrix("a"), T.matrix("b")
+    out = a + b  # the line the error must point at
+    line = _lineno_of("out = a + b  # the line")
+    with pytest.raises(ShapeError) as info:
+        run([a, b], out, np.ones((2, 3)), np.ones((1, 3)))
+    message = str(info.value)
+    assert "add" in message
+    assert "(2, 3)" in message and "(1, 3)" in message
+    assert "broadcastable" in message
+    assert f"{__file__}\", line {line}" in message
+    # declaring the dimension broadcastable makes it broadcast
+    fixed = run([a, b], a + T.addbroadcast(b, 0), np.ones((2, 3)), np.ones((1, 3)))
+    np.testing.assert_array_equal(fixed, np.full((2, 3), 2.0))
+
+
+def test_mismatched_lengths_raise(run: Any) -> None:
+    x, y = T.vector("x"), T.vector("y")
+    with pytest.raises(ShapeError, match=r"\(3,\) and \(2,\)"):
+        run([x, y], x * y, np.ones(3), np.ones(2))
+
+
+def test_broadcastable_input_of_wrong_length_is_refused(run: Any) -> None:
+    r = T.row("r")
+    with pytest.raises(InputError, match="broadcastable"):
+        run([r], r * 2, np.ones((2, 3)))
+    np.testing.assert_array_equal(run([r], r * 2, np.ones((1, 3))), np.full((1, 3), 2.0))
+
+
+def test_addbroadcast_checks_length_at_run_time(run: Any) -> None:
+    m = T.matrix("m")
+    out = T.addbroadcast(m, 0) * 2
+    np.testing.assert_array_equal(run([m], out, np.ones((1, 2))), [[2.0, 2.0]])
+    with pytest.raises(ValueError, match="broadcastable"):
+        run([m], out, np.ones((3, 2)))
+    assert T.unbroadcast(T.row(), 0).broadcastable == (False, False)
+    assert T.patternbroadcast(T.matrix(), (False, True)).broadcastable == (False, True)
+
+
+def _lineno_of(text: str) -> int:
+    with open(__file__) as f:
+        for number, line in enumerate(f, start=1):
+            if text in line and "_lineno_of" not in line:
+                return number
+    raise AssertionError(f"{text!r} not found")
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients against finite differences
+# ---------------------------------------------------------------------------------------------
+@given(data=st.data())
+def test_unary_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    verify_grads({name: (build, [data.draw(sst.arrays("float64", shape, low, high, avoid=avoid, margin=0.05))])
+                  for name, (build, _, (low, high), avoid) in UNARY.items()})
+
+
+@given(data=st.data())
+def test_unary_gradients_float32(verify_grads: Any, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    names = ["tanh", "sigmoid", "exp", "log", "sqr", "sin"]
+    verify_grads({name: (UNARY[name][0], [data.draw(sst.arrays("float32", shape, max(UNARY[name][2][0], -2.0),
+                                                                 min(UNARY[name][2][1], 2.0)))])
+                  for name in names})
+
+
+SMOOTH_BINARY = {
+    "add": T.add, "sub": T.sub, "mul": T.mul, "true_div": T.true_div, "pow": T.pow,
+    "mul3": lambda a, b: T.mul(a, b, a), "add3": lambda a, b: T.add(a, b, 1.0),
+}
+
+
+@given(data=st.data())
+def test_smooth_binary_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    verify_grads({name: (build, [data.draw(sst.positive("float64", shape, 0.5, 2.0)) for _ in range(2)])
+                  for name, build in SMOOTH_BINARY.items()})
+
+
+@pytest.mark.parametrize("shapes", PATTERNS, ids=str)
+@given(data=st.data())
+def test_binary_gradients_with_broadcasting(verify_grads: Any, shapes: tuple[tuple[int, ...], ...],
+                                            data: st.DataObject) -> None:
+    """Gradients of broadcast inputs are summed back to their own shape."""
+    verify_grads({name: (SMOOTH_BINARY[name], [data.draw(sst.positive("float64", s, 0.5, 2.0)) for s in shapes])
+                  for name in ["add", "sub", "mul", "true_div", "pow"]})
+
+
+@given(data=st.data())
+def test_piecewise_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    """maximum/minimum away from ties, int_div/mod away from their jumps, switch, relu, clip."""
+    shape = data.draw(MATRICES)
+
+    def arr(low: float = -2.0, high: float = 2.0, avoid: tuple[float, ...] = ()) -> np.ndarray:
+        return data.draw(sst.arrays("float64", shape, low, high, avoid=avoid, margin=0.1))
+
+    a = arr()
+    tie_free = a + arr(-1.0, 1.0, avoid=(0.0,))
+    y = arr(0.5, 2.0)
+    x = y * (data.draw(sst.arrays("int64", shape, -3, 3)) + arr(0.2, 0.8))  # x / y stays off integers
+    kinky = arr(avoid=(0.0, -1.0, 1.0))
+    verify_grads({
+        "maximum": (T.maximum, [a, tie_free]),
+        "minimum": (T.minimum, [a, tie_free]),
+        "int_div": (T.int_div, [x, y]),
+        "mod": (T.mod, [x, y]),
+        "switch": (lambda c, p, q: T.switch(T.gt(c, 0), p * c, q), [kinky, arr(), arr()]),
+        "relu": (T.nnet.relu, [kinky]),
+        "leaky relu": (lambda v: T.nnet.relu(v, 0.3), [kinky]),
+        "clip": (lambda v: T.clip(v, -1.0, 1.0), [kinky]),
+        "hard_sigmoid": (lambda v: T.nnet.hard_sigmoid(v * 2.5), [kinky]),
+    })
+
+
+@given(data=st.data())
+def test_cast_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    shape = data.draw(MATRICES)
+    verify_grads({"float32 -> float64": (lambda v: T.cast(v, "float64") * 3.0,
+                                         [data.draw(sst.arrays("float32", shape, -2, 2))])})
+    verify_grads({"float64 -> float32": (lambda v: T.cast(v * 2, "float32"),
+                                         [data.draw(sst.arrays("float64", shape, -2, 2))])},
+                 eps=1e-2, rtol=1e-3, atol=1e-3)
+
+
+@given(x=sst.arrays("float32", (2, 3), -1, 1), w=sst.arrays("float64", (3, 2), -1, 1))
+def test_mixed_precision_gradient(verify_grads: Any, x: np.ndarray, w: np.ndarray) -> None:
+    """float32 inputs with float64 weights: the graph runs in float64, gradients keep each input's dtype."""
+    verify_grads({"tanh(dot)": (lambda x, w: T.tanh(T.dot(x, w)), [x, w])})
+    X, W = T.fmatrix("X"), T.dmatrix("W")
+    gx, gw = sf.grad(T.tanh(T.dot(X, W)).sum(), [X, W])
+    assert (gx.dtype, gw.dtype) == ("float32", "float64")
+
+
+def test_gradients_at_special_points(run: Any) -> None:
+    """Conventions where the derivative jumps: abs'(0) = 0, relu'(0) = 0, a tie in maximum goes left;
+    flat ops (floor, ceil, round, sgn, floor division) give a zero gradient, not a disconnection."""
+    x, y = T.vector("x"), T.vector("y")
+    v = np.array([0.0, 1.0, -1.0])
+    flat = [T.floor(x), T.ceil(x), T.round(x), T.sgn(x), x // 2.0]
+    grads = [sf.grad(T.abs(x).sum(), x), sf.grad(T.nnet.relu(x).sum(), x)] + \
+        [sf.grad(e.sum(), x) for e in flat] + sf.grad(T.maximum(x, y).sum(), [x, y])
+    out = run([x, y], grads, v, np.array([0.0, 2.0, -1.0]))
+    np.testing.assert_array_equal(out[0], [0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(out[1], [0.0, 1.0, 0.0])
+    for g in out[2:7]:
+        np.testing.assert_array_equal(g, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(out[7], [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(out[8], [0.0, 1.0, 0.0])

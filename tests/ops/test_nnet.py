@@ -1,0 +1,122 @@
+"""T.nnet: softmax and log_softmax (row-wise; a vector gives a 1 x K row), the cross-entropies,
+stability at extreme inputs, and gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.testing import strategies as sst
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_softmax_values_and_types(run: Any, check_infer_shape: Any) -> None:
+    m, v = T.matrix("m"), T.vector("v")
+    M = np.random.default_rng(0).normal(size=(3, 4))
+    V = np.array([1.0, 2.0, 3.0])
+    outputs = [T.nnet.softmax(m), T.nnet.softmax(v), T.nnet.log_softmax(m), T.nnet.log_softmax(v),
+               T.nnet.logsoftmax(m)]
+    results = run([m, v], outputs, M, V)
+    np.testing.assert_allclose(results[0], _softmax(M), rtol=1e-12)
+    np.testing.assert_allclose(results[0].sum(axis=1), np.ones(3))
+    # a vector gives a 1 x K row, as in Theano (hence the book's y[:, 0, :] after scan)
+    assert outputs[1].broadcastable == (True, False) and results[1].shape == (1, 3)
+    np.testing.assert_allclose(results[1][0], _softmax(V), rtol=1e-12)
+    np.testing.assert_allclose(results[2], np.log(_softmax(M)), rtol=1e-12)
+    assert results[3].shape == (1, 3)
+    np.testing.assert_allclose(results[4], results[2])
+    assert T.nnet.softmax(T.fmatrix()).dtype == "float32"
+    check_infer_shape([m, v], outputs, M, V)
+
+
+def test_softmax_inside_scan_gives_rows(mode: str) -> None:
+    """The book's pattern: softmax of a vector per step stacks to (T, 1, K); ``y[:, 0, :]`` is (T, K)."""
+    X = T.matrix("X")
+    W = sf.shared(np.random.default_rng(1).normal(size=(2, 3)), name="W")
+    y, _ = sf.scan(lambda x_t: T.nnet.softmax(x_t.dot(W)), sequences=X)
+    out = sf.function([X], [y, y[:, 0, :]], mode=mode)(np.ones((4, 2)))
+    assert out[0].shape == (4, 1, 3) and out[1].shape == (4, 3)
+    np.testing.assert_allclose(out[1].sum(axis=1), np.ones(4))
+
+
+def test_extreme_inputs_stay_finite(run: Any) -> None:
+    x = T.matrix("x")
+    value = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -1000.0]])
+    sm, lsm = run([x], [T.nnet.softmax(x), T.nnet.log_softmax(x)], value)
+    np.testing.assert_allclose(sm, [[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-300)
+    np.testing.assert_allclose(lsm, [[0.0, -1000.0, -2000.0], [np.log(1 / 3)] * 3])
+
+
+def test_softmax_needs_floats() -> None:
+    with pytest.raises(TypeError, match=r"softmax needs a float input, got 'labels' \(int32 vector\)"):
+        T.nnet.softmax(T.ivector("labels"))
+    with pytest.raises(TypeError, match="log_softmax needs a float input"):
+        T.nnet.log_softmax(T.imatrix())
+
+
+def test_crossentropies(run: Any) -> None:
+    rng = np.random.default_rng(2)
+    P = rng.uniform(0.1, 1.0, size=(3, 4))
+    P /= P.sum(axis=1, keepdims=True)
+    Y = np.array([0, 3, 1], "int32")
+    Out, Tt = rng.uniform(0.1, 0.9, size=(3, 4)), rng.uniform(0, 1, size=(3, 4))
+    Z = rng.normal(size=(3, 4))
+    p, y, onehot, o, t, z = T.matrix("p"), T.ivector("y"), T.matrix("onehot"), T.matrix("o"), T.matrix("t"), \
+        T.matrix("z")
+    outputs = [T.nnet.categorical_crossentropy(p, y), T.nnet.categorical_crossentropy(p, onehot),
+               T.nnet.categorical_crossentropy(p[0], y[1]), T.nnet.binary_crossentropy(o, t),
+               T.nnet.sigmoid_binary_crossentropy(z, t), T.nnet.crossentropy_softmax_1hot(z, y)]
+    results = run([p, y, onehot, o, t, z], outputs, P, Y, np.eye(4)[Y], Out, Tt, Z)
+    expected = [-np.log(P[np.arange(3), Y]), -np.log(P[np.arange(3), Y]), -np.log(P[0, Y[1]]),
+                -(Tt * np.log(Out) + (1 - Tt) * np.log(1 - Out)),
+                -(Tt * np.log(1 / (1 + np.exp(-Z))) + (1 - Tt) * np.log(1 - 1 / (1 + np.exp(-Z)))),
+                -np.log(_softmax(Z)[np.arange(3), Y])]
+    for k, (got, want) in enumerate(zip(results, expected, strict=True)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, err_msg=str(k))
+    with pytest.raises(TypeError, match="categorical_crossentropy"):
+        T.nnet.categorical_crossentropy(p, T.tensor3())
+
+
+def test_softmax_crossentropy_gradient_is_p_minus_onehot(mode: str) -> None:
+    """d/dz of -log softmax(z)[y] is softmax(z) - onehot(y), also for large logits."""
+    z, y = T.matrix("z"), T.ivector("y")
+    Z = np.array([[1.0, 2.0, 3.0], [500.0, 0.0, -500.0]])
+    Y = np.array([2, 1], "int32")
+    expected = _softmax(Z) - np.eye(3)[Y]
+    costs = [T.nnet.categorical_crossentropy(T.nnet.softmax(z), y).sum(),
+             T.nnet.crossentropy_softmax_1hot(z, y).sum(), -T.nnet.log_softmax(z)[T.arange(2), y].sum()]
+    grads = sf.function([z, y], [sf.grad(c, z) for c in costs], mode=mode)(Z, Y)
+    np.testing.assert_allclose(grads[1], expected, atol=1e-12)
+    np.testing.assert_allclose(grads[2], expected, atol=1e-12)
+    np.testing.assert_allclose(grads[0][0], expected[0], atol=1e-12)
+
+
+@given(data=st.data())
+def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    n, k = data.draw(st.integers(2, 4)), data.draw(st.integers(2, 4))
+    logits = data.draw(sst.arrays("float64", (n, k), -3, 3))
+    vector = data.draw(sst.arrays("float64", (k,), -3, 3))
+    probs = data.draw(sst.arrays("float64", (n, k), 0.1, 0.9))
+    targets = data.draw(sst.arrays("float64", (n, k), 0, 1))
+    y = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
+    verify_grads({
+        "softmax": (T.nnet.softmax, [logits]),
+        "softmax of a vector": (T.nnet.softmax, [vector]),
+        "log_softmax": (T.nnet.log_softmax, [logits]),
+        "softmax then log": (lambda x: T.log(T.nnet.softmax(x)), [logits]),
+        "categorical_crossentropy (indices)": (lambda p: T.nnet.categorical_crossentropy(p, y), [probs]),
+        "categorical_crossentropy (one-hot)": (T.nnet.categorical_crossentropy, [probs, np.eye(k)[y]]),
+        "binary_crossentropy": (T.nnet.binary_crossentropy, [probs, targets]),
+        "sigmoid_binary_crossentropy": (T.nnet.sigmoid_binary_crossentropy, [logits, targets]),
+        "crossentropy_softmax_1hot": (lambda x: T.nnet.crossentropy_softmax_1hot(x, y), [logits]),
+    })

@@ -1,0 +1,189 @@
+"""Reductions (sum, prod, max, min, any, all, argmax, argmin) and what builds on them (mean,
+var, std, norm): values and dtypes against NumPy, shapes, gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.errors import DisconnectedInputError
+from symflow.testing import strategies as sst
+
+REDUCTIONS = ["sum", "prod", "max", "min", "mean", "var", "std"]
+AXES = [(None, False), (0, False), (-1, True), ((0, 2), False), ((0, 2), True), ((), False)]
+#: 3-d arrays with sides 2..3 (one type for all sizes)
+CUBES = sst.shapes(min_dims=3, max_dims=3, min_side=2, max_side=3)
+
+
+@pytest.mark.parametrize("axis, keepdims", AXES, ids=str)
+@given(data=st.data())
+def test_values_against_numpy(run: Any, axis: Any, keepdims: bool, data: st.DataObject) -> None:
+    value = data.draw(sst.arrays("float64", CUBES, -2, 2))
+    x = T.tensor3("x")
+    methods = [getattr(x, fn)(axis=axis, keepdims=keepdims) for fn in REDUCTIONS]
+    functions = [getattr(T, fn)(x, axis=axis, keepdims=keepdims) for fn in REDUCTIONS]
+    results = run([x], methods + functions, value)
+    for k, fn in enumerate(REDUCTIONS):
+        expected = getattr(np, fn)(value, axis=axis, keepdims=keepdims)
+        for got in (results[k], results[k + len(REDUCTIONS)]):
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12, err_msg=fn)
+            assert got.shape == np.shape(expected), fn
+        assert methods[k].broadcastable == tuple(s == 1 for s in np.shape(expected)) or not keepdims
+
+
+def test_arg_reductions(run: Any) -> None:
+    value = np.random.default_rng(1).normal(size=(3, 4))
+    x = T.matrix("x")
+    cases = [(fn, axis, keepdims) for fn in ("argmax", "argmin") for axis in (None, 0, 1, -1)
+             for keepdims in (False, True)]
+    outputs = [getattr(x, fn)(axis=axis, keepdims=keepdims) for fn, axis, keepdims in cases]
+    outputs += [getattr(T, fn)(x, axis=axis, keepdims=keepdims) for fn, axis, keepdims in cases]
+    results = run([x], outputs, value)
+    for k, (fn, axis, keepdims) in enumerate(cases * 2):
+        np.testing.assert_array_equal(results[k], getattr(np, fn)(value, axis=axis, keepdims=keepdims))
+        assert results[k].dtype == np.int64 and outputs[k].dtype == "int64"
+
+
+def test_argmax_book_usage(run: Any) -> None:
+    """``T.argmax(p, axis=1)`` gives the predicted class of each row."""
+    p = T.matrix("p")
+    value = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
+    np.testing.assert_array_equal(run([p], T.argmax(p, axis=1), value), [1, 0])
+
+
+def test_any_all(run: Any) -> None:
+    x = T.matrix("x")
+    value = np.array([[1.0, -1.0], [2.0, 3.0]])
+    out = run([x], [T.any(x < 0, axis=1), T.all(x > 0, axis=0), (x > 0).all(), (x > 5).any(keepdims=True)], value)
+    np.testing.assert_array_equal(out[0], [True, False])
+    np.testing.assert_array_equal(out[1], [True, False])
+    assert out[2].ndim == 0 and not out[2]
+    assert out[3].shape == (1, 1) and not out[3].any()
+    assert T.any(x).dtype == "bool"
+
+
+DTYPES = [
+    ("sum", "int32", "int64"), ("sum", "bool", "int64"), ("sum", "int64", "int64"), ("sum", "float32", "float32"),
+    ("sum", "uint8", "uint64"), ("prod", "int16", "int64"), ("max", "int32", "int32"), ("min", "float32", "float32"),
+    ("mean", "int32", "float64"), ("mean", "float32", "float32"), ("mean", "float64", "float64"),
+    ("var", "float32", "float32"), ("std", "int64", "float64"),
+]
+
+
+def test_result_dtypes(run: Any) -> None:
+    inputs = [T.tensor(in_dtype, (False,), f"x{k}") for k, (_, in_dtype, _) in enumerate(DTYPES)]
+    outputs = [getattr(x, fn)() for x, (fn, _, _) in zip(inputs, DTYPES, strict=True)]
+    values = [np.array([1, 0, 1, 1], dtype=in_dtype) for _, in_dtype, _ in DTYPES]
+    results = run(inputs, outputs, *values)
+    for (fn, in_dtype, out_dtype), out, result, value in zip(DTYPES, outputs, results, values, strict=True):
+        case = f"{fn}({in_dtype})"
+        assert out.dtype == out_dtype, case
+        assert result.dtype == np.dtype(out_dtype), case
+        np.testing.assert_allclose(result, getattr(np, fn)(value), err_msg=case)
+
+
+def test_sum_with_dtype_argument(run: Any) -> None:
+    x = T.bvector("x")
+    out = x.sum(dtype="float32")
+    assert out.dtype == "float32"
+    assert run([x], out, np.array([100, 100], "int8")) == 200.0
+
+
+def test_norms(run: Any) -> None:
+    value = np.random.default_rng(2).normal(size=(3, 4))
+    x = T.matrix("x")
+    orders = (1, 2, 3, np.inf)
+    results = run([x], [x.norm(L) for L in orders] + [T.norm(x, L, axis=1) for L in orders], value)
+    for k, L in enumerate(orders):
+        np.testing.assert_allclose(results[k], np.linalg.norm(value.ravel(), L), rtol=1e-12)
+        np.testing.assert_allclose(results[k + len(orders)], np.linalg.norm(value, L, axis=1), rtol=1e-12)
+    with pytest.raises(ValueError, match="norm order"):
+        x.norm(0)
+
+
+def test_book_renormalisation(mode: str) -> None:
+    """The language model rescales each embedding row to unit length with ``.norm(2)``."""
+    We = sf.shared(np.random.default_rng(3).normal(size=(4, 3)), name="We")
+    sf.function([], [], updates=[(We, We / We.norm(2, axis=1, keepdims=True))], mode=mode)()
+    np.testing.assert_allclose(np.linalg.norm(We.get_value(), axis=1), np.ones(4))
+
+
+def test_axis_errors() -> None:
+    x = T.matrix("x")
+    with pytest.raises(ValueError, match="out of range"):
+        x.sum(axis=2)
+    with pytest.raises(ValueError, match="out of range"):
+        x.max(axis=-3)
+    with pytest.raises(ValueError, match="repeated"):
+        x.sum(axis=(0, -2))
+    with pytest.raises(TypeError, match="symbolic"):
+        x.sum(axis=T.iscalar())
+
+
+def test_max_of_empty_raises(run: Any) -> None:
+    x = T.matrix("x")
+    with pytest.raises(ValueError, match="empty"):
+        run([x], x.max(axis=1), np.zeros((2, 0)))
+    with pytest.raises(ValueError, match="empty"):
+        run([x], x.argmax(), np.zeros((0, 3)))
+
+
+def test_infer_shape(check_infer_shape: Any) -> None:
+    x = T.tensor3("x")
+    outputs = [getattr(x, fn)(axis=axis, keepdims=keepdims) for fn in REDUCTIONS for axis, keepdims in AXES]
+    outputs += [x.argmax(axis=axis, keepdims=keepdims) for axis in (None, 1) for keepdims in (False, True)]
+    check_infer_shape([x], outputs, np.ones((2, 3, 4)))
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis, keepdims", AXES[:5], ids=str)
+@given(data=st.data())
+def test_gradients(verify_grads: Any, axis: Any, keepdims: bool, data: st.DataObject) -> None:
+    shape = data.draw(CUBES)
+    smooth = data.draw(sst.arrays("float64", shape, -2, 2, avoid=[0.0], margin=0.1))  # zeros: see below
+    # distinct, well separated values: max/min have no ties, std's spread stays away from 0
+    distinct = (np.array(data.draw(st.permutations(range(int(np.prod(shape))))), dtype="float64") * 0.3
+                - 1.0).reshape(shape)
+    cases = {fn: (lambda x, fn=fn: getattr(x, fn)(axis=axis, keepdims=keepdims), [smooth])
+             for fn in ("sum", "mean", "var", "prod")}
+    cases |= {fn: (lambda x, fn=fn: getattr(x, fn)(axis=axis, keepdims=keepdims), [distinct])
+              for fn in ("max", "min", "std")}
+    verify_grads(cases)
+
+
+@given(data=st.data())
+def test_norm_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    shape = data.draw(sst.shapes(min_dims=2, max_dims=2, min_side=2))
+    value = data.draw(sst.arrays("float64", shape, -2, 2, avoid=[0.0], margin=0.2))
+    distinct = (np.array(data.draw(st.permutations(range(int(np.prod(shape))))), dtype="float64") + 1.0).reshape(shape)
+    verify_grads({"L1": (lambda x: x.norm(1, axis=-1), [value]), "L2": (lambda x: x.norm(2, axis=-1), [value]),
+                  "L3": (lambda x: x.norm(3, axis=-1), [value]),
+                  "Linf": (lambda x: x.norm(np.inf, axis=-1), [distinct])})
+
+
+def test_prod_gradient_with_zeros(mode: str, verify_grads: Any) -> None:
+    """prod's gradient stays exact with one or several zero factors (no division by zero)."""
+    value = np.array([[0.0, 2.0, 3.0], [1.0, 0.0, 0.0], [2.0, 3.0, 4.0]])
+    verify_grads({"prod": (lambda x: x.prod(axis=1), [value])})
+    x = T.matrix("x")
+    g = sf.function([x], sf.grad(x.prod(axis=1).sum(), x), mode=mode)(value)
+    np.testing.assert_allclose(g, [[6.0, 0.0, 0.0], [0.0, 0.0, 0.0], [12.0, 8.0, 6.0]])
+
+
+def test_reduction_over_broadcastable_input(verify_grads: Any) -> None:
+    verify_grads({"row": (lambda x: x.sum(axis=0) * x.mean(axis=1, keepdims=True), [np.array([[1.0, 2.0, 3.0]])])})
+
+
+def test_argmax_is_disconnected() -> None:
+    """As in Theano, argmax's output is not connected to its input for gradients."""
+    x = T.vector("x")
+    with pytest.raises(DisconnectedInputError):
+        sf.grad(T.cast(x.argmax(), "float64"), x)

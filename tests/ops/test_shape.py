@@ -1,0 +1,215 @@
+"""Shape manipulation: dimshuffle, transpose, reshape, flatten, squeeze, shape queries,
+concatenate, stack, alloc and friends, arange, repeat: values, types, shapes and gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow.tensor as T
+from symflow.errors import ShapeError
+from symflow.testing import strategies as sst
+
+X3 = np.arange(24.0).reshape(2, 3, 4)
+
+
+def test_dimshuffle_transpose_values(run: Any) -> None:
+    x = T.tensor3("x")
+    outputs = [x.dimshuffle(2, 0, 1), x.dimshuffle((1, "x", 0, 2)), x.T, x.transpose(1, 2, 0), x.transpose((2, 1, 0)),
+               T.transpose(x), x.dimshuffle(0, 1, 2)]
+    expected = [X3.transpose(2, 0, 1), X3.transpose(1, 0, 2)[:, None], X3.T, X3.transpose(1, 2, 0),
+                X3.transpose(2, 1, 0), X3.T, X3]
+    for got, want in zip(run([x], outputs, X3), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert outputs[1].broadcastable == (False, True, False, False)
+    assert outputs[-1] is x  # the identity pattern builds nothing
+
+
+def test_dimshuffle_errors() -> None:
+    m = T.matrix("m")
+    with pytest.raises(ValueError, match="not broadcastable"):
+        m.dimshuffle(0)
+    with pytest.raises(ValueError, match="twice"):
+        m.dimshuffle(0, 0)
+    with pytest.raises(ValueError, match="not a dimension"):
+        m.dimshuffle(0, 2)
+    with pytest.raises(ValueError, match="permutation"):
+        m.transpose(0, 0)
+    assert T.row().dimshuffle(1).type.broadcastable == (False,)  # a broadcastable dim may be dropped
+
+
+def test_reshape_flatten_squeeze(run: Any) -> None:
+    x, n = T.tensor3("x"), T.lscalar("n")
+    outputs = [x.reshape((4, 6)), x.reshape((4, -1)), x.reshape((-1,)), T.reshape(x, (2, -1, 2)),
+               x.reshape((n, -1)), x.flatten(), x.flatten(2), x.flatten(3), x.reshape(x.shape),
+               x.reshape(x.shape[::-1], ndim=3), x[:, :1, :].squeeze(), x.reshape(24)]
+    expected = [X3.reshape(4, 6), X3.reshape(4, -1), X3.ravel(), X3.reshape(2, -1, 2), X3.reshape(3, -1),
+                X3.ravel(), X3.reshape(2, -1), X3, X3, X3.reshape(4, 3, 2), X3[:, :1, :], X3.ravel()]
+    for got, want in zip(run([x, n], outputs, X3, 3), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert x.reshape((1, -1)).broadcastable == (True, False)
+    assert x[:, :1, :].squeeze().ndim == 3  # a sliced length-1 dim is not known to be 1
+    assert T.addbroadcast(x, 1).squeeze().ndim == 2
+
+
+def test_reshape_errors(run: Any) -> None:
+    x = T.matrix("x")
+    with pytest.raises(ShapeError, match=r"cannot reshape an array of shape \(2, 3\)"):
+        run([x], x.reshape((4, -1)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="at most one -1"):
+        x.reshape((-1, -1))
+    with pytest.raises(ValueError, match="ndim="):
+        x.reshape(T.lvector("s"))
+    with pytest.raises(ValueError, match="flatten"):
+        x.flatten(3)
+
+
+def test_shape_queries(run: Any) -> None:
+    x = T.tensor3("x")
+    out = run([x], [x.shape, x.shape[0], x.shape[-1], x.size, T.shape(x), T.shape_i(x, 1)], X3)
+    np.testing.assert_array_equal(out[0], [2, 3, 4])
+    assert [int(o) for o in out[1:4]] == [2, 4, 24]
+    assert out[0].dtype == np.int64 and x.shape.dtype == "int64" and x.shape[0].ndim == 0
+    np.testing.assert_array_equal(out[4], [2, 3, 4])
+    assert int(out[5]) == 3
+    assert x.ndim == 3 and x.dtype == "float64"
+
+
+def test_concatenate_and_stack(run: Any) -> None:
+    a, b, s = T.matrix("a"), T.matrix("b"), T.scalar("s")
+    A, B = np.ones((2, 3)), np.arange(6.0).reshape(2, 3)
+    outputs = [T.concatenate([a, b]), T.concatenate([a, b], axis=1), T.concatenate([a, b], axis=-1),
+               T.stack([a, b]), T.stack([a, b], axis=2), T.stack([s, s * 2]), T.concatenate([a]),
+               T.concatenate([T.imatrix("i").astype("float32"), a])]
+    i = outputs[-1].owner.inputs[0].owner.inputs[0]
+    results = run([a, b, s, i], outputs, A, B, 3.0, np.zeros((1, 3), "int32"))
+    expected = [np.concatenate([A, B]), np.concatenate([A, B], 1), np.concatenate([A, B], 1), np.stack([A, B]),
+                np.stack([A, B], 2), [3.0, 6.0], A, np.concatenate([np.zeros((1, 3)), A])]
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert outputs[-1].dtype == "float64"
+    with pytest.raises(ShapeError, match="differ in dimension 1"):
+        run([a, b], T.concatenate([a, b]), A, np.ones((2, 2)))
+    with pytest.raises(TypeError, match="scalars"):
+        T.concatenate([s, s])
+    with pytest.raises(TypeError, match="equal ndim"):
+        T.stack([a, s])
+
+
+def test_alloc_zeros_ones_fill(run: Any) -> None:
+    x, n = T.matrix("x"), T.iscalar("n")
+    outputs = [T.alloc(2.0, n, 3), T.alloc(T.arange(3.0), 2, 3), T.zeros((n, 2)), T.ones((2,), dtype="int32"),
+               T.zeros(x.shape), T.zeros_like(x), T.ones_like(x, dtype="int8"), T.fill(x, 7.0), T.alloc(x[0, 0])]
+    X = np.arange(6.0).reshape(2, 3)
+    results = run([x, n], outputs, X, 2)
+    expected = [np.full((2, 3), 2.0), np.broadcast_to(np.arange(3.0), (2, 3)), np.zeros((2, 2)), np.ones(2, "int32"),
+                np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 3), "int8"), np.full((2, 3), 7.0), 0.0]
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == np.asarray(want).dtype
+    assert T.zeros((1, 3)).broadcastable == (True, False)
+    with pytest.raises(ValueError, match="only broadcastable"):
+        run([x], T.alloc(x, 4, 3), X)
+
+
+def test_arange(run: Any) -> None:
+    n, f = T.lscalar("n"), T.scalar("f")
+    outputs = [T.arange(n), T.arange(2, n), T.arange(n, 0, -2), T.arange(0.5, f, 0.5), T.arange(T.iscalar("k"))]
+    k = outputs[-1].owner.inputs[1]
+    results = run([n, f, k], outputs, 7, 2.0, 3)
+    for got, want in zip(results, [np.arange(7), np.arange(2, 7), np.arange(7, 0, -2), np.arange(0.5, 2.0, 0.5),
+                                   np.arange(3)], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert outputs[0].dtype == "int64" and outputs[3].dtype == "float64"
+    with pytest.raises(ValueError, match="zero"):
+        run([n], T.arange(0, 5, n), 0)
+    with pytest.raises(TypeError, match="scalars"):
+        T.arange(T.vector())
+
+
+def test_repeat_and_copy(run: Any) -> None:
+    x = T.matrix("x")
+    X = np.arange(6.0).reshape(2, 3)
+    outputs = [T.repeat(x, 2, axis=1), x.repeat(2), T.repeat(x, np.array([1, 0, 2]), axis=1), x.copy(),
+               T.tensor_copy(x)]
+    results = run([x], outputs, X)
+    for got, want in zip(results, [np.repeat(X, 2, 1), np.repeat(X, 2), np.repeat(X, [1, 0, 2], 1), X, X], strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ShapeError, match="repeat counts"):
+        run([x], T.repeat(x, np.array([1, 2]), axis=1), X)
+    counts, count = T.lvector("counts"), T.lscalar("count")
+    for bad in ([1, -1, 2], [1, 2]):
+        with pytest.raises(ShapeError, match="repeat counts"):
+            run([x, counts], T.repeat(x, counts, axis=1), X, np.array(bad))
+    with pytest.raises(ShapeError, match="repeat counts"):
+        run([x, count], T.repeat(x, count, axis=0), X, -2)
+    t3 = T.tensor3("t3")
+    value = np.arange(24.0).reshape(2, 3, 4)[:, ::-1]  # not contiguous
+    np.testing.assert_array_equal(run([t3, counts], T.repeat(t3, counts, axis=1), value, np.array([0, 3, 1])),
+                                  np.repeat(value, [0, 3, 1], axis=1))
+    with pytest.raises(TypeError, match="integers"):
+        T.repeat(x, 1.5)
+
+
+def test_shape_padding(run: Any) -> None:
+    v = T.vector("v")
+    outputs = [T.shape_padleft(v), T.shape_padright(v, 2), T.shape_padaxis(v, 1)]
+    results = run([v], outputs, np.arange(3.0))
+    assert [r.shape for r in results] == [(1, 3), (3, 1, 1), (3, 1)]
+    assert outputs[0].broadcastable == (True, False)
+
+
+def test_infer_shape(check_infer_shape: Any) -> None:
+    x, n = T.tensor3("x"), T.lscalar("n")
+    m = T.matrix("m")
+    outputs = [x.dimshuffle(2, "x", 0, 1), x.T, x.reshape((4, -1)), x.reshape((-1, 2, 3)), x.reshape((n, -1)),
+               x.flatten(), x.flatten(2), T.concatenate([x, x], axis=1), T.stack([m, m], axis=1), T.arange(n),
+               T.arange(1, n, 2), T.arange(n, 0, -2), T.alloc(1.0, n, 3), T.zeros(m.shape), x.shape, x.copy(),
+               T.addbroadcast(m[:1], 0)]
+    check_infer_shape([x, n, m], outputs, X3, 6, np.ones((2, 3)))
+
+
+def test_repeat_infer_shape_and_gradient(check_infer_shape: Any, verify_grads: Any) -> None:
+    m = T.matrix("m")
+    check_infer_shape([m], [T.repeat(m, 2, axis=1), T.repeat(m, np.array([1, 0, 2]), axis=1), m.repeat(3)],
+                      np.ones((2, 3)))
+    value = np.random.default_rng(0).normal(size=(3, 2))
+    verify_grads({"repeat": (lambda x: T.repeat(x, 2, axis=1), [value]),
+                  "repeat vector": (lambda x: T.repeat(x, np.array([1, 0, 2]), axis=0), [value]),
+                  "repeat flat": (lambda x: x.repeat(2), [value])})
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients
+# ---------------------------------------------------------------------------------------------
+@given(data=st.data())
+def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    a = data.draw(sst.arrays("float64", sst.shapes(3, 3, min_side=2, max_side=3)))
+    m = data.draw(sst.arrays("float64", sst.shapes(2, 2, min_side=2, max_side=3)))
+    v = data.draw(sst.arrays("float64", sst.shapes(1, 1, min_side=2, max_side=4)))
+    verify_grads({
+        "dimshuffle": (lambda x: x.dimshuffle(2, "x", 0, 1), [a]),
+        "transpose": (lambda x: x.T * x.T, [a]),
+        "reshape": (lambda x: x.reshape((-1, x.shape[2])) ** 2, [a]),
+        "flatten": (lambda x: x.flatten(2), [a]),
+        "concatenate": (lambda x, y: T.concatenate([x, y * 2, x], axis=1), [m, m]),
+        "stack": (lambda x, y: T.stack([x, y], axis=1), [m, m]),
+        "alloc": (lambda x: T.alloc(x, 2, 3, x.shape[0]), [v]),
+        "fill": (lambda x, y: T.fill(x, y[0]), [m, v]),
+        "copy": (lambda x: x.copy() * x, [v]),
+        "padleft": (lambda x: T.shape_padleft(x) * T.shape_padright(x), [v]),
+    })
+
+
+def test_gradients_through_broadcastable_dims(verify_grads: Any) -> None:
+    rng = np.random.default_rng(0)
+    verify_grads({
+        "squeeze": (lambda x: T.squeeze(x) * 2, [rng.normal(size=(1, 3, 1))]),
+        "alloc row": (lambda x: T.alloc(x, 3, 4), [rng.normal(size=(1, 4))]),
+        "addbroadcast": (lambda x, y: T.addbroadcast(x, 0) * y, [rng.normal(size=(1, 3)), rng.normal(size=(2, 3))]),
+        "dimshuffle drop": (lambda x: x.dimshuffle(1), [rng.normal(size=(1, 3))]),
+    })

@@ -1,0 +1,233 @@
+"""Indexing with NumPy semantics (integers, slices with any step, integer-vector gathers, pairs of
+index vectors, None, ellipsis), set_subtensor / inc_subtensor, their errors and gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow as sf
+import symflow.tensor as T
+from symflow.errors import IndexingError
+from symflow.testing import strategies as sst
+
+X3 = np.arange(24.0).reshape(2, 3, 4)
+
+# (label, index applied to a 2 x 3 x 4 tensor); each is applied to the symbolic and the NumPy array
+BASIC = [
+    ("int", lambda a: a[1]),
+    ("negative ints", lambda a: a[-1, -2]),
+    ("slices with steps", lambda a: a[:, ::2, 1:]),
+    ("negative steps", lambda a: a[::-1, ::-2, -1:0:-1]),
+    ("negative step from a start", lambda a: a[:, 2::-1]),
+    ("out-of-range bounds clip", lambda a: a[-10:10, 5:, :-7]),
+    ("newaxis", lambda a: a[:, None, 1]),
+    ("leading newaxis", lambda a: a[None]),
+    ("ellipsis", lambda a: a[..., 1]),
+    ("ellipsis in the middle", lambda a: a[1, ..., ::-1]),
+    ("y[-1, 0, :]", lambda a: a[-1, 0, :]),
+    ("y[:, 0, :]", lambda a: a[:, 0, :]),
+    ("empty slice", lambda a: a[:, 2:1]),
+]
+ROWS = [
+    ("row gather", lambda a: a[[1, 0, 1]]),
+    ("gather with negatives", lambda a: a[[-1, 0]]),
+    ("row gather, then basic indexing", lambda a: a[[1, 0]][:, 1:]),
+]
+#: general advanced indexing: index arrays mixed with ints and slices, several arrays, 2-d arrays
+ADVANCED = [
+    ("2-d index array", lambda a: a[np.array([[0, 1], [1, 1]])]),
+    ("pairs", lambda a: a[[0, 1, 1], [2, 0, 2]]),
+    ("pairs after a slice", lambda a: a[:, [0, 2], [1, 3]]),
+    ("arrays apart (non-contiguous)", lambda a: a[[0, 1], :, [1, 3]]),
+    ("int then array", lambda a: a[1, [0, 2]]),
+    ("array then slice", lambda a: a[[1, 0], 1:]),
+    ("broadcast index arrays", lambda a: a[np.array([[0], [1]]), np.array([0, 2])]),
+]
+
+
+@pytest.mark.parametrize("cases", [BASIC, ROWS, ADVANCED], ids=["basic", "rows", "advanced"])
+def test_values_against_numpy(run: Any, check_infer_shape: Any, cases: list[Any]) -> None:
+    x = T.tensor3("x")
+    outputs = [index(x) for _, index in cases]
+    for (label, index), out, got in zip(cases, outputs, run([x], outputs, X3), strict=True):
+        expected = index(X3)
+        np.testing.assert_array_equal(got, expected, err_msg=label)
+        assert out.ndim == expected.ndim, label
+    check_infer_shape([x], outputs, X3)
+
+
+def test_book_pairs_indexing(run: Any) -> None:
+    """``py_x[T.arange(n), thY]``: the probability of each row's target class."""
+    p, y = T.matrix("p"), T.ivector("y")
+    P = np.random.default_rng(0).uniform(size=(4, 3))
+    Y = np.array([2, 0, 1, 2], "int32")
+    picked = p[T.arange(y.shape[0]), y]
+    np.testing.assert_array_equal(run([p, y], picked, P, Y), P[np.arange(4), Y])
+    We, words = T.matrix("We"), T.ivector("words")
+    np.testing.assert_array_equal(run([We, words], We[words], P, np.array([3, 3, 0], "int32")), P[[3, 3, 0]])
+
+
+@pytest.mark.parametrize("step", [-3, -2, -1, 1, 2, 3])
+def test_symbolic_bounds_and_steps(run: Any, check_infer_shape: Any, step: int) -> None:
+    x, i, s = T.tensor3("x"), T.lscalar("i"), T.lscalar("s")
+    outputs = [x[i], x[-i], x[:, i:], x[1::s], x[:, -1:-5:s], x[::s, i::s], x[:, :, i - 5:i:s]]
+    start = 1
+    expected = [X3[start], X3[-start], X3[:, start:], X3[1::step], X3[:, -1:-5:step], X3[::step, start::step],
+                X3[:, :, start - 5:start:step]]
+    for got, want in zip(run([x, i, s], outputs, X3, start, step), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    check_infer_shape([x, i, s], outputs, X3, start, step)
+
+
+def test_int32_and_numpy_integer_indices(run: Any) -> None:
+    x, i = T.tensor3("x"), T.iscalar("i")
+    out = run([x, i], [x[i, np.int64(1)], x[np.int32(0):i]], X3, 1)
+    np.testing.assert_array_equal(out[0], X3[1, 1])
+    np.testing.assert_array_equal(out[1], X3[0:1])
+
+
+def test_set_and_inc_subtensor(run: Any) -> None:
+    x, v = T.matrix("x"), T.vector("v")
+    X = np.arange(12.0).reshape(3, 4)
+    cases = [
+        ("set slice", T.set_subtensor(x[1:, ::2], 0.0), lambda a: _set(a, (slice(1, None), slice(None, None, 2)), 0)),
+        ("inc int", T.inc_subtensor(x[1], v), lambda a: _inc(a, 1, np.arange(4.0))),
+        ("set negative step", T.set_subtensor(x[::-1, 0], v[:3]), lambda a: _set(a, (slice(None, None, -1), 0),
+                                                                                 np.arange(3.0))),
+        ("inc repeated rows", T.inc_subtensor(x[[0, 0, 2]], 1.0), lambda a: _add_at(a, [0, 0, 2], 1.0)),
+        ("set repeated rows", T.set_subtensor(x[[0, 0, 2]], 5.0), lambda a: _set(a, [0, 0, 2], 5.0)),
+        ("inc repeated pairs", T.inc_subtensor(x[[1, 1, 2], [3, 3, 0]], v[:3]),
+         lambda a: _add_at(a, ([1, 1, 2], [3, 3, 0]), np.arange(3.0))),
+        ("set pairs", T.set_subtensor(x[[0, 2], [1, 1]], v[:2]), lambda a: _set(a, ([0, 2], [1, 1]), [0.0, 1.0])),
+        ("inc broadcast row", T.inc_subtensor(x[:2], v), lambda a: _inc(a, slice(None, 2), np.arange(4.0))),
+        ("inc int dtype value", T.inc_subtensor(x[0], T.arange(4)), lambda a: _inc(a, 0, np.arange(4.0))),
+    ]
+    results = run([x, v], [c[1] for c in cases], X, np.arange(4.0))
+    for (label, _, ref), got in zip(cases, results, strict=True):
+        np.testing.assert_array_equal(got, ref(X.copy()), err_msg=label)
+    np.testing.assert_array_equal(X, np.arange(12.0).reshape(3, 4))  # the input is never modified
+
+
+def _set(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
+    a[index] = value
+    return a
+
+
+def _inc(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
+    a[index] += value
+    return a
+
+
+def _add_at(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
+    np.add.at(a, index, value)
+    return a
+
+
+def test_set_subtensor_type_errors() -> None:
+    x, i = T.matrix("x"), T.imatrix("i")
+    with pytest.raises(TypeError, match="indexing expression"):
+        T.set_subtensor(x, 0.0)
+    with pytest.raises(TypeError, match="None"):
+        T.set_subtensor(x[None, 0], 1.0)
+    with pytest.raises(TypeError, match="cannot store"):
+        T.set_subtensor(i[0], T.vector())
+    with pytest.raises(ValueError, match="more dimensions"):
+        T.inc_subtensor(x[0], T.matrix())
+
+
+def test_index_errors(run: Any) -> None:
+    x, i, v = T.tensor3("x"), T.lscalar("i"), T.ivector("v")
+    with pytest.raises(IndexingError, match="out of bounds"):
+        run([x, i], x[i], X3, 5)
+    with pytest.raises(IndexingError, match="out of range"):
+        run([x, v], x[v], X3, np.array([0, 3], "int32"))
+    with pytest.raises(ValueError, match="put a value of shape"):
+        run([x, v], T.set_subtensor(x[0, :2], T.ones((3, 4))), X3, np.zeros(1, "int32"))
+    with pytest.raises(IndexError, match="boolean"):
+        x[x > 0]
+    with pytest.raises(IndexError, match="integers or slices"):
+        x[1.5]
+    with pytest.raises(IndexError, match="too many"):
+        x[0, 0, 0, 0]
+    with pytest.raises(IndexError, match="single ellipsis"):
+        x[..., 0, ...]
+    with pytest.raises(IndexError, match="newaxis"):
+        x[None, [0, 1]]
+    with pytest.raises(ValueError, match="step"):
+        x[::0]
+    with pytest.raises(IndexError, match="integers or slices"):
+        x[T.scalar()]
+
+
+def test_take(run: Any) -> None:
+    x = T.matrix("x")
+    X = np.arange(12.0).reshape(3, 4)
+    out = run([x], [T.take(x, np.array([2, 0]), axis=1), T.take(x, np.array([5, 1]))], X)
+    np.testing.assert_array_equal(out[0], np.take(X, [2, 0], axis=1))
+    np.testing.assert_array_equal(out[1], np.take(X, [5, 1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients
+# ---------------------------------------------------------------------------------------------
+@given(data=st.data())
+def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    shape = data.draw(sst.shapes(3, 3, min_side=3, max_side=4))
+    a = data.draw(sst.arrays("float64", shape))
+    m = data.draw(sst.arrays("float64", shape[1:]))
+    rows = np.array(data.draw(st.lists(st.integers(-shape[1], shape[1] - 1), min_size=1, max_size=5)))
+    cols = np.array(data.draw(st.lists(st.integers(0, shape[2] - 1), min_size=len(rows), max_size=len(rows))))
+    region = data.draw(sst.arrays("float64", (2, shape[2])))
+    verify_grads({
+        "ints": (lambda x: x[1, -1], [a]),
+        "slices": (lambda x: x[::-1, 1::2, :-1], [a]),
+        "newaxis": (lambda x: x[None, :, 1] * x[:, None, 0], [a]),
+        "row gather (repeats)": (lambda x: x[rows], [m]),
+        "pairs (repeats)": (lambda x: x[rows, cols], [m]),
+        "set_subtensor": (lambda x, y: T.set_subtensor(x[1:3, ::-1], y), [m, region]),
+        "inc_subtensor": (lambda x, y: T.inc_subtensor(x[:2], y * y), [m, region]),
+        "inc repeated rows": (lambda x, y: T.inc_subtensor(x[[0, 0]], y), [m, region]),
+        "set rows": (lambda x, y: T.set_subtensor(x[[2, 0]], y), [m, region]),
+        "inc rows broadcast": (lambda x, y: T.inc_subtensor(x[[0, 0, 1]], y[0, 0]), [m, region]),
+        "set pairs": (lambda x, y: T.set_subtensor(x[[0, 2], [1, 1]], y[0, :2]), [m, region]),
+        "inc pairs broadcast": (lambda x, y: T.inc_subtensor(x[[0, 0, 2], [1, 1, 0]], y[0, 0]), [m, region]),
+    })
+
+
+def test_general_advanced_gradients(verify_grads: Any) -> None:
+    a = np.random.default_rng(0).normal(size=(3, 4, 2))
+    verify_grads({
+        "3-d pairs (repeats)": (lambda x: x[[0, 0, 2], [1, 1, 3]], [a]),
+        "pairs after a slice": (lambda x: x[:, [0, 2], [1, 1]], [a]),
+        "int then array": (lambda x: x[1, [0, 0, 3]], [a]),
+        "set 3-d pairs": (lambda x: T.set_subtensor(x[[0, 2], [1, 1]], 0.0), [a]),
+    })
+
+
+def test_book_cost_gradient(mode: str) -> None:
+    """The gradient of ``-mean(log(p[arange(n), y]))`` is ``-1 / (n p)`` at the targets, 0 elsewhere."""
+    p, y = T.matrix("p"), T.ivector("y")
+    cost = -T.mean(T.log(p[T.arange(y.shape[0]), y]))
+    P = np.full((3, 2), 0.5)
+    Y = np.array([0, 1, 1], "int32")
+    g = sf.function([p, y], sf.grad(cost, p), mode=mode)(P, Y)
+    np.testing.assert_allclose(g, [[-2 / 3, 0.0], [0.0, -2 / 3], [0.0, -2 / 3]])
+
+
+def test_embedding_gradient_accumulates_repeated_words(mode: str) -> None:
+    """``We[words]``: a word used twice gets both gradients."""
+    We = sf.shared(np.ones((4, 2)), name="We")
+    words = T.ivector("words")
+    g = sf.function([words], sf.grad(We[words].sum(), We), mode=mode)(np.array([1, 1, 3], "int32"))
+    np.testing.assert_array_equal(g, [[0, 0], [2, 2], [0, 0], [1, 1]])
+
+
+def test_indices_have_no_gradient() -> None:
+    x, i = T.vector("x"), T.ivector("i")
+    with pytest.raises(TypeError, match="integer"):
+        sf.grad(x[i].sum(), i)
