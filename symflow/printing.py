@@ -1,4 +1,7 @@
-"""Text views of graphs: ``debugprint`` (indented trees, scan bodies included)."""
+"""Views of graphs: ``debugprint`` (indented text trees) and ``pydotprint`` (Graphviz pictures).
+
+Both show scan loops with their step graphs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .graph import Apply, Constant, Variable
+from .printing_dot import GraphPicture, GraphvizNotFoundError, pydotprint
 from .shared import SharedVariable
+
+__all__ = ["GraphPicture", "GraphvizNotFoundError", "debugprint", "pp", "pydotprint"]
 
 
 def _ids() -> Any:
@@ -88,16 +94,17 @@ class _Printer:
             done += 1
             op = node.op
             self.lines.append("")
-            self.lines.append(f"Inner graph of {op} [id {self.ident(node)}]:")
             info = op.info  # type: ignore[attr-defined]
+            direction = " (backward)" if info.go_backwards else ""
+            self.lines.append(f"Inner graph of {op}{direction} [id {self.ident(node)}]:")
             groups = op.inner_groups()  # type: ignore[attr-defined]
             ins = [f"{v.name or '?'}" for g in groups["seqs"] for v in g] + \
                 [f"{v.name or '?'}" for g in groups["states"] for v in g] + [v.name or "?" for v in groups["nonseqs"]]
             self.lines.append(f"  step inputs: {', '.join(ins)}")
-            kinds = (["state"] * info.n_states + ["output"] * info.n_mapped + ["sum"] * info.n_sums
-                     + (["until"] if info.has_until else []))
+            kinds = ([f"state {j}" for j in range(info.n_states)] + [f"output {k}" for k in range(info.n_mapped)]
+                     + [f"sum {k}" for k in range(info.n_sums)] + (["until"] if info.has_until else []))
             inner_seen: set[Apply] = set()
-            for kind, y in zip(kinds, op.inner_outputs):  # type: ignore[attr-defined]
+            for kind, y in zip(kinds, op.inner_outputs, strict=True):  # type: ignore[attr-defined]
                 self.lines.append(f"  -> {kind}:")
                 self.walk(y, "  ", "  ", inner_seen, depth)
         return "\n".join(self.lines) + "\n"

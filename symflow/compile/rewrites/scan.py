@@ -179,7 +179,8 @@ def _hoist(node: Apply, used: list[bool]) -> list[Variable | None] | None:
     replace: dict[Variable, Variable] = {}
     for v in frontier:
         outer, batched = hoisted[v]
-        placeholder = v.type(f"{v.name or 'hoisted'}[t]" if batched else (v.name or "hoisted"))
+        label = v.name or _describe(v)
+        placeholder = v.type(f"{label}[t]" if batched else label)
         replace[v] = placeholder
         if batched:
             layout.seqs.append(Seq(patternbroadcast(outer, (False,) + v.broadcastable), (0,), [placeholder]))
@@ -191,6 +192,14 @@ def _hoist(node: Apply, used: list[bool]) -> list[Variable | None] | None:
     new = layout.build()
     mapping = layout.replacements(new)
     return [mapping.get(y) for y in node.outputs]
+
+
+def _describe(v: Variable) -> str:
+    """A readable name for a hoisted step value, e.g. ``Dot(X, Wx)`` (shown in printed graphs)."""
+    if v.owner is None or len(v.owner.inputs) > 3:
+        return "hoisted"
+    names = [x.name.removesuffix("[t]") if x.name else "..." for x in v.owner.inputs]
+    return f"{v.owner.op}({', '.join(names)})"
 
 
 def _known_value(x: Variable, known: dict[Variable, tuple[Variable, bool]]) -> tuple[Variable, bool] | None:
