@@ -19,7 +19,7 @@ from .shared import SharedVariable, shared
 __version__ = "0.1.0"
 
 __all__ = [
-    "Apply", "Constant", "RandomStreams", "Function", "In", "Op", "SharedVariable", "Variable", "config", "disconnected_grad",
-    "foldl", "foldr", "function", "grad", "grad_clip", "hessian", "jacobian", "map", "printing", "reduce", "scan", "scan_until",
-    "shared", "stop_gradient", "tensor", "until", "updates",
+    "Apply", "Constant", "RandomStreams", "Function", "In", "Op", "SharedVariable", "Variable", "config",
+    "disconnected_grad", "foldl", "foldr", "function", "grad", "grad_clip", "hessian", "jacobian", "map", "printing",
+    "reduce", "scan", "scan_until", "shared", "stop_gradient", "tensor", "until", "updates",
 ]

@@ -324,7 +324,7 @@ def _fit_update(target: SharedVariable, expr: Any) -> Variable:
                 f"precision. Cast the expression with .astype('{target.dtype}') if that is intended"
             )
         expr = cast(expr, target.dtype)
-    for d, (b_expr, b_target) in enumerate(zip(expr.broadcastable, target.broadcastable)):
+    for b_expr, b_target in zip(expr.broadcastable, target.broadcastable):
         if b_target and not b_expr:
             from ..ops.shape import patternbroadcast
 

@@ -71,6 +71,9 @@ class Dot(Op):
         dims = [cg.dim(a, 0)] if a.ndim == 2 else []
         dims += [cg.dim(b, 1)] if b.ndim == 2 else []
         out = cg.alloc(y, dims, "dot")
+        if a.ndim == 2 and b.ndim == 2 and not dtypes.is_float(y.dtype):  # BLAS (np.dot) is for floats only
+            cg.emit(f"{cg.kernel(batched_mm)}({av}[None], {bv}[None], {out}[None])")
+            return
         kernel = {(2, 2): dot_mm, (1, 2): dot_vm, (2, 1): dot_mv}[(a.ndim, b.ndim)]
         cg.emit(f"{cg.kernel(kernel)}({av}, {bv}, {out})")
 
@@ -150,7 +153,7 @@ def _as_dtype(cg: Any, x: Variable, dtype: str) -> str:
 
 def dot_vv(a, b):  # type: ignore[no-untyped-def]
     """Kernel: the inner product of two vectors."""
-    acc = 0.0
+    acc = 0  # Numba unifies it with the product's type: float, or exact integers
     if a.shape[0] != b.shape[0]:
         return acc
     for i in range(a.shape[0]):
@@ -195,7 +198,7 @@ def dot_mv(a, b, out):  # type: ignore[no-untyped-def]
     if b.shape[0] != k:
         return
     for i in range(m):
-        acc = 0.0
+        acc = 0
         for p in range(k):
             acc += a[i, p] * b[p]
         out[i] = acc

@@ -39,6 +39,31 @@ class CumSum(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Seen as (before, axis, after) arrays, so one kernel serves every rank and axis."""
+        (x,), y = node.inputs, node.outputs[0]
+        dims = cg.shape_tuple(x)
+        out = cg.alloc(y, dims, "cumsum")
+        around = around_axis(dims, self.axis)
+        cg.emit(f"{cg.kernel(cumsum3)}({cg.reshape(cg.value(x), around, node)}, {cg.reshape(out, around, node)})")
+
+
+def around_axis(dims: list[str], axis: int) -> list[str]:
+    """The shape (before, axis, after) of an array of shape ``dims`` seen around ``axis``."""
+    return [" * ".join(dims[:axis]) or "1", dims[axis], " * ".join(dims[axis + 1:]) or "1"]
+
+
+def cumsum3(x, out):  # type: ignore[no-untyped-def]
+    """Kernel: running sums along the middle axis, accumulated in the output's dtype as NumPy does."""
+    if x.shape[1] == 0:
+        return
+    for a in range(x.shape[0]):
+        for c in range(x.shape[2]):
+            out[a, 0, c] = x[a, 0, c]
+        for b in range(1, x.shape[1]):
+            for c in range(x.shape[2]):
+                out[a, b, c] = out[a, b - 1, c] + x[a, b, c]
+
 
 def cumsum(x: Any, axis: int | None = None) -> Variable:
     """Cumulative sum along ``axis`` (None: of the flattened array)."""

@@ -10,7 +10,7 @@ import numpy as np
 from .. import dtypes
 from ..graph import Apply, Op, Variable, as_variable
 from . import math as m
-from .reduce import sum
+from .reduce import sum as sum_
 from .shape import dimshuffle
 
 
@@ -73,9 +73,9 @@ class SoftmaxGrad(Op):
         if h is None:
             return [None, None]
         # out = y*g - y*s with s = sum(g*y): differentiate the composition
-        s = sum(m.mul(g, y), axis=-1, keepdims=True)
+        s = sum_(m.mul(g, y), axis=-1, keepdims=True)
         hy = m.mul(h, y)
-        t = sum(hy, axis=-1, keepdims=True)
+        t = sum_(hy, axis=-1, keepdims=True)
         return [m.sub(hy, m.mul(y, t)), m.sub(m.add(m.mul(h, g), m.neg(m.mul(h, s))), m.mul(g, t))]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
@@ -124,7 +124,7 @@ class LogSoftmax(Op):
         y = node.outputs[0]
         if g is None:
             return [None]
-        return [m.sub(g, m.mul(m.exp(y), sum(g, axis=-1, keepdims=True)))]
+        return [m.sub(g, m.mul(m.exp(y), sum_(g, axis=-1, keepdims=True)))]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
@@ -214,20 +214,22 @@ def softmax_grad_rows(g, y, out):  # type: ignore[no-untyped-def]
             out[i, j] = y[i, j] * (g[i, j] - total)
 
 
-def _rows(x: Any) -> Variable:
-    """A vector becomes a 1 x K row, as Theano's softmax does."""
+def _rows(x: Any, what: str) -> Variable:
+    """A vector becomes a 1 x K row, as Theano's softmax does (the dtype is checked first, so an
+    error names the user's variable rather than the row built from it)."""
     x = as_variable(x)
+    _check_float(x, what)
     return dimshuffle(x, ("x", 0)) if x.ndim == 1 else x
 
 
 def softmax(x: Any) -> Variable:
     """Row-wise softmax. A vector gives a 1 x K row (as in Theano, hence the book's ``y[:, 0, :]``)."""
-    return Softmax()(_rows(x))  # type: ignore[no-any-return]
+    return Softmax()(_rows(x, "softmax"))  # type: ignore[no-any-return]
 
 
 def log_softmax(x: Any) -> Variable:
     """Row-wise log of softmax, stable for large inputs. A vector gives a 1 x K row."""
-    return LogSoftmax()(_rows(x))  # type: ignore[no-any-return]
+    return LogSoftmax()(_rows(x, "log_softmax"))  # type: ignore[no-any-return]
 
 
 def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:
@@ -245,7 +247,7 @@ def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:
     if t.ndim != p.ndim:
         raise TypeError(f"categorical_crossentropy: targets {t.describe()} fit neither class indices nor "
                         f"distributions for predictions {p.describe()}")
-    return m.neg(sum(m.mul(t, m.log(p)), axis=-1))
+    return m.neg(sum_(m.mul(t, m.log(p)), axis=-1))
 
 
 def binary_crossentropy(output: Any, target: Any) -> Variable:

@@ -759,6 +759,65 @@ class Repeat(Op):
         out[self.axis] = m.mul(out[self.axis], repeats) if repeats.ndim == 0 else sum_(repeats)
         return [tuple(m.cast(s, "int64") for s in out)]
 
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Seen as (before, axis, after) arrays; the counts are checked before anything is written."""
+        from .extra import around_axis
+
+        (x, repeats), y = node.inputs, node.outputs[0]
+        dims = cg.shape_tuple(x)
+        total = cg.fresh("total")
+        reps = cg.value(repeats)
+        counts = repeat_counts_vector if repeats.ndim else repeat_counts_scalar
+        cg.emit(f"{total} = {cg.kernel(counts)}({reps}, {dims[self.axis]})")
+        cg.check(f"{total} < 0", node, "repeat counts must not be negative, one per element along the axis")
+        out_dims = [f"max({total}, 0)" if d == self.axis else n for d, n in enumerate(dims)]
+        out = cg.alloc(y, out_dims, "rep")
+        kernel = repeat3_vector if repeats.ndim else repeat3_scalar
+        x3 = cg.reshape(cg.value(x), around_axis(dims, self.axis), node)
+        out3 = cg.reshape(out, around_axis(out_dims, self.axis), node)
+        cg.emit(f"{cg.kernel(kernel)}({x3}, {reps}, {out3})")
+
+
+def repeat_counts_scalar(r, n):  # type: ignore[no-untyped-def]
+    """Kernel: the repeated length, or -1 for a negative count."""
+    return n * r if r >= 0 else -1
+
+
+def repeat_counts_vector(reps, n):  # type: ignore[no-untyped-def]
+    """Kernel: the repeated length, or -1 unless there is one non-negative count per element."""
+    if reps.shape[0] != n:
+        return -1
+    total = 0
+    for r in reps:
+        if r < 0:
+            return -1
+        total += r
+    return total
+
+
+def repeat3_scalar(x, r, out):  # type: ignore[no-untyped-def]
+    """Kernel: each middle-axis slice of ``x`` written ``r`` times."""
+    if out.shape[1] != x.shape[1] * r:
+        return
+    for a in range(x.shape[0]):
+        for b in range(x.shape[1]):
+            for k in range(r):
+                for c in range(x.shape[2]):
+                    out[a, b * r + k, c] = x[a, b, c]
+
+
+def repeat3_vector(x, reps, out):  # type: ignore[no-untyped-def]
+    """Kernel: middle-axis slice ``b`` of ``x`` written ``reps[b]`` times (counts checked by the caller)."""
+    for a in range(x.shape[0]):
+        row = 0
+        for b in range(x.shape[1]):
+            for _ in range(reps[b]):
+                if row >= out.shape[1]:
+                    return
+                for c in range(x.shape[2]):
+                    out[a, row, c] = x[a, b, c]
+                row += 1
+
 
 def repeat(x: Any, repeats: Any, axis: int | None = None) -> Variable:
     """Repeat each element ``repeats`` times along ``axis`` (None: of the flattened array)."""

@@ -870,8 +870,10 @@ def _inc_or_set(sub: Variable, y: Any, set_instead_of_inc: bool, name: str) -> V
     x = node.inputs[0]
     y = as_variable(y) if isinstance(y, Variable) else _weak_constant(y, x.dtype)
     if y.dtype != x.dtype:
-        if not np.can_cast(y.dtype, x.dtype, "same_kind") or (dtypes.is_float(y.dtype) and not dtypes.is_float(x.dtype)):
-            raise TypeError(f"{name}: cannot store {y.describe()} into {x.describe()}; cast it with .astype('{x.dtype}')")
+        unsafe = dtypes.is_float(y.dtype) and not dtypes.is_float(x.dtype)
+        if unsafe or not np.can_cast(y.dtype, x.dtype, "same_kind"):
+            raise TypeError(f"{name}: cannot store {y.describe()} into {x.describe()}; "
+                            f"cast it with .astype('{x.dtype}')")
         y = m.cast(y, x.dtype)
     if y.ndim > sub.ndim:
         raise ValueError(f"{name}: value {y.describe()} has more dimensions than the region ({sub.ndim})")

@@ -13,7 +13,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import dtypes
-from ..graph import Apply, Constant, Variable, as_variable, built_at, clone_replace, graph_inputs, toposort, user_location
+from ..graph import (
+    Apply,
+    Constant,
+    Variable,
+    as_variable,
+    built_at,
+    clone_replace,
+    graph_inputs,
+    toposort,
+    user_location,
+)
 from ..ops import math as m
 from ..ops.shape import as_index_scalar, patternbroadcast, shape_i
 from ..shared import SharedVariable

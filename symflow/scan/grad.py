@@ -52,7 +52,8 @@ def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable
                  for j, (y, g) in enumerate(zip(op.inner_state_outputs, g_states))]
     ext_mapped = [TensorType(y.dtype, y.broadcastable)(f"d_out{k}[t]") if g is not None else None
                   for k, (y, g) in enumerate(zip(op.inner_mapped_outputs, g_mapped))]
-    sum_seed = [y.type(f"d_sum{k}") if g is not None else None for k, (y, g) in enumerate(zip(op.inner_sum_outputs, g_sums))]
+    sum_seed = [y.type(f"d_sum{k}") if g is not None else None
+                for k, (y, g) in enumerate(zip(op.inner_sum_outputs, g_sums))]
 
     # -- the vector-Jacobian product of one step ---------------------------------------------------
     seeds: dict[Variable, Variable] = {}
@@ -174,7 +175,10 @@ def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable
             continue
         lag = info.max_lag(j)
         init = outer["inits"][j]
-        block = dimshuffle(init, ("x",) + tuple(range(init.ndim))) if info.single_tap(j) else getitem(init, slice(0, lag))
+        if info.single_tap(j):
+            block = dimshuffle(init, ("x",) + tuple(range(init.ndim)))
+        else:
+            block = getitem(init, slice(0, lag))
         values = aug.outputs[j] if info.keep_all[j] else aug_saved[saved_index[op.inner_state_outputs[j]]]
         history = concatenate([block, values])
         for k, v in zip(taps, tap_vars):
@@ -267,8 +271,7 @@ def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable
         if info.truncate_gradient > 0:
             g_init = m.switch(m.eq(start, 0), g_init, zeros_like(init))
         grads.append(patternbroadcast(m.cast(g_init, init.dtype), init.broadcastable))
-    for k, init in enumerate(outer["sum_inits"]):
-        grads.append(g_sums[k])
+    grads.extend(g_sums[k] for k in range(len(outer["sum_inits"])))
     nonseq_grad = dict(zip(nonseq_slots, nonseq_grads))
     for i, x in enumerate(outer["nonseqs"]):
         grads.append(nonseq_grad.get(i) if dtypes.is_float(x.dtype) else None)

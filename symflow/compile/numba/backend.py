@@ -9,8 +9,12 @@ succeeds.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +22,8 @@ import numpy as np
 from ...config import config
 from ...errors import ExecutionError
 from ...graph import Variable
-from ..fgraph import FunctionGraph
 from ...scan.numba import FALLBACK
+from ..fgraph import FunctionGraph
 from .codegen import CodeGen, NoNumbaImplementation, access_plan, numba_type
 
 VERSION = "1"  # bump when the generated code's conventions change
@@ -101,7 +105,8 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     for name in cg.generated:
         header.append(f"{name} = load_kernel({name!r})")
     for fn, name in cg.kernels.items():
-        header.append(f"from {fn.__module__} import {fn.__name__} as _src_{name}")
+        # the fingerprint of the kernel's module: cached code linked with an older kernel never matches
+        header.append(f"from {fn.__module__} import {fn.__name__} as _src_{name}  # {_fingerprint(fn.__module__)}")
         header.append(f"{name} = jit_kernel(_src_{name})")
     for name, src in cg.objects.items():
         header.append(f"{name} = {src}")
@@ -219,7 +224,7 @@ class NumbaRunner:
             self.explain(values, err)
         for i, dtype in self.scalar_out:
             results[i] = np.array(results[i], dtype=dtype)
-        for sv, value in zip(self.targets, results[self.n_out:]):
+        for sv, value in zip(self.targets, results[self.n_out:], strict=True):
             sv._value = value
         return results[: self.n_out]
 
@@ -236,7 +241,7 @@ class NumbaRunner:
         with np.errstate(all="ignore"):
             results = self.reference().run(list(values) + [sv._value for sv in self.shared])
         results = [np.array(r, order="C", copy=True) for r in results]
-        for sv, value in zip(self.targets, results[self.n_out:]):
+        for sv, value in zip(self.targets, results[self.n_out:], strict=True):
             sv._value = value
         return results[: self.n_out]
 
@@ -251,9 +256,18 @@ class NumbaRunner:
         raise ExecutionError(f"the compiled function failed: {type(exc).__name__}: {exc}") from exc
 
 
+@functools.cache
+def _fingerprint(module_name: str) -> str:
+    """A hash of a module's source file (kernels are compiled into the functions that call them)."""
+    path = sys.modules[module_name].__file__
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else "?"
+
+
 def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]], list[Any]]:
     """Compile ``fgraph``; the returned callable takes input values and returns outputs."""
-    from .cache import load_module, store_kernel
+    from numba.core.errors import NumbaError
+
+    from .cache import load_module, module_dir, source_key, store_kernel
 
     try:
         source, cg, _, _ = generate(fgraph)
@@ -264,7 +278,15 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
         return _py_fallback(fgraph, function)
     for name, kernel_source in cg.generated.items():
         store_kernel(name, kernel_source)
-    module = load_module(source)
+    try:
+        module = load_module(source)
+    except NumbaError as exc:  # generated code Numba cannot compile: a symflow bug
+        message = (f"Numba could not compile the generated code ({type(exc).__name__}); please report this "
+                   f"with the generated module {source_key(source)}.py from {module_dir()}:\n{exc}")
+        if config.numba_fallback == "raise":
+            raise NoNumbaImplementation(message) from exc
+        warnings.warn(f"symflow: {message}\nThis function runs on the NumPy backend instead", stacklevel=4)
+        return _py_fallback(fgraph, function)
     entry = module.symflow_main.overloads[module.SIGNATURE].entry_point
     function.source = source
     runner = NumbaRunner(fgraph, entry, cg, source)

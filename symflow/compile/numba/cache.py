@@ -119,8 +119,12 @@ def load_module_file(name: str, path: Path) -> types.ModuleType:
     the cache and compile from scratch; a third failure is a real error."""
     if name in sys.modules:
         return sys.modules[name]
+    from numba.core.errors import NumbaError
+
     try:
         return _import(name, path)
+    except NumbaError:
+        raise  # Numba could not compile the code: a bug to report, not a damaged cache
     except Exception as first:
         if not _has_compiled(path) and not _any_compiled():
             raise
@@ -129,6 +133,8 @@ def load_module_file(name: str, path: Path) -> types.ModuleType:
     _clear_compiled(path)
     try:
         return _import(name, path)
+    except NumbaError:
+        raise
     except Exception as second:
         if not _any_compiled():
             raise
