@@ -14,7 +14,9 @@ import doctest
 import io
 import os
 import re
+import sys
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -108,7 +110,10 @@ def _settings_restored() -> Iterator[None]:
 def run_page(path: Path, workdir: Path) -> dict[str, Any]:
     """Run the page's blocks in order inside ``workdir``; returns the namespace they built."""
     text = path.read_text(encoding="utf-8")
-    namespace: dict[str, Any] = {"__name__": f"docs_{path.stem.replace('-', '_')}"}
+    # the page runs as a script does: in a module of its own that compiled code can import from
+    page_module = types.ModuleType(f"docs_{path.stem.replace('-', '_')}")
+    namespace: dict[str, Any] = page_module.__dict__
+    sys.modules[page_module.__name__] = page_module
     parser = doctest.DocTestParser()
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.REPORT_ONLY_FIRST_FAILURE
     old = Path.cwd()
@@ -130,6 +135,7 @@ def run_page(path: Path, workdir: Path) -> dict[str, Any]:
                         raise SnippetError(f"{where}: doctest failed\n" + "".join(report))
     finally:
         os.chdir(old)
+        sys.modules.pop(page_module.__name__, None)
     return namespace
 
 

@@ -23,7 +23,7 @@ class _Config:
 
     def __init__(self) -> None:
         self.floatX = os.environ.get("SYMFLOW_FLOATX", "float64")
-        self.mode = os.environ.get("SYMFLOW_MODE", "py")
+        self.mode = os.environ.get("SYMFLOW_MODE", "numba")
         self.cache_dir = Path(os.environ.get("SYMFLOW_CACHE_DIR") or _default_cache_dir())
         #: what to do when an op has no Numba code: "warn" (run on NumPy) or "raise"
         self.numba_fallback = os.environ.get("SYMFLOW_NUMBA_FALLBACK", "warn")

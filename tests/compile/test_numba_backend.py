@@ -3,11 +3,16 @@ updates; and its errors leave shared variables untouched."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import symflow as sf
 import symflow.tensor as T
+from symflow.compile.numba.codegen import NoNumbaImplementation
 from symflow.compile.rewrites import PIPELINE
 from symflow.errors import SymflowError
 
@@ -175,3 +180,46 @@ def test_same_step_value_as_two_outputs() -> None:
     got = sf.function([X], [a, b], mode="numba")(x)
     np.testing.assert_allclose(got[0], np.tanh(x @ np.ones((3, 2))))
     np.testing.assert_allclose(got[1], got[0])
+
+
+class HalfSquare(sf.Op):
+    """A user's op with no Numba code: ``x**2 / 2``, run by the compiled code in object mode."""
+
+    def make_node(self, x):  # type: ignore[no-untyped-def]
+        x = sf.graph.as_variable(x)
+        return sf.Apply(self, [x], [x.type])
+
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        return [np.asarray(inputs[0] ** 2 / 2)]
+
+    def grad(self, node, output_grads):  # type: ignore[no-untyped-def]
+        return [output_grads[0] * node.inputs[0]]
+
+
+def test_an_importable_op_without_numba_code_runs_in_object_mode() -> None:
+    x = T.vector("x")
+    f = sf.function([x], [HalfSquare()(x).sum(), sf.grad(HalfSquare()(x).sum(), x)], mode="numba")
+    assert "objmode" in f.source
+    cost, g = f(np.array([1.0, -2.0, 3.0]))
+    assert cost == 7.0 and np.array_equal(g, [1.0, -2.0, 3.0])
+
+
+def test_an_op_that_cannot_be_imported_falls_back_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    class LocalHalfSquare(HalfSquare):  # defined in a function: compiled code cannot import it
+        pass
+
+    x = T.vector("x")
+    y = LocalHalfSquare()(x)
+    with pytest.raises(NoNumbaImplementation, match=r"cannot be imported as .*LocalHalfSquare.*numba_emit"):
+        sf.function([x], y, mode="numba")
+    monkeypatch.setattr(sf.config, "numba_fallback", "warn")
+    with pytest.warns(UserWarning, match="runs on the NumPy backend instead"):
+        f = sf.function([x], y, mode="numba")
+    assert np.array_equal(f(np.array([2.0, 4.0])), [2.0, 8.0])
+
+
+def test_the_default_mode_is_numba() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SYMFLOW_MODE"}
+    code = "import symflow; print(symflow.config.mode)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "numba"

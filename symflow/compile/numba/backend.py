@@ -106,14 +106,15 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
         header.append(f"{name} = load_kernel({name!r})")
     for fn, name in cg.kernels.items():
         # the fingerprint of the kernel's module: cached code linked with an older kernel never matches
-        header.append(f"from {fn.__module__} import {fn.__name__} as _src_{name}  # {_fingerprint(fn.__module__)}")
+        header.append(f"from {fn.__module__} import {fn.__name__} as _src_{name}  # {_fingerprint(fn)}")
         header.append(f"{name} = jit_kernel(_src_{name})")
     for name, src in cg.objects.items():
         header.append(f"{name} = {src}")
     header.append(f"SIGNATURE = ({', '.join(signature)}{',' if len(signature) == 1 else ''})")
     header.append("")
     header.append("")
-    header.append("@numba.njit(SIGNATURE, cache=True, **JIT_OPTIONS)")
+    options = "{**JIT_OPTIONS, 'nogil': False}" if cg.holds_gil else "JIT_OPTIONS"
+    header.append(f"@numba.njit(SIGNATURE, cache=True, **{options})")
     header.append(f"def symflow_main({', '.join(args + const_names)}):")
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
 
@@ -257,10 +258,14 @@ class NumbaRunner:
 
 
 @functools.cache
-def _fingerprint(module_name: str) -> str:
-    """A hash of a module's source file (kernels are compiled into the functions that call them)."""
-    path = sys.modules[module_name].__file__
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else "?"
+def _fingerprint(fn: Callable[..., Any]) -> str:
+    """A hash of a kernel's module file (kernels are compiled into the functions that call them), or of
+    its code when the module has no file (defined in a notebook or an exec'd namespace)."""
+    path = getattr(sys.modules.get(fn.__module__), "__file__", None)
+    if path:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    code = fn.__code__
+    return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
 
 
 def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]], list[Any]]:

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import itertools
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -173,6 +174,8 @@ class CodeGen(SourceWriter):
         self.in_place: list[Variable] = []
         #: per-step outputs of the scan being emitted: value -> (stacked buffer, steps, step index)
         self.stacked: dict[Variable, tuple[str, str, str]] = {}
+        #: an object-mode block needs the GIL, so the main function must not release it
+        self.holds_gil = False
         self.stored: set[Variable] = set()  # per-step values already written into their buffer
 
     @contextlib.contextmanager
@@ -435,9 +438,17 @@ class CodeGen(SourceWriter):
             rebuilt = None
         if rebuilt != props:
             raise NoNumbaImplementation(f"{op} has no Numba implementation and cannot run in object mode")
+        cls = type(op)
+        module = sys.modules.get(cls.__module__)
+        if module is None or getattr(module, cls.__qualname__, None) is not cls:
+            raise NoNumbaImplementation(
+                f"{op} has no Numba implementation (numba_emit), and its class cannot be imported as "
+                f"{cls.__module__}.{cls.__qualname__} to run in object mode: define the op at the top level of a "
+                "module or script, or give it a numba_emit")
         types = tuple((x.dtype, x.broadcastable) for x in node.inputs)
         runner = self.global_object(
             "perform", f"perform_fallback({type(op).__module__!r}, {type(op).__name__!r}, {props!r}, {types!r})")
+        self.holds_gil = True
         outs = [self.new_name(y, "om") for y in node.outputs]
         kinds = ", ".join(f"{o}={_type_string(y.dtype, y.ndim)!r}" for o, y in zip(outs, node.outputs))
         with self.block(f"with numba.objmode({kinds}):"):
