@@ -20,6 +20,10 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 import symflow  # noqa: E402
 
 symflow.config.numba_fallback = "raise"
+# Tests about a backend ask for one with the ``mode`` fixture (the op suite runs on both); the rest use
+# the NumPy reference, since compiling each of them with Numba would add half an hour to a cold run.
+# tests/compile/test_numba_backend.py checks that the library's own default is 'numba'.
+symflow.config.mode = "py"
 symflow.config.poison_memory = True  # compiled code that reads memory it never wrote gives NaN
 
 #: the backends the op suite runs on; results must agree between them

@@ -126,3 +126,9 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     for anchor in ("symflow.function", "symflow.printing.pydotprint", "symflow.testing.verify_grad"):
         assert f'id="{anchor}"' in api
     assert "T.nnet.softmax" in api and "tensor-index" not in api
+
+
+def test_readme_code_runs(tmp_path: Path) -> None:
+    blocks = hooks.code_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(blocks) == 2 and all(b.kind == "python" for b in blocks)
+    hooks.run_page(ROOT / "README.md", tmp_path)
