@@ -111,9 +111,7 @@ class DimShuffle(Op):
         perm = self.kept + self.dropped
         expr = cg.value(x)
         if perm != tuple(range(x.ndim)):
-            # in a kernel: Numba's transpose brings error-formatting code into any function using it
-            source = f"def kernel(x):\n    return x.transpose(({', '.join(map(str, perm))},))\n"
-            expr = f"{cg.generated_kernel(source)}({expr})"
+            expr = f"{expr}.T" if perm == (1, 0) else _strided_permutation(cg, expr, perm)
         index = ["None" if d == "x" else ":" for d in self.new_order] + ["0"] * len(self.dropped)
         if any(i != ":" for i in index):
             expr = f"{expr}[{', '.join(index)}]"
@@ -124,6 +122,15 @@ class DimShuffle(Op):
         """The step axis stays first."""
         order = (0,) + tuple("x" if d == "x" else d + 1 for d in self.new_order)
         return [(dimshuffle(values[0], order), True)]
+
+
+def _strided_permutation(cg: Any, expr: str, perm: tuple[int, ...]) -> str:
+    """A kernel call viewing ``expr`` with its axes permuted. Numba's ``transpose`` would bring its
+    error-message formatting into the compile (about 2 s, cold); a strided view does not."""
+    shape = ", ".join(f"x.shape[{d}]" for d in perm)
+    strides = ", ".join(f"x.strides[{d}]" for d in perm)
+    source = f"def kernel(x):\n    return np.lib.stride_tricks.as_strided(x, ({shape},), ({strides},))\n"
+    return f"{cg.generated_kernel(source)}({expr})"
 
 
 def dimshuffle(x: Any, pattern: Sequence[Any]) -> Variable:

@@ -338,7 +338,7 @@ class CodeGen(SourceWriter):
         else:
             make = f"np.empty(({shape},), {np_dtype(dtype)})"
         source = f"def kernel({', '.join(params)}):\n    return {make}\n"
-        return f"{self.generated_kernel(source)}({', '.join(dims)})"
+        return f"{self.generated_kernel(source)}({', '.join(map(unliteral, dims))})"
 
     def alloc(self, v: Variable, dims: Sequence[str], hint: str = "a") -> str:
         """The array that will hold ``v``: its destination if it has one, else a new array.
@@ -509,7 +509,7 @@ class KernelWriter(SourceWriter):
     def call(self, result: str | None = None) -> None:
         """Emit the call in the main function (assigning its return value to ``result``)."""
         name = self.cg.generated_kernel(self.source())
-        call = f"{name}({', '.join(self.args)})"
+        call = f"{name}({', '.join(map(unliteral, self.args))})"
         self.cg.emit(f"{result} = {call}" if result else call)
 
     def call_with_status(self, code: int) -> None:
@@ -519,7 +519,16 @@ class KernelWriter(SourceWriter):
         source = "\n".join([f"def kernel(err, code, {params}):", "    if err != 0:", "        return err",
                              *self.lines]) + "\n"
         name = self.cg.generated_kernel(source)
-        self.cg.emit(f"err = {name}(err, {code}, {', '.join(self.args)})")
+        self.cg.emit(f"err = {name}(err, {unliteral(str(code))}, {', '.join(map(unliteral, self.args))})")
+
+
+def unliteral(arg: str) -> str:
+    """A kernel argument that Numba types as int64, not as a literal: Numba compiles a kernel once
+    per literal value it is called with, so ``k(err, 12, x)`` and ``k(err, 13, x)`` would compile twice."""
+    return f"np.int64({arg})" if _INT_LITERAL.fullmatch(arg.strip()) else arg
+
+
+_INT_LITERAL = re.compile(r"-?\d+")
 
 
 def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tuple[list[Apply], set[Variable]]:
