@@ -278,7 +278,8 @@ class AdvancedSubtensor1(Op):
             flat_idx = cg.reshape(cg.value(idx), [n], node)
             flat_out = cg.reshape(out, [n, *rows], node)
         bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {cg.kernel(take_rows)}({cg.value(x)}, {flat_idx}, {flat_out})")
+        kernel = cg.kernel(take_rows_2d if x.ndim == 2 else take_rows)
+        cg.emit(f"{bad} = {kernel}({cg.value(x)}, {flat_idx}, {flat_out})")
         cg.check(f"{bad} >= 0", node, "row index out of range")
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
@@ -349,9 +350,9 @@ class AdvancedIncSubtensor1(Op):
             n = " * ".join(cg.shape_tuple(idx))
             flat_idx = cg.reshape(flat_idx, [n], node)
             y_value = cg.reshape(cg.copy_of(y, region), [n, *region[idx.ndim:]], node)
-        kernel = cg.kernel(set_rows if self.set_instead_of_inc else inc_rows)
+        kernel = cg.kernel(scatter_rows_2d if x.ndim == 2 and y.ndim == 2 else scatter_rows)
         bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {kernel}({out}, {y_value}, {flat_idx})")
+        cg.emit(f"{bad} = {kernel}({out}, {y_value}, {flat_idx}, {not self.set_instead_of_inc})")
         cg.check(f"{bad} >= 0", node, "row index out of range")
 
 
@@ -617,27 +618,25 @@ def take_rows(x, idx, out):  # type: ignore[no-untyped-def]
     return -1
 
 
-def inc_rows(out, y, idx):  # type: ignore[no-untyped-def]
-    """Kernel: out[idx[k]] += y[k] (y may hold a single row for all)."""
-    n = out.shape[0]
-    single = y.shape[0] == 1
-    if not single and y.shape[0] < idx.shape[0]:
+def take_rows_2d(x, idx, out):  # type: ignore[no-untyped-def]
+    """Kernel: take_rows for a matrix, copying element by element (Numba's row assignment brings its
+    error-message formatting into the compile: about a second, cold)."""
+    n, m = x.shape
+    if out.shape[1] != m:
         return 0
-    for d in range(1, out.ndim):  # the rows may broadcast along length-1 dimensions
-        if y.shape[d] != out.shape[d] and y.shape[d] != 1:
-            return 0
     for k in range(idx.shape[0]):
         i = idx[k]
         if i < 0:
             i += n
         if i < 0 or i >= n:
             return k
-        out[i] += y[0 if single else k]
+        for j in range(m):
+            out[k, j] = x[i, j]
     return -1
 
 
-def set_rows(out, y, idx):  # type: ignore[no-untyped-def]
-    """Kernel: out[idx[k]] = y[k] (later repeats win)."""
+def scatter_rows(out, y, idx, accumulate):  # type: ignore[no-untyped-def]
+    """Kernel: out[idx[k]] += y[k], or = y[k] (later repeats win); y may hold a single row for all."""
     n = out.shape[0]
     single = y.shape[0] == 1
     if not single and y.shape[0] < idx.shape[0]:
@@ -651,7 +650,29 @@ def set_rows(out, y, idx):  # type: ignore[no-untyped-def]
             i += n
         if i < 0 or i >= n:
             return k
-        out[i] = y[0 if single else k]
+        if accumulate:
+            out[i] += y[0 if single else k]
+        else:
+            out[i] = y[0 if single else k]
+    return -1
+
+
+def scatter_rows_2d(out, y, idx, accumulate):  # type: ignore[no-untyped-def]
+    """Kernel: scatter_rows for matrices, element by element (see take_rows_2d)."""
+    n, m = out.shape
+    single, across = y.shape[0] == 1, y.shape[1] == 1
+    if (not single and y.shape[0] < idx.shape[0]) or (not across and y.shape[1] != m):
+        return 0
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        if i < 0:
+            i += n
+        if i < 0 or i >= n:
+            return k
+        r = 0 if single else k
+        for j in range(m):
+            v = y[r, 0 if across else j]
+            out[i, j] = out[i, j] + v if accumulate else v
     return -1
 
 

@@ -113,6 +113,23 @@ def test_set_and_inc_subtensor(run: Any) -> None:
     np.testing.assert_array_equal(X, np.arange(12.0).reshape(3, 4))  # the input is never modified
 
 
+def test_matrix_rows_gather_and_scatter(run: Any) -> None:
+    """Row indexing of matrices (embeddings and their gradients) with whole, single and broadcast rows."""
+    x, m, row, col, idx = T.matrix("x"), T.matrix("m"), T.row("row"), T.col("col"), T.ivector("idx")
+    X, M = np.arange(12.0).reshape(3, 4), np.arange(100.0, 112.0).reshape(3, 4)
+    R, C, Idx = np.array([[7.0, 8.0, 9.0, 10.0]]), np.array([[1.0], [2.0], [3.0]]), np.array([2, -3, 2], "int32")
+    cases = [
+        ("gather", x[idx], lambda a: a[Idx]),
+        ("inc rows", T.inc_subtensor(x[idx], m), lambda a: _add_at(a, Idx, M)),
+        ("set rows", T.set_subtensor(x[idx], m), lambda a: _set(a, Idx, M)),
+        ("inc one row for all", T.inc_subtensor(x[idx], row), lambda a: _add_at(a, Idx, R)),
+        ("set a column per row", T.set_subtensor(x[idx], col), lambda a: _set(a, Idx, C)),
+    ]
+    results = run([x, m, row, col, idx], [c[1] for c in cases], X, M, R, C, Idx)
+    for (label, _, ref), got in zip(cases, results, strict=True):
+        np.testing.assert_array_equal(got, ref(X.copy()), err_msg=label)
+
+
 def _set(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
     a[index] = value
     return a
