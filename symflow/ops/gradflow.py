@@ -10,8 +10,9 @@ from ..graph import Apply, Op, Variable, as_variable
 from . import math as m
 
 
-class DisconnectedGrad(Op):
-    """Identity in the forward pass; no gradient flows back through it."""
+class IdentityForward(Op):
+    """The forward pass of both ops: the input itself (a view in compiled code); subclasses say
+    what happens to the gradient."""
 
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)
@@ -19,9 +20,6 @@ class DisconnectedGrad(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [inputs[0]]
-
-    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
-        return [None]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
@@ -34,7 +32,14 @@ class DisconnectedGrad(Op):
         return [(self.make_node(values[0]).outputs[0], True)]
 
 
-class GradClip(Op):
+class DisconnectedGrad(IdentityForward):
+    """Identity in the forward pass; no gradient flows back through it."""
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None]
+
+
+class GradClip(IdentityForward):
     """Identity in the forward pass; the gradient passing back is clipped to ``[lower, upper]``."""
 
     __props__ = ("lower", "upper")
@@ -45,26 +50,9 @@ class GradClip(Op):
         self.lower = float(lower)
         self.upper = float(upper)
 
-    def make_node(self, x: Variable) -> Apply:
-        x = as_variable(x)
-        return Apply(self, [x], [x.type])
-
-    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [inputs[0]]
-
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
         (g,) = output_grads
         return [None if g is None else m.clip(g, self.lower, self.upper)]
-
-    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [input_shapes[0]]
-
-    def numba_emit(self, node: Apply, cg: Any) -> None:
-        cg.bind(node.outputs[0], cg.value(node.inputs[0]))
-        cg.view(node.outputs[0], node.inputs[0])
-
-    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
-        return [(self.make_node(values[0]).outputs[0], True)]
 
 
 def disconnected_grad(x: Any) -> Variable:

@@ -520,9 +520,9 @@ class AdvancedIncSubtensor(Op):
             cg.check(f"{cg.dim(y, 0)} != {n}", node, "the value does not fit the indexed elements")
         out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incpairs")
         cg.copy_into(out, x)
-        kernel = cg.kernel(set_pairs if self.set_instead_of_inc else inc_pairs)
         bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {kernel}({out}, {cg.value(y)}, {cg.value(rows)}, {cg.value(cols)}, {n})")
+        cg.emit(f"{bad} = {cg.kernel(scatter_pairs)}({out}, {cg.value(y)}, {cg.value(rows)}, {cg.value(cols)}, {n}, "
+                f"{not self.set_instead_of_inc})")
         cg.check(f"{bad} >= 0", node, "index out of range")
 
 
@@ -695,8 +695,8 @@ def take_pairs(x, rows, cols, out):  # type: ignore[no-untyped-def]
     return -1
 
 
-def inc_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
-    """Kernel: out[rows[k], cols[k]] += y[k] for k < n."""
+def scatter_pairs(out, y, rows, cols, n, accumulate):  # type: ignore[no-untyped-def]
+    """Kernel: out[rows[k], cols[k]] += y[k], or = y[k] (later repeats win), for k < n."""
     n0, n1 = out.shape
     r1, c1, y1 = rows.shape[0] == 1, cols.shape[0] == 1, y.shape[0] == 1
     if (not y1 and y.shape[0] < n) or (not r1 and rows.shape[0] < n) or (not c1 and cols.shape[0] < n):
@@ -710,26 +710,8 @@ def inc_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
             j += n1
         if i < 0 or i >= n0 or j < 0 or j >= n1:
             return k
-        out[i, j] += y[0 if y1 else k]
-    return -1
-
-
-def set_pairs(out, y, rows, cols, n):  # type: ignore[no-untyped-def]
-    """Kernel: out[rows[k], cols[k]] = y[k] for k < n."""
-    n0, n1 = out.shape
-    r1, c1, y1 = rows.shape[0] == 1, cols.shape[0] == 1, y.shape[0] == 1
-    if (not y1 and y.shape[0] < n) or (not r1 and rows.shape[0] < n) or (not c1 and cols.shape[0] < n):
-        return 0
-    for k in range(n):
-        i = rows[0 if r1 else k]
-        j = cols[0 if c1 else k]
-        if i < 0:
-            i += n0
-        if j < 0:
-            j += n1
-        if i < 0 or i >= n0 or j < 0 or j >= n1:
-            return k
-        out[i, j] = y[0 if y1 else k]
+        v = y[0 if y1 else k]
+        out[i, j] = out[i, j] + v if accumulate else v
     return -1
 
 
