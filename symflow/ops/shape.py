@@ -702,7 +702,7 @@ class ARange(Op):
         n = cg.fresh("n")
         cg.emit(f"{n} = max(0, int(math.ceil(({stop} - {start}) / ({step} + ({step} == 0)))))")
         name = cg.alloc(node.outputs[0], [n], "ar")
-        cg.emit(f"{cg.kernel(fill_arange)}({name}, {start}, {step})")
+        cg.emit(cg.kernel_call(cg.kernel(fill_arange), name, start, step))
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, dtype: Any = None) -> Variable:
@@ -775,14 +775,14 @@ class Repeat(Op):
         total = cg.fresh("total")
         reps = cg.value(repeats)
         counts = repeat_counts_vector if repeats.ndim else repeat_counts_scalar
-        cg.emit(f"{total} = {cg.kernel(counts)}({reps}, {dims[self.axis]})")
+        cg.emit(f"{total} = {cg.kernel_call(cg.kernel(counts), reps, dims[self.axis])}")
         cg.check(f"{total} < 0", node, "repeat counts must not be negative, one per element along the axis")
         out_dims = [f"max({total}, 0)" if d == self.axis else n for d, n in enumerate(dims)]
         out = cg.alloc(y, out_dims, "rep")
         kernel = repeat3_vector if repeats.ndim else repeat3_scalar
         x3 = cg.reshape(cg.value(x), around_axis(dims, self.axis), node)
         out3 = cg.reshape(out, around_axis(out_dims, self.axis), node)
-        cg.emit(f"{cg.kernel(kernel)}({x3}, {reps}, {out3})")
+        cg.emit(cg.kernel_call(cg.kernel(kernel), x3, reps, out3))
 
 
 def repeat_counts_scalar(r, n):  # type: ignore[no-untyped-def]

@@ -521,8 +521,9 @@ class AdvancedIncSubtensor(Op):
         out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incpairs")
         cg.copy_into(out, x)
         bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {cg.kernel(scatter_pairs)}({out}, {cg.value(y)}, {cg.value(rows)}, {cg.value(cols)}, {n}, "
-                f"{not self.set_instead_of_inc})")
+        call = cg.kernel_call(cg.kernel(scatter_pairs), out, cg.value(y), cg.value(rows), cg.value(cols), n,
+                              str(not self.set_instead_of_inc))
+        cg.emit(f"{bad} = {call}")
         cg.check(f"{bad} >= 0", node, "index out of range")
 
 
@@ -585,7 +586,7 @@ def _numba_index(node: Apply, cg: Any, idx: tuple[Entry, ...], x: Variable, comp
         f"    return x[{', '.join(parts)}], 0",
     ]) + "\n"
     view, status = cg.fresh("view"), cg.fresh("st")
-    cg.emit(f"{view}, {status} = {cg.generated_kernel(source)}({', '.join([cg.value(x)] + comps)})")
+    cg.emit(f"{view}, {status} = {cg.kernel_call(cg.generated_kernel(source), cg.value(x), *comps)}")
     cg.check_status(status, node, "index out of range (or a zero slice step)")
     return view
 

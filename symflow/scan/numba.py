@@ -127,7 +127,7 @@ def emit_scan(node: Apply, cg: Any) -> None:
                               f"    if buf.shape[1:] == ({params},):\n"
                               f"        return buf\n"
                               f"    return np.empty((buf.shape[0], {params}), buf.dtype)\n")
-                    cg.emit(f"{mbuf} = {cg.generated_kernel(source)}({mbuf}, {', '.join(dims)})")
+                    cg.emit(f"{mbuf} = {cg.kernel_call(cg.generated_kernel(source), mbuf, *dims)}")
             _store(node, cg, f"{mbuf}[{t}]", y)
         for acc, y in zip(sums, op.inner_sum_outputs):
             if y.ndim == 0:

@@ -223,3 +223,29 @@ def test_the_default_mode_is_numba() -> None:
     code = "import symflow; print(symflow.config.mode)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numba"
+
+
+KERNEL_COMPILES = """
+import json, sys
+import numpy as np
+import symflow as sf, symflow.tensor as T
+a, b, c, d = (T.vector(n) for n in 'abcd')
+# the same elementwise kernel at two call sites (each with its own error code), and arange from 0
+f = sf.function([a, b, c, d], [T.exp(a) * 1.5 + b, T.exp(c) * 1.5 + d, T.arange(a.shape[0]), T.arange(b.shape[0])],
+                mode='numba')
+f(*[np.ones(3)] * 4)
+kernels = {name: len(module.kernel.signatures) for name, module in sys.modules.items()
+           if name.startswith('_symflow_generated.g_')}
+print(json.dumps(kernels))
+"""
+
+
+def test_a_kernel_compiles_once_for_all_its_call_sites(tmp_path) -> None:
+    """Integer literals (error codes, constant lengths) reach kernels as int64: Numba would compile a
+    kernel once per literal value otherwise, which made cold compiles of large functions slow."""
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", KERNEL_COMPILES], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    signatures = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    assert signatures and all(n == 1 for n in signatures.values()), signatures

@@ -49,7 +49,7 @@ def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Varia
 def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]:
     """The module source for ``fgraph``, its CodeGen, argument names and result names."""
     cg = CodeGen()
-    cg.emit("err = 0")
+    cg.emit("err = np.int64(0)")  # not a literal: kernels taking err would compile twice
     args: list[str] = []
     arg_vars = fgraph.inputs + fgraph.shared_inputs
     for i, v in enumerate(arg_vars):

@@ -222,6 +222,14 @@ class CodeGen(SourceWriter):
         self.generated[name] = source
         return name
 
+    def kernel_call(self, kernel: str, *args: str) -> str:
+        """The expression calling ``kernel`` (a name) with ``args``, integer literals typed as int64.
+
+        Numba compiles a kernel once per literal value it is called with, so ``k(err, 12, x)`` and
+        ``k(err, 13, x)`` would be two compiles; ``np.int64(12)`` makes them one.
+        """
+        return f"{kernel}({', '.join(unliteral(a) for a in args)})"
+
     def global_object(self, hint: str, source: str) -> str:
         """A module-level object built by ``source`` (a Python expression using imports)."""
         for name, src in self.objects.items():
@@ -338,7 +346,7 @@ class CodeGen(SourceWriter):
         else:
             make = f"np.empty(({shape},), {np_dtype(dtype)})"
         source = f"def kernel({', '.join(params)}):\n    return {make}\n"
-        return f"{self.generated_kernel(source)}({', '.join(map(unliteral, dims))})"
+        return self.kernel_call(self.generated_kernel(source), *dims)
 
     def alloc(self, v: Variable, dims: Sequence[str], hint: str = "a") -> str:
         """The array that will hold ``v``: its destination if it has one, else a new array.
@@ -406,7 +414,7 @@ class CodeGen(SourceWriter):
                   f"        return np.zeros(({zeros},), x.dtype), 1\n"
                   f"    return np.ascontiguousarray(x).reshape(({params},)), 0\n")
         result, status = self.fresh("rs"), self.fresh("st")
-        self.emit(f"{result}, {status} = {self.generated_kernel(source)}({array}, {', '.join(dims)})")
+        self.emit(f"{result}, {status} = {self.kernel_call(self.generated_kernel(source), array, *dims)}")
         self.check_status(status, node, "cannot reshape")
         return result
 
@@ -509,7 +517,7 @@ class KernelWriter(SourceWriter):
     def call(self, result: str | None = None) -> None:
         """Emit the call in the main function (assigning its return value to ``result``)."""
         name = self.cg.generated_kernel(self.source())
-        call = f"{name}({', '.join(map(unliteral, self.args))})"
+        call = self.cg.kernel_call(name, *self.args)
         self.cg.emit(f"{result} = {call}" if result else call)
 
     def call_with_status(self, code: int) -> None:
@@ -519,12 +527,11 @@ class KernelWriter(SourceWriter):
         source = "\n".join([f"def kernel(err, code, {params}):", "    if err != 0:", "        return err",
                              *self.lines]) + "\n"
         name = self.cg.generated_kernel(source)
-        self.cg.emit(f"err = {name}(err, {unliteral(str(code))}, {', '.join(map(unliteral, self.args))})")
+        self.cg.emit(f"err = {self.cg.kernel_call(name, 'err', str(code), *self.args)}")
 
 
 def unliteral(arg: str) -> str:
-    """A kernel argument that Numba types as int64, not as a literal: Numba compiles a kernel once
-    per literal value it is called with, so ``k(err, 12, x)`` and ``k(err, 13, x)`` would compile twice."""
+    """``arg``, wrapped in ``np.int64`` when it is an integer literal (see ``CodeGen.kernel_call``)."""
     return f"np.int64({arg})" if _INT_LITERAL.fullmatch(arg.strip()) else arg
 
 
