@@ -129,6 +129,34 @@ def test_error_leaves_shared_values_unchanged() -> None:
     np.testing.assert_array_equal(V.get_value(), before[1])
 
 
+def test_updates_in_place_read_old_values_and_new_steps() -> None:
+    """In-place updates are ordered: one that reads another's old value is written first, and
+    momentum's step (the velocity's new value) is written before the parameter update reads it."""
+    a, b = sf.shared(np.ones(3), name="a"), sf.shared(np.full(3, 2.0), name="b")
+    f = sf.function([], [], updates=[(a, a + b), (b, b * 2)], mode="numba")
+    assert set(f._run.cg.in_place) == {a, b}
+    f()
+    np.testing.assert_array_equal(a.get_value(), np.full(3, 3.0))  # 1 + old b, not 1 + new b
+    np.testing.assert_array_equal(b.get_value(), np.full(3, 4.0))
+
+    X = T.matrix("X")
+    W = sf.shared(np.ones((3, 2)), name="W")
+    V = sf.shared(np.full((3, 2), 0.5), name="V")
+    step = 0.9 * V - 0.1 * sf.grad((X.dot(W) ** 2).sum(), W)
+    x = np.arange(12.0).reshape(4, 3)
+    results = {}
+    for mode in ("py", "numba"):
+        W.set_value(np.ones((3, 2)))
+        V.set_value(np.full((3, 2), 0.5))
+        g = sf.function([X], [], updates=[(W, W + step), (V, step)], mode=mode)
+        g(x)
+        g(x)
+        results[mode] = (W.get_value(), V.get_value())
+    assert set(g._run.cg.in_place) == {W, V}  # nothing returned to Python
+    for got, want in zip(results["numba"], results["py"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_outputs_do_not_alias_updated_shared_values() -> None:
     W = sf.shared(np.ones(3), name="W")
     f = sf.function([], [W, W * 1], updates=[(W, W + 1)], mode="numba")

@@ -63,9 +63,9 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
             cg.arguments.add(v)
     cg.defined.update(args)
     in_place = plan_in_place(fgraph)
-    deferred = [e.owner for _, e in in_place]
-    emit_graph(cg, fgraph.outputs + [e for _, e in fgraph.updates if e.owner not in deferred]
-               + [x for node in deferred for x in node.inputs], arg_vars)  # type: ignore[union-attr]
+    deferred = {e for _, e in in_place}  # computed at the end, into the shared variables' arrays
+    emit_graph(cg, fgraph.outputs + [e for _, e in fgraph.updates if e not in deferred]
+               + [x for _, e in in_place for x in e.owner.inputs if x not in deferred], arg_vars)  # type: ignore[union-attr]
 
     results: list[str] = []
     claimed: set[Variable] = set()
@@ -132,10 +132,12 @@ def _reads_storage(x: Variable, target: Variable) -> bool:
 def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
     """Updates computed straight into the shared variable's array, in a safe order.
 
-    An update qualifies when an elementwise loop computes it (it writes every element) and the
+    An update qualifies when an elementwise loop computes it (it writes every element), the
     shared variable is one of the loop's inputs with the result's broadcastable pattern (so the
-    shapes are equal), and nothing else uses the new value. An update that reads another
-    target's old value is written before that target; a cycle leaves one update out.
+    shapes are equal), and the new value is used only by other such updates (momentum's step
+    feeds the parameter's update). An update is written after every other in-place update that
+    reads its old value and after those whose new values it reads; a cycle (a swap) leaves one
+    update out, computed into a new array before any is written.
     """
     clients = fgraph.clients()
     candidates: dict[Variable, Variable] = {}
@@ -143,15 +145,23 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
         node = e.owner
         if (e.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
                 and any(x is sv and x.broadcastable == e.broadcastable for x in node.inputs)
-                and clients.get(e, []) == [None]):
+                and clients.get(e, []).count(None) == 1):
             candidates[sv] = e
+    while True:  # keep updates whose new value nothing but other in-place updates reads
+        nodes = {e.owner for e in candidates.values()}
+        kept = {sv: e for sv, e in candidates.items() if all(c is None or c in nodes for c in clients[e])}
+        if len(kept) == len(candidates):
+            break
+        candidates = kept
     order: list[tuple[Variable, Variable]] = []
     pending = dict(candidates)
     while pending:
-        ready = [sv for sv, e in pending.items()
-                 if not any(_reads_storage(x, other) for other in pending if other is not sv
-                            for x in e.owner.inputs)]  # type: ignore[union-attr]
-        if not ready:  # a cycle (e.g. a swap): compute one of them into a new array instead
+        ready = [sv for sv, e in pending.items() if not any(
+            _reads_storage(x, sv)  # another update still needs the old value
+            for other, f in pending.items() if other is not sv for x in f.owner.inputs)  # type: ignore[union-attr]
+            and not any(x is f for other, f in pending.items() if other is not sv  # it reads a new value
+                        for x in e.owner.inputs)]  # type: ignore[union-attr]
+        if not ready:  # a cycle: compute one of them into a new array instead
             pending.pop(next(iter(pending)))
             continue
         for sv in ready:
@@ -163,13 +173,14 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
     """Check every in-place update's shapes, then write them all only if the call has no error."""
     if not in_place:
         return
+    home = {e: sv for sv, e in in_place}  # where each new value will live
     for sv, e in in_place:
         node = e.owner
         for x in node.inputs:  # type: ignore[union-attr]
             offset = e.ndim - x.ndim
             for d in range(x.ndim):
                 if not x.broadcastable[d]:
-                    cg.check(f"{cg.dim(x, d)} != {cg.value(sv)}.shape[{d + offset}]", node,
+                    cg.check(f"{cg.dim(home.get(x, x), d)} != {cg.value(sv)}.shape[{d + offset}]", node,
                              f"the update of {sv.name or 'a shared variable'} does not keep its shape")
     with cg.block("if err == 0:"):
         for sv, e in in_place:
@@ -206,16 +217,16 @@ class NumbaRunner:
         written = set(cg.in_place)
         self.targets = [sv for sv, _ in fgraph.updates if sv not in written]
         returned = fgraph.outputs + [e for sv, e in fgraph.updates if sv not in written]
-        self.scalar_out = [(i, y.dtype) for i, y in enumerate(returned) if y.ndim == 0]
+        self.scalar_out = [(i, np.dtype(y.dtype)) for i, y in enumerate(returned) if y.ndim == 0]
         self._py: Any = None
         self.loaded_from_cache = False  # whether Numba loaded the compiled code from disk
 
     def __call__(self, values: list[Any]) -> list[Any]:
-        args = [v if v.flags.c_contiguous else np.ascontiguousarray(v) for v in values]
-        args += [sv._value for sv in self.shared]
-        args += self.constants
+        for i, v in enumerate(values):  # the compiled code takes C-contiguous arrays
+            if not v.flags.c_contiguous:
+                values[i] = np.ascontiguousarray(v)
         try:
-            err, *results = self.entry(*args)
+            err, *results = self.entry(*values, *[sv._value for sv in self.shared], *self.constants)
         except Exception as exc:  # only object-mode fallbacks can raise
             self.explain(values, None, exc)
             raise
@@ -225,9 +236,11 @@ class NumbaRunner:
             self.explain(values, err)
         for i, dtype in self.scalar_out:
             results[i] = np.array(results[i], dtype=dtype)
-        for sv, value in zip(self.targets, results[self.n_out:], strict=True):
-            sv._value = value
-        return results[: self.n_out]
+        if self.targets:
+            for sv, value in zip(self.targets, results[self.n_out:], strict=True):
+                sv._value = value
+            del results[self.n_out:]
+        return results
 
     def reference(self) -> Any:
         """The NumPy-backend program of the same graph (built on first use)."""
