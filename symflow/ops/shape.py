@@ -579,12 +579,16 @@ class Alloc(Op):
 
     numba_reads_elements = True
 
+    def numba_emit_lazy(self, node: Apply, cg: Any) -> None:
+        """The checks of a fill that consumers read element by element (it is never built)."""
+        for s in node.inputs[1:]:
+            cg.check(f"{cg.value(s)} < 0", node, "negative dimension")
+
     def numba_emit(self, node: Apply, cg: Any) -> None:
         value, *shape = node.inputs
         y = node.outputs[0]
         dims = [cg.value(s) for s in shape]
-        for d in dims:
-            cg.check(f"{d} < 0", node, "negative dimension")
+        self.numba_emit_lazy(node, cg)
         offset = len(dims) - value.ndim
         for d in range(value.ndim):
             if not value.broadcastable[d]:

@@ -178,7 +178,7 @@ class IncSubtensor(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
-    numba_reads_elements = (1,)
+    numba_reads_elements = (0, 1)  # x is copied element by element
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         """Copy ``x``, then one kernel checks the index and writes (or adds) ``y`` into the region."""
@@ -336,6 +336,8 @@ class AdvancedIncSubtensor1(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    numba_reads_elements = (0,)  # x is copied element by element
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, idx = node.inputs
@@ -508,6 +510,10 @@ class AdvancedIncSubtensor(Op):
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
+
+    def numba_reads_elements(self, node: Apply) -> tuple[int, ...]:
+        """x is copied element by element, unless the node runs in object mode."""
+        return (0,) if _is_pairs(self.idx, node.inputs[0], node.inputs[2:]) else ()
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, *components = node.inputs

@@ -157,6 +157,23 @@ def test_updates_in_place_read_old_values_and_new_steps() -> None:
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def test_a_zero_fill_read_by_elements_is_never_built() -> None:
+    """``inc_subtensor`` into zeros (the gradient of indexing) fills its result directly, and a
+    fill that is never built still rejects a negative length."""
+    y, n = T.vector("y"), T.iscalar("n")
+    rows = T.ivector("rows")
+    zeros = T.zeros((n, 3))
+    out = T.inc_subtensor(zeros[rows], T.outer(y, T.ones(3)))
+    values = [np.array([1.0, 2.0]), np.int32(4), np.array([0, 2], dtype="int32")]
+    want = sf.function([y, n, rows], out, mode="py")(*values)
+    f = sf.function([y, n, rows], out, mode="numba")
+    np.testing.assert_array_equal(f(*values), want)
+    assert all(v not in f._run.cg.names for v in f._run.cg.lazy if v.owner and "Alloc" in str(v.owner.op))
+    assert any(v.owner is not None and type(v.owner.op).__name__ == "Alloc" for v in f._run.cg.lazy)
+    with pytest.raises(SymflowError, match="negative"):
+        f(values[0], np.int32(-1), values[2])
+
+
 def test_outputs_do_not_alias_updated_shared_values() -> None:
     W = sf.shared(np.ones(3), name="W")
     f = sf.function([], [W, W * 1], updates=[(W, W + 1)], mode="numba")

@@ -35,6 +35,9 @@ def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Varia
     cg.lazy |= lazy
     for node in nodes:
         if all(y in cg.lazy for y in node.outputs):
+            checks = getattr(node.op, "numba_emit_lazy", None)  # a lazy value still checks its inputs
+            if checks is not None:
+                checks(node, cg)
             continue
         emitter = getattr(node.op, "numba_emit", None)
         if emitter is None:

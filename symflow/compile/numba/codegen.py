@@ -130,9 +130,9 @@ class SourceWriter:
 
 
 def through_views(lazy: set[Variable], v: Variable, idx: list[str]) -> tuple[Variable, list[str]]:
-    """Follow lazily skipped dimshuffles back to a built value, mapping the indices."""
+    """Follow lazily skipped dimshuffles back to a built value (or a lazy fill), mapping the indices."""
     idx = ["0" if b else i for b, i in zip(v.broadcastable, idx)]
-    while v in lazy:
+    while v in lazy and not is_fill(v):
         node = v.owner
         order = node.op.new_order  # type: ignore[union-attr]
         x = node.inputs[0]  # type: ignore[union-attr]
@@ -142,6 +142,12 @@ def through_views(lazy: set[Variable], v: Variable, idx: list[str]) -> tuple[Var
                 inner[d] = idx[pos]
         v, idx = x, ["0" if b else i for b, i in zip(x.broadcastable, inner)]
     return v, idx
+
+
+def is_fill(v: Variable) -> bool:
+    """Whether ``v`` is an array filled with one scalar (``alloc``): it can be read lazily."""
+    return v.owner is not None and type(v.owner.op).__name__ == "Alloc" and v.ndim > 0 \
+        and v.owner.inputs[0].ndim == 0
 
 
 def _uniform_constant(v: Variable) -> Any:
@@ -297,6 +303,8 @@ class CodeGen(SourceWriter):
     def elem(self, v: Variable, idx: Sequence[str]) -> str:
         """Expression (in the main function) for the element of ``v`` at ``idx``."""
         base, mapped = through_views(self.lazy, v, list(idx))
+        if base in self.lazy:  # a fill: every element is its scalar
+            base = base.owner.inputs[0]  # type: ignore[union-attr]
         if base.ndim == 0:
             return self.value(base)
         uniform = _uniform_constant(base)
@@ -311,6 +319,8 @@ class CodeGen(SourceWriter):
         markers = [str(i) for i in range(v.ndim)]
         markers[d] = "D"
         base, mapped = through_views(self.lazy, v, markers)
+        if base in self.lazy:  # a fill: its shape inputs
+            return self.value(base.owner.inputs[1 + mapped.index("D")])  # type: ignore[union-attr]
         if isinstance(base, Constant):
             return str(base.data.shape[mapped.index("D")])
         if base in self.shape_hints:
@@ -491,6 +501,8 @@ class KernelWriter(SourceWriter):
         Constants become parameters too, so kernels differing only in a constant are one kernel.
         """
         base, mapped = through_views(self.cg.lazy, v, list(idx))
+        if base in self.cg.lazy:  # a fill: every element is its scalar
+            base = base.owner.inputs[0]  # type: ignore[union-attr]
         uniform = _uniform_constant(base)
         if uniform is not None:
             return self.param(literal(uniform, base.dtype))
@@ -506,6 +518,8 @@ class KernelWriter(SourceWriter):
         markers = [str(i) for i in range(v.ndim)]
         markers[d] = "D"
         base, mapped = through_views(self.cg.lazy, v, markers)
+        if base in self.cg.lazy:  # a fill: its shape inputs
+            return self.param(self.cg.value(base.owner.inputs[1 + mapped.index("D")]))  # type: ignore[union-attr]
         if isinstance(base, Constant):
             return str(base.data.shape[mapped.index("D")])
         return f"{self.param(self.cg.value(base))}.shape[{mapped.index('D')}]"
@@ -539,10 +553,11 @@ _INT_LITERAL = re.compile(r"-?\d+")
 
 
 def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tuple[list[Apply], set[Variable]]:
-    """The nodes to emit, and the dimshuffle outputs that consumers only read element-wise.
+    """The nodes to emit, and the outputs that consumers only read element-wise (``lazy``).
 
-    A dimshuffle is skipped (``lazy``) when every consumer reads it through ``elem``; its own
-    input is then read the same way. Everything else is computed as a value.
+    A dimshuffle, or an array filled with one scalar, is never built when every consumer reads
+    it through ``elem``: a dimshuffle's own input is then read the same way, and a fill's
+    elements are its scalar. Everything else is computed as a value.
     """
     nodes = toposort(outputs, stop_at=stop_at)
     value_needed: set[Variable] = set(outputs)
@@ -550,10 +565,13 @@ def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tup
     for node in reversed(nodes):
         op = node.op
         y = node.outputs[0]
-        if type(op).__name__ == "DimShuffle" and y not in value_needed:
+        if (type(op).__name__ == "DimShuffle" or is_fill(y)) and y not in value_needed:
             lazy.add(y)
-            continue
+            if not is_fill(y):
+                continue
         elementwise = getattr(op, "numba_reads_elements", False)
+        if callable(elementwise):
+            elementwise = elementwise(node)
         for i, x in enumerate(node.inputs):
             by_element = elementwise is True or (isinstance(elementwise, tuple) and i in elementwise)
             if not by_element:
