@@ -136,22 +136,58 @@ class LogSoftmax(Op):
         return [(type(self)()(values[0]), True)]
 
 
+class SoftmaxAndLog(Op):
+    """``softmax(x)`` and ``log_softmax(x)`` from one pass over the rows (one exp per element).
+
+    Not built by users: the ``share_softmax`` rewrite puts it where a graph needs both, as a
+    cross-entropy's cost (log-softmax) and gradient (softmax) do.
+    """
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        _check_float(x, "softmax")
+        if x.ndim < 1:
+            raise TypeError(f"softmax needs at least one dimension, got {x.describe()}")
+        return Apply(self, [x], [x.type, x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return Softmax().perform(node, inputs) + LogSoftmax().perform(node, inputs)
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        g_sm, g_log = output_grads
+        y = node.outputs[0]
+        parts = [] if g_sm is None else [SoftmaxGrad()(g_sm, y)]
+        if g_log is not None:
+            parts.append(m.sub(g_log, m.mul(y, sum_(g_log, axis=-1, keepdims=True))))
+        return [m.add(*parts) if len(parts) > 1 else (parts[0] if parts else None)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0], input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        _emit_rows(node, cg, SOFTMAX_AND_LOG_SOURCE)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        return [(y, True) for y in type(self)()(values[0])]
+
+
 def _emit_rows(node: Apply, cg: Any, source: str) -> None:
     """Call a generated row-wise kernel on ``x`` viewed as a matrix of its last axis."""
     (x,) = node.inputs
-    y = node.outputs[0]
     dims = cg.shape_tuple(x)
     kernel = cg.generated_kernel(source)
     if x.ndim == 2:
-        out = cg.alloc(y, dims, "sm")
-        cg.emit(f"{kernel}({cg.value(x)}, {out})")
+        outs = [cg.alloc(y, dims, "sm") for y in node.outputs]
+        cg.emit(f"{kernel}({cg.value(x)}, {', '.join(outs)})")
         return
     rows = " * ".join(dims[:-1]) or "1"
     flat = cg.reshape(cg.value(x), [rows, dims[-1]], node)
-    out2 = cg.fresh("sm")
-    cg.emit(f"{out2} = {cg.empty([rows, dims[-1]], y.dtype)}")
-    cg.emit(f"{kernel}({flat}, {out2})")
-    cg.emit(f"{cg.new_name(y, 'sm')} = {cg.reshape(out2, dims, node)}")
+    flat_outs = [cg.fresh("sm") for _ in node.outputs]
+    for out2, y in zip(flat_outs, node.outputs):
+        cg.emit(f"{out2} = {cg.empty([rows, dims[-1]], y.dtype)}")
+    cg.emit(f"{kernel}({flat}, {', '.join(flat_outs)})")
+    for out2, y in zip(flat_outs, node.outputs):
+        cg.emit(f"{cg.new_name(y, 'sm')} = {cg.reshape(out2, dims, node)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,6 +237,13 @@ SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _ROW_MAX_AND_EXP + """     
 LOG_SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _ROW_MAX_AND_EXP + """        shift = top + math.log(total)
         for j in range(m):
             out[i, j] = x[i, j] - shift
+"""
+
+SOFTMAX_AND_LOG_SOURCE = _HEADER + "def kernel(x, out, out_log):\n" + _ROW_MAX_AND_EXP + """        inv = 1.0 / total
+        shift = top + math.log(total)
+        for j in range(m):
+            out[i, j] = ebuf[j] * inv
+            out_log[i, j] = x[i, j] - shift
 """
 
 

@@ -26,6 +26,7 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
     x, v, y, s = T.matrix("x"), T.vector("v"), T.ivector("y"), T.scalar("s")
     W = sf.shared(W0.copy(), name="W")
     counter = sf.shared(np.zeros(3), name="counter")
+    x3 = x * 3
     out: dict[str, Any] = {
         "merge: repeated subgraphs": T.tanh(x).sum() + T.tanh(x).sum(),
         "constant folding": x * (T.constant(2.0) * 3 + T.exp(T.constant(1.0))),
@@ -41,6 +42,7 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "log of sigmoid": T.log(T.nnet.sigmoid(v * 50)) + T.log(1 - T.nnet.sigmoid(v * 50)),
         "cross-entropy gradient": sf.grad(T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).sum(), x),
         "fusion": T.exp(T.tanh(x * 2 + 1) - x) * 3,
+        "softmax and log-softmax of the same rows": T.nnet.softmax(x3) + T.nnet.log_softmax(x3),
     }
     def recurrence(x_t: Any, h: Any, W: Any) -> Any:
         z = x_t + h.dot(W)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import symflow as sf
 import symflow.tensor as T
+from symflow.ops.nnet import SoftmaxAndLog
 from symflow.testing import strategies as sst
 
 
@@ -119,4 +120,24 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
         "binary_crossentropy": (T.nnet.binary_crossentropy, [probs, targets]),
         "sigmoid_binary_crossentropy": (T.nnet.sigmoid_binary_crossentropy, [logits, targets]),
         "crossentropy_softmax_1hot": (lambda x: T.nnet.crossentropy_softmax_1hot(x, y), [logits]),
+        "softmax and log_softmax from one op": (lambda x: _both(x)[0] * 0.5 + _both(x)[1], [logits]),
+        "only the log_softmax of the pair": (lambda x: _both(x)[1], [logits]),
+        "only the softmax of the pair": (lambda x: _both(x)[0], [vector]),
     })
+
+
+def _both(x: Any) -> list[Any]:
+    return SoftmaxAndLog()(x if x.ndim == 2 else x.dimshuffle("x", 0))  # type: ignore[no-any-return]
+
+
+def test_softmax_and_log_softmax_of_the_same_rows_share_one_op(mode: str) -> None:
+    """Where a graph needs both (a cross-entropy's cost and its gradient), one op computes them."""
+    x = T.tensor3("x")
+    z = x * 2
+    f = sf.function([x], [T.nnet.softmax(z), T.nnet.log_softmax(z)], mode=mode)
+    assert [type(n.op) for n in f.fgraph.nodes()].count(SoftmaxAndLog) == 1
+    value = np.random.default_rng(3).normal(size=(2, 3, 4)) * 3
+    sm, lsm = f(value)
+    shifted = value * 2 - (value * 2).max(axis=-1, keepdims=True)
+    np.testing.assert_allclose(sm, _softmax(value * 2), rtol=1e-12)
+    np.testing.assert_allclose(lsm, shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)), atol=1e-12)

@@ -41,6 +41,7 @@ PIPELINE = [
     "merge",
     "constant_fold",
     "canonicalize",
+    "share_softmax",
     "fusion",
     "merge",
 ]

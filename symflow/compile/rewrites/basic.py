@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ...graph import Apply, Constant, Variable, rebuild
+from ...ops.nnet import LogSoftmax, Softmax, SoftmaxAndLog
 from ...ops.shape import patternbroadcast
 from ..fgraph import FunctionGraph
 from . import register
@@ -80,5 +81,26 @@ def constant_fold(fgraph: FunctionGraph) -> FunctionGraph:
             return None
         return [Constant(np.asarray(r), dtype=y.dtype, broadcastable=y.broadcastable)
                 for r, y in zip(results, node.outputs)]
+
+    return rewrite_nodes(fgraph, local)
+
+
+@register("share_softmax", scan_bodies=True)
+def share_softmax(fgraph: FunctionGraph) -> FunctionGraph:
+    """A softmax and a log-softmax of the same rows come from one kernel (one exp per element)."""
+    kinds: dict[Variable, set[type]] = {}
+    for node in fgraph.nodes():
+        if type(node.op) in (Softmax, LogSoftmax):
+            kinds.setdefault(node.inputs[0], set()).add(type(node.op))
+    both = {x for x, found in kinds.items() if len(found) == 2}
+    if not both:
+        return fgraph
+    made: dict[Variable, list[Variable]] = {}
+
+    def local(node: Apply) -> list[Variable] | None:
+        if type(node.op) not in (Softmax, LogSoftmax) or node.inputs[0] not in both:
+            return None
+        softmax, log_softmax = made.setdefault(node.inputs[0], SoftmaxAndLog()(node.inputs[0]))
+        return [softmax if type(node.op) is Softmax else log_softmax]
 
     return rewrite_nodes(fgraph, local)
