@@ -152,6 +152,12 @@ class Elemwise(Op):
             return
         dims = cg.broadcast_dims(node, node.inputs, out.ndim)
         name = cg.alloc(out, dims)
+        cg.elementwise(name, out.ndim, node.inputs, self.numba_body(node), node=node)
+
+    def numba_body(self, node: Apply) -> Callable[[Any, list[str]], str]:
+        """``body(kw, idx)``: the output's element at ``idx`` inside a generated loop kernel."""
+        in_dtypes = [x.dtype for x in node.inputs]
+        out_dtype = node.outputs[0].dtype
 
         def body(kw: Any, idx: list[str]) -> str:
             args = []
@@ -159,9 +165,9 @@ class Elemwise(Op):
                 tmp = kw.fresh("e")
                 kw.emit(f"{tmp} = {kw.elem(x, idx)}")
                 args.append(tmp)
-            return self.scalar_op.numba_expr(args, in_dtypes, out.dtype)
+            return self.scalar_op.numba_expr(args, in_dtypes, out_dtype)
 
-        cg.elementwise(name, out.ndim, node.inputs, body, node=node)
+        return body
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         out = []
@@ -360,33 +366,36 @@ class FusedElemwise(Op):
     infer_shape = Elemwise.infer_shape
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        from ..compile.numba.codegen import scalar_cast
-
         out = node.outputs[0]
-        c = self.composite
-
-        def program(elem: Callable[[Variable], str], emit: Callable[[str], None], fresh: Callable[[str], str]) -> str:
-            names = []
-            for x in node.inputs:
-                name = fresh("e")
-                emit(f"{name} = {elem(x)}")
-                names.append(name)
-            for op_name, args, dtype in c.steps:
-                sop = SCALAR_OPS[op_name]
-                expr = sop.numba_expr([names[a] for a in args], [c.dtype_of(a) for a in args], dtype)
-                name = fresh("s")
-                emit(f"{name} = {scalar_cast(expr, dtype)}")
-                names.append(name)
-            return names[c.output]
-
         if out.ndim == 0:
-            result = program(lambda x: cg.elem(x, []), cg.emit, cg.fresh)
-            cg.bind(out, result)
+            cg.bind(out, self._program(node, lambda x: cg.elem(x, []), cg.emit, cg.fresh))
             return
         dims = cg.broadcast_dims(node, node.inputs, out.ndim)
         name = cg.alloc(out, dims)
-        cg.elementwise(name, out.ndim, node.inputs,
-                       lambda kw, idx: program(lambda x: kw.elem(x, idx), kw.emit, kw.fresh), node=node)
+        cg.elementwise(name, out.ndim, node.inputs, self.numba_body(node), node=node)
+
+    def numba_body(self, node: Apply) -> Callable[[Any, list[str]], str]:
+        """``body(kw, idx)``: the output's element at ``idx`` inside a generated loop kernel."""
+        return lambda kw, idx: self._program(node, lambda x: kw.elem(x, idx), kw.emit, kw.fresh)
+
+    def _program(self, node: Apply, elem: Callable[[Variable], str], emit: Callable[[str], None],
+                 fresh: Callable[[str], str]) -> str:
+        """Emit the composite's steps on the inputs' elements; returns the output's name."""
+        from ..compile.numba.codegen import scalar_cast
+
+        c = self.composite
+        names = []
+        for x in node.inputs:
+            name = fresh("e")
+            emit(f"{name} = {elem(x)}")
+            names.append(name)
+        for op_name, args, dtype in c.steps:
+            sop = SCALAR_OPS[op_name]
+            expr = sop.numba_expr([names[a] for a in args], [c.dtype_of(a) for a in args], dtype)
+            name = fresh("s")
+            emit(f"{name} = {scalar_cast(expr, dtype)}")
+            names.append(name)
+        return names[c.output]
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
         """All steps at once: unbatched inputs get a broadcastable leading axis."""

@@ -12,6 +12,7 @@ import pytest
 
 import symflow as sf
 import symflow.tensor as T
+from symflow.compile.numba.backend import pair_in_place, plan_in_place
 from symflow.compile.numba.codegen import NoNumbaImplementation
 from symflow.compile.rewrites import PIPELINE
 from symflow.errors import SymflowError
@@ -153,8 +154,17 @@ def test_updates_in_place_read_old_values_and_new_steps() -> None:
         g(x)
         results[mode] = (W.get_value(), V.get_value())
     assert set(g._run.cg.in_place) == {W, V}  # nothing returned to Python
+    assert [len(group) for group in pair_in_place(plan_in_place(g.fgraph))] == [2]  # one loop writes both
     for got, want in zip(results["numba"], results["py"]):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+    A, B = sf.shared(np.eye(2), name="A"), sf.shared(np.array([[1.0, 2.0], [3.0, 4.0]]), name="B")
+    h = sf.function([], [], updates=[(B, B * 2), (A, A + B.T)], mode="numba")  # A reads B through a view
+    assert set(h._run.cg.in_place) == {A, B}
+    assert [len(group) for group in pair_in_place(plan_in_place(h.fgraph))] == [1, 1]
+    h()
+    np.testing.assert_array_equal(A.get_value(), np.eye(2) + [[1.0, 3.0], [2.0, 4.0]])
+    np.testing.assert_array_equal(B.get_value(), [[2.0, 4.0], [6.0, 8.0]])
 
 
 def test_a_zero_fill_read_by_elements_is_never_built() -> None:

@@ -186,9 +186,53 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
                     cg.check(f"{cg.dim(home.get(x, x), d)} != {cg.value(sv)}.shape[{d + offset}]", node,
                              f"the update of {sv.name or 'a shared variable'} does not keep its shape")
     with cg.block("if err == 0:"):
-        for sv, e in in_place:
-            cg.destinations[e] = cg.value(sv)
-            e.owner.op.numba_emit(e.owner, cg)  # type: ignore[union-attr]
+        for group in pair_in_place(in_place):
+            for sv, e in group:
+                cg.destinations[e] = cg.value(sv)
+            if len(group) == 1:
+                e.owner.op.numba_emit(e.owner, cg)  # type: ignore[union-attr]
+                continue
+            writes, inputs = [], []
+            for _, e in group:  # momentum: one loop writes the step, then the parameter reading it
+                node = e.owner
+                name = cg.alloc(e, cg.broadcast_dims(node, node.inputs, e.ndim))  # type: ignore[union-attr]
+                writes.append((name, node.op.numba_body(node)))  # type: ignore[union-attr]
+                inputs += node.inputs  # type: ignore[union-attr]
+            cg.elementwise_many(writes, e.ndim, inputs, node=e.owner)
+
+
+def pair_in_place(in_place: list[tuple[Variable, Variable]]) -> list[list[tuple[Variable, Variable]]]:
+    """The in-place updates in a safe order, each paired where possible with a later update
+    that reads its new value (as ``p + step`` reads momentum's step), to share one loop."""
+    rest = list(in_place)
+    groups = []
+    while rest:
+        first = rest.pop(0)
+        for k, second in enumerate(rest):
+            if _one_loop(first, second) and all(_may_precede(second, other) for other in rest[:k]):
+                groups.append([first, rest.pop(k)])
+                break
+        else:
+            groups.append([first])
+    return groups
+
+
+def _one_loop(first: tuple[Variable, Variable], second: tuple[Variable, Variable]) -> bool:
+    """Whether one element loop can write ``first`` and then ``second``, which reads it."""
+    (sv1, e1), (sv2, e2) = first, second
+    nodes = [e1.owner, e2.owner]
+    if e1 not in e2.owner.inputs or e1.broadcastable != e2.broadcastable \
+            or not all(hasattr(n.op, "numba_body") for n in nodes):  # type: ignore[union-attr]
+        return False
+    # element idx of a target may only be read at idx (no views), and the second reads no old first
+    return not any(_reads_storage(x, sv2) and x is not sv2 or _reads_storage(x, sv1) and (x is not sv1 or n is e2.owner)
+                   for n in nodes for x in n.inputs)  # type: ignore[union-attr]
+
+
+def _may_precede(update: tuple[Variable, Variable], other: tuple[Variable, Variable]) -> bool:
+    """Whether ``update`` may be written before ``other`` (planned the other way round)."""
+    (sv, e), (_, e_o) = update, other
+    return not any(_reads_storage(x, sv) for x in e_o.owner.inputs) and e_o not in e.owner.inputs  # type: ignore[union-attr]
 
 
 def _fresh_copy(cg: CodeGen, v: Variable) -> str:

@@ -395,14 +395,23 @@ class CodeGen(SourceWriter):
         The kernel first checks that every non-broadcastable dimension of the inputs has the
         target's length; if not, it writes nothing and the mismatch is recorded in ``err``.
         """
+        self.elementwise_many([(target, body)], ndim, inputs, op, node)
+
+    def elementwise_many(self, writes: Sequence[tuple[str, Callable[[KernelWriter, list[str]], str]]], ndim: int,
+                         inputs: Sequence[Variable], op: str = "=", node: Apply | None = None) -> None:
+        """One loop kernel doing ``target[idx] <op> body(idx)`` for each (target, body) in order.
+
+        The targets have one shape (checked); a later body may read an earlier target at ``idx``.
+        """
         kw = KernelWriter(self)
-        out = kw.param(target)
-        dims = [f"{out}.shape[{d}]" for d in range(ndim)]
+        outs = [kw.param(target) for target, _ in writes]
+        dims = [f"{outs[0]}.shape[{d}]" for d in range(ndim)]
         with kw.loops(dims) as idx:
-            expr = body(kw, idx)
-            kw.emit(f"{out}[{', '.join(idx)}] {op} {expr}")
+            for out, (_, body) in zip(outs, writes):
+                expr = body(kw, idx)
+                kw.emit(f"{out}[{', '.join(idx)}] {op} {expr}")
         kw.emit("return 0")
-        guards = []
+        guards = [f"{out}.shape[{d}] != {dims[d]}" for out in outs[1:] for d in range(ndim)]
         for x in inputs:
             offset = ndim - x.ndim  # inputs are aligned on the right, as in NumPy
             for d in range(x.ndim):
