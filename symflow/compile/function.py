@@ -120,6 +120,7 @@ class Function:
         self.mode = mode
         self.name = name
         self.trust_input = False
+        self._fast: Any = None  # a call path for exact arrays, from the Numba backend
         self.source: str | None = None  # the generated code, for mode='numba'
         self.n_outputs = len(fgraph.outputs)
         self.update_targets = [sv for sv, _ in fgraph.updates]
@@ -133,9 +134,18 @@ class Function:
             from .numba.backend import compile_numba
 
             self._run = compile_numba(fgraph, self)
+            fast_call = getattr(self._run, "fast_call", None)
+            if fast_call is not None:  # exact arrays go straight to the compiled code
+                self._fast = fast_call(specs, return_list, self._call)
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fast is not None and not kwargs:
+            return self._fast(*args)
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """The general call: bind and convert the arguments, run, unpack."""
         values = self._arguments(args, kwargs)
         outputs = self._run(values)
         if self.return_list:

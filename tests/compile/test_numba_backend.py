@@ -304,3 +304,35 @@ def test_a_kernel_compiles_once_for_all_its_call_sites(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     signatures = __import__("json").loads(done.stdout.strip().splitlines()[-1])
     assert signatures and all(n == 1 for n in signatures.values()), signatures
+
+
+def test_exact_arrays_take_the_fast_call_and_anything_else_the_general_one() -> None:
+    """Arrays of exactly the inputs' dtypes, ndims and layout go straight to the compiled code;
+    conversions, keywords, wrong arity and errors take the general path with its messages."""
+    X, b = T.matrix("X"), T.row("b")
+    a, s = sf.shared(np.ones(3), name="a"), sf.shared(np.zeros(3), name="s")
+    f = sf.function([X, b], (X + b).sum(), updates=[(a, s), (s, a)], mode="numba")  # a swap: one update returned
+    g = sf.function([X, b], [X * 2, (X + b).sum()], mode="numba")
+    assert f._fast is not None and g._fast is not None
+    x = np.arange(6.0).reshape(2, 3)
+    row = np.array([[1.0, 2.0, 3.0]])
+    assert float(f(x, row)) == 27.0 and isinstance(f(x, row), np.ndarray)  # a 0-d array, as Theano gives
+    np.testing.assert_array_equal(a.get_value(), np.ones(3))  # swapped twice
+    f(x, row)
+    np.testing.assert_array_equal(s.get_value(), np.ones(3))
+    np.testing.assert_array_equal(a.get_value(), np.zeros(3))
+    doubled, total = g(x, row)
+    np.testing.assert_array_equal(doubled, x * 2)
+    assert float(g(np.asfortranarray(x), row)[1]) == 27.0  # not C-contiguous: converted
+    assert float(g(x.tolist(), row.tolist())[1]) == 27.0  # lists: converted
+    assert float(g(X=x, b=row)[1]) == 27.0
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        g(x, row, row)
+    with pytest.raises(SymflowError, match="broadcastable"):
+        g(x, np.ones((2, 3)))
+    with pytest.raises(SymflowError, match="argument 0 'X'"):
+        g(x.astype("complex128"), row)
+    with pytest.raises(SymflowError):
+        g(np.ones((2, 4)), row)  # shapes do not match: the compiled code's error, explained
+    g.trust_input = True
+    assert float(g(x, row)[1]) == 27.0

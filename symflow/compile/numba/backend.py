@@ -289,6 +289,46 @@ class NumbaRunner:
             del results[self.n_out:]
         return results
 
+    def fast_call(self, specs: Sequence[Any], return_list: bool, slow: Callable[..., Any]) -> Callable[..., Any] | None:
+        """A ``Function.__call__`` for the common case, or None: every argument is an array of
+        exactly the input's dtype, ndim and layout, and the call succeeds. Any other call
+        (conversions, keywords, an error) goes to ``slow``, the general path.
+
+        It is generated Python source, so the checks and the argument list are unrolled.
+        """
+        if not specs or any(spec.ndim == 0 for spec in specs):
+            return None
+        names = [f"a{i}" for i in range(len(specs))]
+        tests = []
+        for i, (name, spec) in enumerate(zip(names, specs)):
+            tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim} "
+                         f"and {name}.flags.c_contiguous")
+            tests += [f"{name}.shape[{d}] == 1" for d in spec.bcast_dims]
+        shared = [f"shared{i}._value" for i in range(len(self.shared))]
+        constants = [f"constant{i}" for i in range(len(self.constants))]
+        lines = [
+            "def call(*args):",
+            f"    if len(args) == {len(names)}:",
+            f"        {', '.join(names)}, = args",
+            f"        if {' and '.join(tests)}:",
+            f"            err, *results = entry({', '.join(names + shared + constants)})",
+            "            if not err:",
+        ]
+        lines += [f"                results[{i}] = array(results[{i}], out_dtype{i})" for i, _ in self.scalar_out]
+        lines += [f"                target{k}._value = results[{self.n_out + k}]" for k in range(len(self.targets))]
+        if self.targets:
+            lines.append(f"                del results[{self.n_out}:]")
+        result = "results" if return_list else ("results[0]" if self.n_out else "None")
+        lines += [f"                return {result}", "    return slow(*args)"]
+        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "entry": self.entry, "slow": slow}
+        namespace.update({f"dtype{i}": spec.dtype for i, spec in enumerate(specs)})
+        namespace.update({f"shared{i}": sv for i, sv in enumerate(self.shared)})
+        namespace.update({f"constant{i}": c for i, c in enumerate(self.constants)})
+        namespace.update({f"target{k}": sv for k, sv in enumerate(self.targets)})
+        namespace.update({f"out_dtype{i}": dtype for i, dtype in self.scalar_out})
+        exec("\n".join(lines), namespace)  # noqa: S102 - our own generated source
+        return namespace["call"]  # type: ignore[no-any-return]
+
     def reference(self) -> Any:
         """The NumPy-backend program of the same graph (built on first use)."""
         from ..py_backend import PyProgram
