@@ -172,6 +172,7 @@ class CodeGen(SourceWriter):
         self.views: dict[Variable, Variable] = {}  # value -> the value it is a view of
         #: where a value must be written instead of a new array (a state row, a shared variable)
         self.destinations: dict[Variable, str] = {}
+        self.aliases: dict[str, str] = {}  # destination name -> the array expression it names
         #: open loops, innermost last: [line index of the ``for``, names defined before it]
         self.loop_stack: list[list[Any]] = []
         #: dimension lengths known from elsewhere (a scan step's row has its buffer's row shape)
@@ -258,11 +259,20 @@ class CodeGen(SourceWriter):
         function. Kernels check their own inputs, so running on after an error is safe.
         ``condition`` may join atoms with `` or ``, which become ``|``.
         """
-        atoms = [a for a in condition.split(" or ") if not _static_false(a)]
+        atoms = [a for a in condition.split(" or ") if not _static_false(a) and not self._same_sides(a)]
         if not atoms:
             return
         joined = " | ".join(f"({a})" for a in atoms)
         self.emit(f"err += (err == 0) * ({joined}) * {self.error_code(node, what)}")
+
+    def _same_sides(self, atom: str) -> bool:
+        """``x != x``, also through a destination alias (``dst_3 = arg2``): false by construction."""
+        sides = atom.strip().strip("()").split(" != ")
+        if len(sides) != 2:
+            return False
+        lhs, rhs = (_ARRAY_NAME.sub(lambda m: self.aliases.get(m.group(1), m.group(1)) + ".", side.strip())
+                    for side in sides)
+        return lhs == rhs
 
     def check_status(self, status: str, node: Apply | None, what: str) -> None:
         """Record error ``what`` when a kernel's returned ``status`` is non-zero."""
@@ -369,6 +379,7 @@ class CodeGen(SourceWriter):
             target = self.destinations[v]
             name = self.new_name(v, "dst")
             self.emit(f"{name} = {target}")
+            self.aliases[name] = target
             for d, n in enumerate(dims):
                 self.check(f"{name}.shape[{d}] != {n}", v.owner, "the result does not fit its destination")
             return name
@@ -480,6 +491,9 @@ class CodeGen(SourceWriter):
         kinds = ", ".join(f"{o}={_type_string(y.dtype, y.ndim)!r}" for o, y in zip(outs, node.outputs))
         with self.block(f"with numba.objmode({kinds}):"):
             self.emit(f"{', '.join(outs)}, = {runner}({', '.join(self.value(x) for x in node.inputs)})")
+
+
+_ARRAY_NAME = re.compile(r"\b(\w+)\.")  # the array in ``name.shape[d]``
 
 
 def _static_false(condition: str) -> bool:
