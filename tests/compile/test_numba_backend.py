@@ -336,3 +336,21 @@ def test_exact_arrays_take_the_fast_call_and_anything_else_the_general_one() -> 
         g(np.ones((2, 4)), row)  # shapes do not match: the compiled code's error, explained
     g.trust_input = True
     assert float(g(x, row)[1]) == 27.0
+
+
+def test_no_shape_check_compares_a_value_with_itself() -> None:
+    """Checks like ``arg2.shape[0] != arg2.shape[0]``, or ``dst.shape[0] != arg2.shape[0]`` right
+    after ``dst = arg2``, are not emitted: they cannot fail and only lengthen the compile."""
+    import re
+
+    X = T.matrix("X")
+    W = sf.shared(np.ones((3, 2)), name="W")
+    V = sf.shared(np.zeros((3, 2)), name="V")
+    g = sf.grad((X.dot(W) ** 2).sum(), W)
+    f = sf.function([X], [], updates=[(W, W - 0.1 * g), (V, 0.9 * V + g)], mode="numba")
+    aliases = dict(re.findall(r"^\s+(dst_\d+) = (\w+)$", f.source, re.M))
+    checks = re.findall(r"\(\((\S+) != (\S+)\)\)", f.source)
+    assert checks  # the real ones are still there
+    for lhs, rhs in checks:
+        resolve = lambda side: re.sub(r"^(\w+)\.", lambda m: aliases.get(m.group(1), m.group(1)) + ".", side)  # noqa: E731
+        assert resolve(lhs) != resolve(rhs), (lhs, rhs)
