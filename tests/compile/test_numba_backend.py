@@ -245,6 +245,8 @@ class HalfSquare(sf.Op):
         return sf.Apply(self, [x], [x.type])
 
     def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        if np.isnan(inputs[0]).any():
+            raise ValueError("HalfSquare got a NaN")
         return [np.asarray(inputs[0] ** 2 / 2)]
 
     def grad(self, node, output_grads):  # type: ignore[no-untyped-def]
@@ -257,6 +259,8 @@ def test_an_importable_op_without_numba_code_runs_in_object_mode() -> None:
     assert "objmode" in f.source
     cost, g = f(np.array([1.0, -2.0, 3.0]))
     assert cost == 7.0 and np.array_equal(g, [1.0, -2.0, 3.0])
+    with pytest.raises(SymflowError, match="HalfSquare"):  # its perform raises: explained, fast call or not
+        f(np.array([1.0, np.nan, 3.0]))
 
 
 def test_an_op_that_cannot_be_imported_falls_back_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -311,7 +311,10 @@ class NumbaRunner:
             f"    if len(args) == {len(names)}:",
             f"        {', '.join(names)}, = args",
             f"        if {' and '.join(tests)}:",
-            f"            err, *results = entry({', '.join(names + shared + constants)})",
+            "            try:",
+            f"                err, *results = entry({', '.join(names + shared + constants)})",
+            "            except Exception:  # only object-mode blocks raise: the general path explains",
+            "                return slow(*args)",
             "            if not err:",
         ]
         lines += [f"                results[{i}] = array(results[{i}], out_dtype{i})" for i, _ in self.scalar_out]
