@@ -342,6 +342,30 @@ def test_exact_arrays_take_the_fast_call_and_anything_else_the_general_one() -> 
     assert float(g(x, row)[1]) == 27.0
 
 
+def test_the_fast_call_takes_exact_arrays_and_python_floats_for_float64_scalars() -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("the general path was taken")
+
+    x, lr = T.vector("x"), T.scalar("lr")
+    w = sf.shared(np.ones(3), name="w")
+    f = sf.function([x, lr], (x * w).sum(), updates=[(w, w - lr * x)], mode="numba")
+    fast = f._run.fast_call(f.specs, False, refuse)
+    value = np.array([1.0, 2.0, 3.0])
+    assert float(fast(value, 0.5)) == 6.0  # a Python float
+    np.testing.assert_array_equal(w.get_value(), [0.5, 0.0, -0.5])
+    assert float(fast(value, np.float64(0.0))) == -1.0 and float(fast(value, np.array(0.0))) == -1.0
+    with pytest.raises(AssertionError, match="general path"):
+        fast(value, 1)  # a Python int: converted (and checked) by the general path
+    with pytest.raises(AssertionError, match="general path"):
+        fast(value.astype("float32"), 0.5)
+    with pytest.raises(AssertionError, match="general path"):
+        fast(value[::2], 0.5)  # wrong length is fine here, but not C-contiguous
+    assert float(f(value, 1)) == -1.0  # w is then [-0.5, -2.0, -3.5]
+    assert float(f(value.astype("float32"), 0.0)) == -15.0
+    nothing = sf.function([], w.sum(), mode="numba")
+    assert float(nothing._run.fast_call([], False, refuse)()) == float(w.get_value().sum())
+
+
 def test_no_shape_check_compares_a_value_with_itself() -> None:
     """Checks like ``arg2.shape[0] != arg2.shape[0]``, or ``dst.shape[0] != arg2.shape[0]`` right
     after ``dst = arg2``, are not emitted: they cannot fail and only lengthen the compile."""

@@ -289,18 +289,19 @@ class NumbaRunner:
             del results[self.n_out:]
         return results
 
-    def fast_call(self, specs: Sequence[Any], return_list: bool, slow: Callable[..., Any]) -> Callable[..., Any] | None:
-        """A ``Function.__call__`` for the common case, or None: every argument is an array of
-        exactly the input's dtype, ndim and layout, and the call succeeds. Any other call
-        (conversions, keywords, an error) goes to ``slow``, the general path.
+    def fast_call(self, specs: Sequence[Any], return_list: bool, slow: Callable[..., Any]) -> Callable[..., Any]:
+        """A ``Function.__call__`` for the common case: every argument is an array of exactly the
+        input's dtype, ndim and layout (or a Python float for a float64 scalar input), and the call
+        succeeds. Any other call (conversions, keywords, an error) goes to ``slow``, the general path.
 
         It is generated Python source, so the checks and the argument list are unrolled.
         """
-        if not specs or any(spec.ndim == 0 for spec in specs):
-            return None
         names = [f"a{i}" for i in range(len(specs))]
-        tests = []
+        converts, tests = [], ["True"]
         for i, (name, spec) in enumerate(zip(names, specs)):
+            if spec.ndim == 0 and spec.dtype == np.float64:  # a Python float is exactly a float64
+                converts += [f"        if type({name}) is float or type({name}) is float64:",
+                             f"            {name} = array({name}, dtype{i})"]
             tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim} "
                          f"and {name}.flags.c_contiguous")
             tests += [f"{name}.shape[{d}] == 1" for d in spec.bcast_dims]
@@ -309,7 +310,8 @@ class NumbaRunner:
         lines = [
             "def call(*args):",
             f"    if len(args) == {len(names)}:",
-            f"        {', '.join(names)}, = args",
+            *([f"        {', '.join(names)}, = args"] if names else []),
+            *converts,
             f"        if {' and '.join(tests)}:",
             "            try:",
             f"                err, *results = entry({', '.join(names + shared + constants)})",
@@ -323,7 +325,8 @@ class NumbaRunner:
             lines.append(f"                del results[{self.n_out}:]")
         result = "results" if return_list else ("results[0]" if self.n_out else "None")
         lines += [f"                return {result}", "    return slow(*args)"]
-        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "entry": self.entry, "slow": slow}
+        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "float64": np.float64,
+                                     "entry": self.entry, "slow": slow}
         namespace.update({f"dtype{i}": spec.dtype for i, spec in enumerate(specs)})
         namespace.update({f"shared{i}": sv for i, sv in enumerate(self.shared)})
         namespace.update({f"constant{i}": c for i, c in enumerate(self.constants)})
