@@ -224,9 +224,13 @@ def _one_loop(first: tuple[Variable, Variable], second: tuple[Variable, Variable
     if e1 not in e2.owner.inputs or e1.broadcastable != e2.broadcastable \
             or not all(hasattr(n.op, "numba_body") for n in nodes):  # type: ignore[union-attr]
         return False
-    # element idx of a target may only be read at idx (no views), and the second reads no old first
-    return not any(_reads_storage(x, sv2) and x is not sv2 or _reads_storage(x, sv1) and (x is not sv1 or n is e2.owner)
-                   for n in nodes for x in n.inputs)  # type: ignore[union-attr]
+    for n in nodes:
+        for x in n.inputs:  # type: ignore[union-attr]
+            if _reads_storage(x, sv2) and x is not sv2:  # a view could read an element already written
+                return False
+            if _reads_storage(x, sv1) and (x is not sv1 or n is e2.owner):  # the second reads no old first
+                return False
+    return True
 
 
 def _may_precede(update: tuple[Variable, Variable], other: tuple[Variable, Variable]) -> bool:
