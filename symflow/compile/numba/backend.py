@@ -186,19 +186,15 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
                     cg.check(f"{cg.dim(home.get(x, x), d)} != {cg.value(sv)}.shape[{d + offset}]", node,
                              f"the update of {sv.name or 'a shared variable'} does not keep its shape")
     with cg.block("if err == 0:"):
-        for group in pair_in_place(in_place):
-            for sv, e in group:
-                cg.destinations[e] = cg.value(sv)
-            if len(group) == 1:
-                e.owner.op.numba_emit(e.owner, cg)  # type: ignore[union-attr]
-                continue
+        for group in pair_in_place(in_place):  # one loop per group (momentum: the step, then p + step)
             writes, inputs = [], []
-            for _, e in group:  # momentum: one loop writes the step, then the parameter reading it
+            for sv, e in group:
                 node = e.owner
+                cg.destinations[e] = cg.value(sv)
                 name = cg.alloc(e, cg.broadcast_dims(node, node.inputs, e.ndim))  # type: ignore[union-attr]
                 writes.append((name, node.op.numba_body(node)))  # type: ignore[union-attr]
                 inputs += node.inputs  # type: ignore[union-attr]
-            cg.elementwise_many(writes, e.ndim, inputs, node=e.owner)
+            cg.elementwise_many(writes, e.ndim, inputs, node=node)
 
 
 def pair_in_place(in_place: list[tuple[Variable, Variable]]) -> list[list[tuple[Variable, Variable]]]:
@@ -221,8 +217,7 @@ def _one_loop(first: tuple[Variable, Variable], second: tuple[Variable, Variable
     """Whether one element loop can write ``first`` and then ``second``, which reads it."""
     (sv1, e1), (sv2, e2) = first, second
     nodes = [e1.owner, e2.owner]
-    if e1 not in e2.owner.inputs or e1.broadcastable != e2.broadcastable \
-            or not all(hasattr(n.op, "numba_body") for n in nodes):  # type: ignore[union-attr]
+    if e1 not in e2.owner.inputs or e1.broadcastable != e2.broadcastable:  # type: ignore[union-attr]
         return False
     for n in nodes:
         for x in n.inputs:  # type: ignore[union-attr]

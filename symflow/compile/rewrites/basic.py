@@ -1,4 +1,5 @@
-"""Generic passes: merge identical computations and fold constants."""
+"""Generic passes: merge identical computations, fold constants, and compute a softmax and a
+log-softmax of the same rows once."""
 
 from __future__ import annotations
 
