@@ -13,6 +13,7 @@ import pytest
 import symflow as sf
 import symflow.tensor as T
 from symflow.compile.numba.backend import pair_in_place, plan_in_place
+from symflow.compile.numba.cache import source_key as _source_key
 from symflow.compile.numba.codegen import NoNumbaImplementation
 from symflow.compile.rewrites import PIPELINE
 from symflow.errors import SymflowError
@@ -382,3 +383,45 @@ def test_no_shape_check_compares_a_value_with_itself() -> None:
     for lhs, rhs in checks:
         resolve = lambda side: re.sub(r"^(\w+)\.", lambda m: aliases.get(m.group(1), m.group(1)) + ".", side)  # noqa: E731
         assert resolve(lhs) != resolve(rhs), (lhs, rhs)
+
+
+def test_main_function_is_lowered_at_the_glue_level() -> None:
+    """A generated main function goes through ``GlueLowering`` (LLVM level 1); the kernels it calls
+    were compiled before, at Numba's level; and Numba's global level is left as it was."""
+    from numba.core import config as numba_config
+
+    x = T.vector("x")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    f = sf.function([x], T.exp(x) * 0.5 + offset, mode="numba")
+    assert "MAIN_OPTIONS" in f.source
+    main = sys.modules[next(m for m in sys.modules if m.endswith(_source_key(f.source)))].symflow_main
+    [compiled] = main.overloads.values()
+    passes = compiled.metadata["pipeline_times"]["nopython"]
+    assert any(name.endswith("symflow_glue_lowering") for name in passes)
+    assert not any(name.endswith("_native_lowering") for name in passes)
+    assert int(numba_config.OPT) == 3 or "NUMBA_OPT" in os.environ
+    np.testing.assert_allclose(f(np.array([0.0, 1.0])), np.exp([0.0, 1.0]) * 0.5 + offset)
+
+
+@pytest.mark.parametrize("numba_level, expected", [(3, 1), (0, 0)])
+def test_glue_lowering_sets_and_restores_the_level(monkeypatch: pytest.MonkeyPatch, numba_level: int,
+                                                   expected: int) -> None:
+    """Lowering runs at the lower of MAIN_OPT_LEVEL and the user's NUMBA_OPT; the global level
+    comes back even when lowering fails."""
+    from numba.core import config as numba_config
+    from numba.core.typed_passes import NativeLowering
+
+    from symflow.compile.numba.jit import GlueLowering
+
+    seen = []
+
+    def failing_lowering(self: object, state: object) -> bool:
+        seen.append(int(numba_config.OPT))
+        raise RuntimeError("lowering failed")
+
+    monkeypatch.setattr(numba_config, "OPT", type(numba_config.OPT)(numba_level))
+    monkeypatch.setattr(NativeLowering, "run_pass", failing_lowering)
+    with pytest.raises(RuntimeError, match="lowering failed"):
+        GlueLowering().run_pass(None)
+    assert seen == [expected]
+    assert int(numba_config.OPT) == numba_level

@@ -101,7 +101,7 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
         "import numpy as np",
         "import numba",
         "from numba import types as _t",
-        "from symflow.compile.numba.jit import JIT_OPTIONS, jit_kernel",
+        "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel",
         "from symflow.compile.numba.runtime import perform_fallback",
         "from symflow.compile.numba.cache import load_kernel",
     ]
@@ -116,7 +116,7 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     header.append(f"SIGNATURE = ({', '.join(signature)}{',' if len(signature) == 1 else ''})")
     header.append("")
     header.append("")
-    options = "{**JIT_OPTIONS, 'nogil': False}" if cg.holds_gil else "JIT_OPTIONS"
+    options = "{**MAIN_OPTIONS, 'nogil': False}" if cg.holds_gil else "MAIN_OPTIONS"
     header.append(f"@numba.njit(SIGNATURE, cache=True, **{options})")
     header.append(f"def symflow_main({', '.join(args + const_names)}):")
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
