@@ -1,9 +1,10 @@
 """Numba code for Scan: the loop written out inline, its body emitted like any other graph.
 
 States live in buffers of ``max_lag + n_steps`` rows (the initial rows first); per-step outputs
-in ``(n_steps, ...)`` arrays allocated at the first step, when their shape is known; sums are
-accumulated in place. A zero-step scan with per-step outputs cannot know their shapes in
-compiled code and hands the call to the NumPy backend (the FALLBACK error).
+in ``(n_steps, ...)`` arrays allocated in front of the loop, or at the first step when their
+shape is only known there (a later step with another shape is an error); sums are accumulated
+in place. A zero-step scan with per-step outputs cannot know their shapes in compiled code and
+hands the call to the NumPy backend (the FALLBACK error).
 """
 
 from __future__ import annotations
@@ -86,15 +87,17 @@ def emit_scan(node: Apply, cg: Any) -> None:
     mapped = []
     for y in op.inner_mapped_outputs:
         mbuf = cg.fresh("per_step")
-        cg.emit(f"{mbuf} = {cg.empty([n] + ['0'] * y.ndim, y.dtype)}")
-        mapped.append(mbuf)
+        if y.ndim == 0:  # a scalar per step: its buffer's shape is known now
+            cg.emit(f"{mbuf} = {cg.empty([n], y.dtype)}")
+        mapped.append(mbuf)  # else allocated in front of the loop, or at the first step
 
     steps = cg.fresh("steps")
     cg.emit(f"{steps} = {n}")
     t = cg.fresh("t")
     for (buf, lag), y in zip(buffers, op.inner_state_outputs):
         if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs:
-            cg.destinations[y] = f"{buf}[{lag} + {t}]"  # computed straight into its buffer row
+            # computed straight into its buffer row
+            cg.destinations[y] = (f"{buf}[{lag} + {t}]", [f"{buf}.shape[{d + 1}]" for d in range(y.ndim)])
     for mbuf, y in zip(mapped, op.inner_mapped_outputs):
         if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs and y not in cg.destinations \
                 and y not in cg.stacked:
@@ -122,12 +125,18 @@ def emit_scan(node: Apply, cg: Any) -> None:
                 allocation = f"{mbuf} = {cg.empty([n, *dims], y.dtype)}"
                 names = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
                 if not cg._hoist_line(allocation, names):
+                    # a stand-in in front of the loop, replaced at the first step once the shape is known
+                    cg._hoist_line(f"{mbuf} = {cg.empty([n] + ['0'] * y.ndim, y.dtype)}", {n})
                     params = ", ".join(f"d{i}" for i in range(y.ndim))
-                    source = (f"def kernel(buf, {params}):\n"
+                    source = (f"def kernel(buf, t, {params}):\n"
                               f"    if buf.shape[1:] == ({params},):\n"
-                              f"        return buf\n"
-                              f"    return np.empty((buf.shape[0], {params}), buf.dtype)\n")
-                    cg.emit(f"{mbuf} = {cg.kernel_call(cg.generated_kernel(source), mbuf, *dims)}")
+                              f"        return buf, 0\n"
+                              f"    if t != 0:  # a later step with another shape\n"
+                              f"        return buf, 1\n"
+                              f"    return np.empty((buf.shape[0], {params}), buf.dtype), 0\n")
+                    status = cg.fresh("st")
+                    cg.emit(f"{mbuf}, {status} = {cg.kernel_call(cg.generated_kernel(source), mbuf, t, *dims)}")
+                    cg.check_status(status, node, "a per-step output changed shape between steps")
             _store(node, cg, f"{mbuf}[{t}]", y)
         for acc, y in zip(sums, op.inner_sum_outputs):
             if y.ndim == 0:
@@ -154,7 +163,7 @@ def _store(node: Apply, cg: Any, target: str, y: Any) -> None:
     if y.ndim == 0:
         cg.emit(f"{target} = {cg.value(y)}")
         return
-    if cg.destinations.get(y) == target and cg.value(y).startswith("dst_"):
+    if y in cg.destinations and cg.destinations[y][0] == target and cg.value(y).startswith("dst_"):
         return
     row = cg.fresh("row")
     cg.emit(f"{row} = {target}")

@@ -7,6 +7,7 @@ import pytest
 
 import symflow as sf
 import symflow.tensor as T
+from symflow.errors import ShapeError
 
 
 def test_power(mode: str) -> None:
@@ -104,3 +105,21 @@ def test_nested_scan(mode: str) -> None:
     out, _ = sf.scan(row_cumsum, sequences=m)
     v = np.arange(12.0).reshape(3, 4)
     np.testing.assert_allclose(sf.function([m], out, mode=mode)(v), np.cumsum(v, axis=1))
+
+
+def test_step_output_shaped_in_the_step(mode: str) -> None:
+    """A per-step output whose length the step itself computes: its buffer is made at the first step."""
+    x = T.matrix("x")
+    ys, _ = sf.scan(lambda row: T.zeros((T.cast(row[0], "int64"),)) + row[1], sequences=x)
+    f = sf.function([x], ys, mode=mode)
+    np.testing.assert_allclose(f(np.array([[2.0, 1.0], [2.0, 5.0], [2.0, 7.0]])), [[1, 1], [5, 5], [7, 7]])
+    assert f(np.zeros((0, 2))).shape == (0, 0)
+
+
+def test_step_output_changing_shape_is_an_error(mode: str) -> None:
+    """Per-step outputs keep one shape; a step that changes it is reported, never stacked as garbage."""
+    x = T.matrix("x")
+    ys, _ = sf.scan(lambda row: T.zeros((T.cast(row[0], "int64"),)) + row[1], sequences=x)
+    f = sf.function([x], ys, mode=mode)
+    with pytest.raises(ShapeError, match="changed shape from \\(2,\\) to \\(3,\\) at step 1"):
+        f(np.array([[2.0, 1.0], [3.0, 5.0]]))
