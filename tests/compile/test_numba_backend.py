@@ -425,3 +425,37 @@ def test_glue_lowering_sets_and_restores_the_level(monkeypatch: pytest.MonkeyPat
         GlueLowering().run_pass(None)
     assert seen == [expected]
     assert int(numba_config.OPT) == numba_level
+
+
+def _loop_body(source: str) -> list[str]:
+    """The lines of the first ``for`` loop of the main function."""
+    lines = source[source.index("def symflow_main"):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("for "))
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    body = []
+    for line in lines[start + 1:]:
+        if len(line) - len(line.lstrip()) <= indent:
+            break
+        body.append(line)
+    return body
+
+
+def test_values_shaped_like_a_new_state_are_made_once_in_front_of_the_loop() -> None:
+    """A step value computed from a new state (here ``exp(c)``, fed to a product) takes its shape
+    from the state's buffer, so its array is allocated once before the loop, not at each step."""
+    X, h0, c0 = T.matrix("X"), T.vector("h0"), T.vector("c0")
+    W = sf.shared(np.eye(3) * 0.5, name="W")
+
+    def step(x, h, c):
+        c_new = T.tanh(x + h.dot(W))
+        return T.exp(c_new).dot(W), c_new
+
+    (h, c), _ = sf.scan(step, sequences=X, outputs_info=[h0, c0])
+    f = sf.function([X, h0, c0], [h, c], mode="numba")
+    allocators = {name for name, src in f._run.cg.generated.items() if "np.empty(" in src or "np.full(" in src}
+    body = _loop_body(f.source)
+    assert body and not [line for line in body if any(f"= {a}(" in line for a in allocators)], body
+    x, start = np.linspace(-1, 1, 12).reshape(4, 3), np.array([0.1, 0.2, 0.3])
+    expected = sf.function([X, h0, c0], [h, c], mode="py")(x, start, -start)
+    for got, want in zip(f(x, start, -start), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-13)

@@ -190,7 +190,7 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
             writes, inputs = [], []
             for sv, e in group:
                 node = e.owner
-                cg.destinations[e] = cg.value(sv)
+                cg.destinations[e] = (cg.value(sv), [f"{cg.value(sv)}.shape[{d}]" for d in range(e.ndim)])
                 name = cg.alloc(e, cg.broadcast_dims(node, node.inputs, e.ndim))  # type: ignore[union-attr]
                 writes.append((name, node.op.numba_body(node)))  # type: ignore[union-attr]
                 inputs += node.inputs  # type: ignore[union-attr]

@@ -170,8 +170,9 @@ class CodeGen(SourceWriter):
         self.lazy: set[Variable] = set()  # dimshuffled views read element-wise, never built
         self.arguments: set[Variable] = set()  # values passed in (inputs, shared values)
         self.views: dict[Variable, Variable] = {}  # value -> the value it is a view of
-        #: where a value must be written instead of a new array (a state row, a shared variable)
-        self.destinations: dict[Variable, str] = {}
+        #: where a value must be written instead of a new array (a state row, a shared variable), and
+        #: that array's dimensions as expressions valid in front of any loop
+        self.destinations: dict[Variable, tuple[str, list[str]]] = {}
         self.aliases: dict[str, str] = {}  # destination name -> the array expression it names
         #: open loops, innermost last: [line index of the ``for``, names defined before it]
         self.loop_stack: list[list[Any]] = []
@@ -376,7 +377,7 @@ class CodeGen(SourceWriter):
         scan keeps is copied into its buffers).
         """
         if v in self.destinations:
-            target = self.destinations[v]
+            target, self.shape_hints[v] = self.destinations[v]  # consumers can then be hoisted out of loops
             name = self.new_name(v, "dst")
             self.emit(f"{name} = {target}")
             self.aliases[name] = target
@@ -389,6 +390,7 @@ class CodeGen(SourceWriter):
             if self._hoist_line(f"{buffer} = {self.empty([steps, *dims], v.dtype)}", used):
                 name = self.new_name(v, "row")
                 self.emit(f"{name} = {buffer}[{t}]")
+                self.shape_hints[v] = [f"{buffer}.shape[{d + 1}]" for d in range(v.ndim)]
                 self.stored.add(v)
                 return name
         name = self.new_name(v, hint)
