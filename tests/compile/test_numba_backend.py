@@ -367,6 +367,34 @@ def test_the_fast_call_takes_exact_arrays_and_python_floats_for_float64_scalars(
     assert float(nothing._run.fast_call([], False, refuse)()) == float(w.get_value().sum())
 
 
+def test_the_fast_call_takes_numbers_that_convert_exactly_for_other_scalar_dtypes() -> None:
+    """int32, float32 and bool scalar inputs: a NumPy scalar of that dtype, a Python int that fits,
+    a Python float (weak, as in the general path) and a Python bool go straight to the compiled
+    code; anything the general path would check or refuse goes there."""
+    def refuse(*args: object) -> None:
+        raise AssertionError("the general path was taken")
+
+    x, k, r, on = T.vector("x"), T.iscalar("k"), T.fscalar("r"), T.scalar("on", dtype="bool")
+    f = sf.function([x, k, r, on], (x * k).sum() + r * on, mode="numba")
+    fast = f._run.fast_call(f.specs, False, refuse)
+    value = np.array([1.0, 2.0])
+    assert float(fast(value, 2, 0.5, True)) == 6.5
+    assert float(fast(value, np.int32(-1), np.float32(0.25), np.bool_(False))) == -3.0
+    assert float(fast(value, 2**31 - 1, 0.0, False)) == 3.0 * (2**31 - 1)
+    for k_value in (2**31, np.int64(2), 2.0):  # too big, another NumPy dtype, a float: checked
+        with pytest.raises(AssertionError, match="general path"):
+            fast(value, k_value, 0.5, True)
+    with pytest.raises(AssertionError, match="general path"):
+        fast(value, 2, np.float64(0.5), True)  # float64 to float32 would round: checked
+    with pytest.raises(AssertionError, match="general path"):
+        fast(value, 2, 0.5, 1)  # an int for a bool: converted by the general path
+    assert float(f(value, np.int64(2), 0.5, 1)) == 6.5
+    with pytest.raises(SymflowError, match="'k'"):
+        f(value, 2**31, 0.5, True)
+    with pytest.raises(SymflowError, match="'r'"):
+        f(value, 2, np.float64(0.1), True)
+
+
 def test_no_shape_check_compares_a_value_with_itself() -> None:
     """Checks like ``arg2.shape[0] != arg2.shape[0]``, or ``dst.shape[0] != arg2.shape[0]`` right
     after ``dst = arg2``, are not emitted: they cannot fail and only lengthen the compile."""

@@ -290,16 +290,17 @@ class NumbaRunner:
 
     def fast_call(self, specs: Sequence[Any], return_list: bool, slow: Callable[..., Any]) -> Callable[..., Any]:
         """A ``Function.__call__`` for the common case: every argument is an array of exactly the
-        input's dtype, ndim and layout (or a Python float for a float64 scalar input), and the call
-        succeeds. Any other call (conversions, keywords, an error) goes to ``slow``, the general path.
+        input's dtype, ndim and layout (or, for a scalar input, a number that converts to it as the
+        general path would convert it), and the call succeeds. Any other call (conversions, keywords,
+        an error) goes to ``slow``, the general path.
 
         It is generated Python source, so the checks and the argument list are unrolled.
         """
         names = [f"a{i}" for i in range(len(specs))]
         converts, tests = [], ["True"]
         for i, (name, spec) in enumerate(zip(names, specs)):
-            if spec.ndim == 0 and spec.dtype == np.float64:  # a Python float is exactly a float64
-                converts += [f"        if type({name}) is float or type({name}) is float64:",
+            if spec.ndim == 0:
+                converts += [f"        if {_exact_scalar(name, spec.dtype)}:",
                              f"            {name} = array({name}, dtype{i})"]
             tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim} "
                          f"and {name}.flags.c_contiguous")
@@ -324,7 +325,7 @@ class NumbaRunner:
             lines.append(f"                del results[{self.n_out}:]")
         result = "results" if return_list else ("results[0]" if self.n_out else "None")
         lines += [f"                return {result}", "    return slow(*args)"]
-        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "float64": np.float64,
+        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "np": np,
                                      "entry": self.entry, "slow": slow}
         namespace.update({f"dtype{i}": spec.dtype for i, spec in enumerate(specs)})
         namespace.update({f"shared{i}": sv for i, sv in enumerate(self.shared)})
@@ -402,6 +403,21 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     runner = NumbaRunner(fgraph, entry, cg, source)
     runner.loaded_from_cache = bool(module.symflow_main.stats.cache_hits)
     return runner
+
+
+def _exact_scalar(name: str, dtype: np.dtype) -> str:
+    """The condition under which the scalar argument ``name`` converts to ``dtype`` with no check:
+    a NumPy scalar of that dtype, a Python float for a float input (Python floats are weak, as in
+    the general path), a Python int that fits an integer input, a Python bool for a bool input."""
+    exact = [f"type({name}) is np.{dtype.type.__name__}"]
+    if dtype.kind == "f":
+        exact.append(f"type({name}) is float")
+    elif dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        exact.append(f"(type({name}) is int and {info.min} <= {name} <= {info.max})")
+    elif dtype.kind == "b":
+        exact.append(f"type({name}) is bool")
+    return " or ".join(exact)
 
 
 def _py_fallback(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]], list[Any]]:
