@@ -125,8 +125,9 @@ def emit_scan(node: Apply, cg: Any) -> None:
                 allocation = f"{mbuf} = {cg.empty([n, *dims], y.dtype)}"
                 names = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
                 if not cg._hoist_line(allocation, names):
-                    # a stand-in in front of the loop, replaced at the first step once the shape is known
-                    cg._hoist_line(f"{mbuf} = {cg.empty([n] + ['0'] * y.ndim, y.dtype)}", {n})
+                    # a stand-in in front of the loop (``n`` is set there), replaced at the first step
+                    if not cg._hoist_line(f"{mbuf} = {cg.empty([n] + ['0'] * y.ndim, y.dtype)}", {n}):
+                        raise RuntimeError(f"internal error: no place in front of the loop for {mbuf}")
                     params = ", ".join(f"d{i}" for i in range(y.ndim))
                     source = (f"def kernel(buf, t, {params}):\n"
                               f"    if buf.shape[1:] == ({params},):\n"
