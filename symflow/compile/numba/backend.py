@@ -300,7 +300,7 @@ class NumbaRunner:
         converts, tests = [], ["True"]
         for i, (name, spec) in enumerate(zip(names, specs)):
             if spec.ndim == 0:
-                converts += [f"        if {_exact_scalar(name, spec.dtype)}:",
+                converts += [f"        if {_exact_scalar(name, spec.dtype, f'scalar{i}')}:",
                              f"            {name} = array({name}, dtype{i})"]
             tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim} "
                          f"and {name}.flags.c_contiguous")
@@ -325,9 +325,10 @@ class NumbaRunner:
             lines.append(f"                del results[{self.n_out}:]")
         result = "results" if return_list else ("results[0]" if self.n_out else "None")
         lines += [f"                return {result}", "    return slow(*args)"]
-        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "np": np,
+        namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array,
                                      "entry": self.entry, "slow": slow}
         namespace.update({f"dtype{i}": spec.dtype for i, spec in enumerate(specs)})
+        namespace.update({f"scalar{i}": spec.dtype.type for i, spec in enumerate(specs)})
         namespace.update({f"shared{i}": sv for i, sv in enumerate(self.shared)})
         namespace.update({f"constant{i}": c for i, c in enumerate(self.constants)})
         namespace.update({f"target{k}": sv for k, sv in enumerate(self.targets)})
@@ -405,11 +406,12 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     return runner
 
 
-def _exact_scalar(name: str, dtype: np.dtype) -> str:
+def _exact_scalar(name: str, dtype: np.dtype, scalar_type: str) -> str:
     """The condition under which the scalar argument ``name`` converts to ``dtype`` with no check:
-    a NumPy scalar of that dtype, a Python float for a float input (Python floats are weak, as in
-    the general path), a Python int that fits an integer input, a Python bool for a bool input."""
-    exact = [f"type({name}) is np.{dtype.type.__name__}"]
+    a NumPy scalar of that dtype (``scalar_type`` names its class in the generated source), a Python
+    float for a float input (Python floats are weak, as in the general path), a Python int that
+    fits an integer input, a Python bool for a bool input."""
+    exact = [f"type({name}) is {scalar_type}"]
     if dtype.kind == "f":
         exact.append(f"type({name}) is float")
     elif dtype.kind in "iu":
