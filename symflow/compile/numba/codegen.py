@@ -377,7 +377,8 @@ class CodeGen(SourceWriter):
         scan keeps is copied into its buffers).
         """
         if v in self.destinations:
-            target, self.shape_hints[v] = self.destinations[v]  # consumers can then be hoisted out of loops
+            target, target_dims = self.destinations[v]
+            self.shape_hints[v] = target_dims  # known in front of loops: consumers can be hoisted there
             name = self.new_name(v, "dst")
             self.emit(f"{name} = {target}")
             self.aliases[name] = target
