@@ -41,7 +41,8 @@ def run(mode: str, unit: str = "both", quick: bool = False, repeats: int | None 
 
         table = common.Table(f"Language model, {u.upper()} (V=2000, D=30, M=30), one sentence per train call; "
                              f"{len(pairs)} sentences = {tokens} tokens x {repeats} runs", "us/token")
-        table.rows = common.run_variants("language_model", mode, measure, make, unit=u)
+        command = common.script_command(__file__, mode, quick, repeats, "--unit", u)
+        table.rows = common.run_variants("language_model", mode, measure, make, unit=u, command=command)
         table.add_target(f"{u.upper()} language model", TARGET_US)
         tables.append(table)
     return tables

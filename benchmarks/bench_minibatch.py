@@ -35,7 +35,8 @@ def run(mode: str, quick: bool = False, repeats: int | None = None) -> list[comm
 
     table = common.Table(f"Minibatch LSTM language model (B=32, padded + mask); {len(batches)} batches = "
                          f"{tokens} tokens x {repeats} runs", "tokens/s", higher_is_better=True)
-    table.rows = common.run_variants("minibatch", mode, measure, make)
+    table.rows = common.run_variants("minibatch", mode, measure, make,
+                                     command=common.script_command(__file__, mode, quick, repeats))
     ours = table.reference()
     nn_row = next((r for r in table.rows if r.name.startswith("torch nn.") and r.timing is not None), None)
     if ours is None or nn_row is None or nn_row.timing is None:

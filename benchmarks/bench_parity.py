@@ -40,7 +40,8 @@ def run(mode: str, quick: bool = False, repeats: int | None = None) -> list[comm
 
     table = common.Table(f"Parity SimpleRNN (M=4, T=12, sigmoid), one sequence per train call; {n} sequences "
                          f"x {repeats} runs", "us/sequence")
-    table.rows = common.run_variants("parity", mode, measure, make)
+    table.rows = common.run_variants("parity", mode, measure, make,
+                                     command=common.script_command(__file__, mode, quick, repeats))
     table.add_target("parity", TARGET_US)
     table.notes.append("torch nn.RNN is not listed: it has no sigmoid nonlinearity")
     return [table]

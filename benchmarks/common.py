@@ -9,8 +9,10 @@ from __future__ import annotations
 import gc
 import importlib
 import importlib.util
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -341,22 +343,72 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
+def script_command(script: str, mode: str, quick: bool, repeats: int | None, *extra: str) -> list[str]:
+    """The command line that reruns a benchmark script with these options (for its child processes)."""
+    cmd = [sys.executable, os.path.abspath(script), "--mode", mode, *extra]
+    if quick:
+        cmd.append("--quick")
+    if repeats:
+        cmd += ["--repeats", str(repeats)]
+    return cmd
+
+
+# Each implementation is measured in its own process, so that one framework's imports, threads and
+# memory cannot slow another (measured: symflow's language model ran 17-21% slower after the other
+# frameworks had run in the same process). A child runs the same script with BENCH_ONLY naming the
+# one implementation to measure and prints that row as a JSON line. BENCH_IN_PROCESS=1 measures
+# everything in the calling process instead.
+ONLY_ENV = "BENCH_ONLY"
+ROW_PREFIX = "BENCH_ROW "
+CHILD_TIMEOUT_S = 3600
+
+
 def run_variants(kind: str, symflow_mode: str, measure: Callable[[Trainer], Timing],
-                 make: Callable[[Variant], Trainer], unit: str = "lstm") -> list[Row]:
-    """Build and measure each implementation of ``kind``; missing or failing ones become note rows."""
+                 make: Callable[[Variant], Trainer], unit: str = "lstm", command: Sequence[str] | None = None
+                 ) -> list[Row]:
+    """Build and measure each implementation of ``kind``; missing or failing ones become note rows.
+
+    With ``command`` (the script's own command line) each implementation runs in a fresh process.
+    """
+    only = os.environ.get(ONLY_ENV)
+    isolate = command is not None and only is None and os.environ.get("BENCH_IN_PROCESS") != "1"
     rows = []
     for v in variants(symflow_mode, kind, unit):
+        key = f"{kind}|{unit}|{v.label}"
+        if only is not None and only != key:
+            continue
         if not installed(v.requires):
             rows.append(Row(v.label, note=NOT_INSTALLED))
             continue
-        progress(f"  {kind}: {v.label} ...")
-        try:
-            timing = measure(make(v))
-        except Exception as exc:  # one framework failing must not stop the others
-            rows.append(Row(v.label, note=failure(exc)))
+        progress(f"  {kind}: {v.label}{' (own process)' if isolate else ''} ...")
+        if isolate:
+            rows.append(_measure_in_child(v, key, list(command or [])))
             continue
-        rows.append(Row(v.label, timing, "different model, for reference" if v.reference_only else ""))
+        try:
+            row = Row(v.label, measure(make(v)), "different model, for reference" if v.reference_only else "")
+        except Exception as exc:  # one framework failing must not stop the others
+            row = Row(v.label, note=failure(exc))
+        if only is not None:
+            samples = row.timing.samples if row.timing is not None else None
+            print(ROW_PREFIX + json.dumps({"samples": samples, "note": row.note}), flush=True)
+        rows.append(row)
     return rows
+
+
+def _measure_in_child(v: Variant, key: str, command: list[str]) -> Row:
+    """Run ``command`` in a new process that measures only ``v``; its JSON line becomes the row."""
+    env = dict(os.environ, **{ONLY_ENV: key})
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return Row(v.label, note=f"failed: no result within {CHILD_TIMEOUT_S} s")
+    found = [line[len(ROW_PREFIX):] for line in done.stdout.splitlines() if line.startswith(ROW_PREFIX)]
+    if done.returncode != 0 or not found:
+        tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["(no stderr)"]
+        return Row(v.label, note=f"failed: child exited with {done.returncode}: {tail[0][:120]}")
+    result = json.loads(found[-1])
+    samples = result["samples"]
+    return Row(v.label, Timing(samples) if samples is not None else None, result["note"])
 
 
 def print_tables(tables: Sequence[Table]) -> None:
