@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..graph import Apply, Variable, graph_inputs, toposort
+from ..graph import Apply, Variable, toposort
 from ..shared import SharedVariable
 
 
@@ -20,7 +20,23 @@ class FunctionGraph:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.updates = list(updates)
-        self.shared_inputs = [v for v in graph_inputs(self.all_outputs) if isinstance(v, SharedVariable)]
+        self._nodes: list[Apply] | None = None  # the graph never changes, so one walk serves every pass
+        self._shared_inputs: list[SharedVariable] | None = None
+
+    @property
+    def shared_inputs(self) -> list[SharedVariable]:
+        """The shared variables the graph reads, in order of first use (the compiled argument order)."""
+        if self._shared_inputs is None:
+            found: dict[SharedVariable, None] = {}
+            for node in self.nodes():
+                for x in node.inputs:
+                    if isinstance(x, SharedVariable):
+                        found.setdefault(x)
+            for y in self.all_outputs:
+                if isinstance(y, SharedVariable):
+                    found.setdefault(y)
+            self._shared_inputs = list(found)
+        return self._shared_inputs
 
     @property
     def update_values(self) -> list[Variable]:
@@ -32,7 +48,10 @@ class FunctionGraph:
         return self.outputs + self.update_values
 
     def nodes(self) -> list[Apply]:
-        return toposort(self.all_outputs, stop_at=self.inputs)
+        """The nodes computing the outputs and update values, each after its inputs (do not modify)."""
+        if self._nodes is None:
+            self._nodes = toposort(self.all_outputs, stop_at=self.inputs)
+        return self._nodes
 
     def clients(self) -> dict[Variable, list[Apply | None]]:
         """Who uses each variable: the nodes reading it, and ``None`` once per graph output."""
