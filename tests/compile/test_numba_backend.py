@@ -455,6 +455,80 @@ def test_glue_lowering_sets_and_restores_the_level(monkeypatch: pytest.MonkeyPat
     assert int(numba_config.OPT) == numba_level
 
 
+def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GlueLower``'s linear search gives exactly the set Numba's own (quadratic) search gives, on
+    a main function with a loop, reassigned variables and views."""
+    from numba.core import lowering
+
+    from symflow.compile.numba.jit import GlueLower
+
+    ours = GlueLower._find_singly_assigned_variable
+    compared = []
+
+    def both(self: lowering.Lower) -> None:
+        ours(self)
+        found = self._singly_assigned_vars
+        lowering.Lower._find_singly_assigned_variable(self)
+        compared.append((found, self._singly_assigned_vars))
+
+    monkeypatch.setattr(GlueLower, "_find_singly_assigned_variable", both)
+    x = T.matrix("x")
+    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
+    cost = (h ** 2).sum() + offset
+    f = sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba")
+    assert compared, "the main function was not lowered by GlueLower"
+    for found, numba_found in compared:
+        assert found == numba_found
+        assert found  # the comparison is not between two empty sets
+    value = np.random.default_rng(1).normal(size=(4, 3))
+    assert np.isfinite(f(value))
+
+
+def _reassigned(x):  # type: ignore[no-untyped-def]
+    a = x + 1
+    a = a * 2  # assigned twice in one block: not singly assigned
+    b = a - 1
+    return b
+
+
+def _branches_and_loop(x, n):  # type: ignore[no-untyped-def]
+    total = 0.0
+    for i in range(n):
+        y = x * i
+        if y > 1:
+            total += y
+        else:
+            z = y - 1
+            total -= z
+    return total
+
+
+@pytest.mark.parametrize("fn", [_reassigned, _branches_and_loop])
+def test_the_linear_search_matches_numba_on_untransformed_ir(fn: object) -> None:
+    """The same comparison on Numba's IR before SSA, where a variable can be assigned twice in a block."""
+    from types import SimpleNamespace
+
+    from numba.core import ir, lowering
+    from numba.core.compiler import run_frontend
+
+    from symflow.compile.numba.jit import GlueLower
+
+    func_ir = run_frontend(fn)
+    for block in func_ir.blocks.values():  # undo Numba's renaming: a.1 = ... becomes a second a = ...
+        for stmt in block.find_insts(ir.Assign):
+            base = stmt.target.name.split(".")[0]
+            if base != stmt.target.name and not base.startswith("$"):
+                stmt.target = ir.Var(stmt.target.scope, base, stmt.target.loc)
+    ours = SimpleNamespace(func_ir=func_ir, blocks=func_ir.blocks)
+    numbas = SimpleNamespace(func_ir=func_ir, blocks=func_ir.blocks)
+    GlueLower._find_singly_assigned_variable(ours)  # type: ignore[arg-type]
+    lowering.Lower._find_singly_assigned_variable(numbas)  # type: ignore[arg-type]
+    assert ours._singly_assigned_vars == numbas._singly_assigned_vars
+    assert ours._singly_assigned_vars
+
+
 def _loop_body(source: str) -> list[str]:
     """The lines of the first ``for`` loop of the main function."""
     lines = source[source.index("def symflow_main"):].splitlines()
