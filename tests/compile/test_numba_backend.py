@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -166,6 +167,28 @@ def test_updates_in_place_read_old_values_and_new_steps() -> None:
     h()
     np.testing.assert_array_equal(A.get_value(), np.eye(2) + [[1.0, 3.0], [2.0, 4.0]])
     np.testing.assert_array_equal(B.get_value(), [[2.0, 4.0], [6.0, 8.0]])
+
+
+@pytest.mark.parametrize("update", [
+    lambda v: v - 0.5 * v[::-1],  # reads elements the loop has already written
+    lambda v: v + v[0],  # the first element, broadcast
+    lambda v: v * T.sqrt(abs(v[::-1])) + 1,  # fused with other elementwise work
+])
+def test_an_update_reading_its_own_variable_through_a_view_is_not_written_in_place(update: Any) -> None:
+    """``v - v[::-1]`` written into v's own array would read new values for the later elements."""
+    v = sf.shared(np.arange(1.0, 5.0), name="v")
+    f = sf.function([], [], updates=[(v, update(v))], mode="numba")
+    assert v not in f._run.cg.in_place
+    f()
+    v_py = sf.shared(np.arange(1.0, 5.0), name="v")
+    sf.function([], [], updates=[(v_py, update(v_py))], mode="py")()
+    np.testing.assert_allclose(v.get_value(), v_py.get_value(), rtol=1e-15)
+
+    W = sf.shared(np.array([[1.0, 2.0], [3.0, 4.0]]), name="W")
+    g = sf.function([], [], updates=[(W, W + W.T)], mode="numba")
+    assert W not in g._run.cg.in_place
+    g()
+    np.testing.assert_array_equal(W.get_value(), [[2.0, 5.0], [5.0, 8.0]])
 
 
 def test_a_zero_fill_read_by_elements_is_never_built() -> None:

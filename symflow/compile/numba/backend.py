@@ -137,7 +137,8 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
 
     An update qualifies when an elementwise loop computes it (it writes every element), the
     shared variable is one of the loop's inputs with the result's broadcastable pattern (so the
-    shapes are equal), and the new value is used only by other such updates (momentum's step
+    shapes are equal) and no other input is a view of it (``b - b[::-1]`` would read elements
+    already written), and the new value is used only by other such updates (momentum's step
     feeds the parameter's update). An update is written after every other in-place update that
     reads its old value and after those whose new values it reads; a cycle (a swap) leaves one
     update out, computed into a new array before any is written.
@@ -148,6 +149,7 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
         node = e.owner
         if (e.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
                 and any(x is sv and x.broadcastable == e.broadcastable for x in node.inputs)
+                and not any(x is not sv and _reads_storage(x, sv) for x in node.inputs)
                 and clients.get(e, []).count(None) == 1):
             candidates[sv] = e
     while True:  # keep updates whose new value nothing but other in-place updates reads
