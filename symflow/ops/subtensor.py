@@ -458,8 +458,12 @@ class AdvancedSubtensor(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, *components = node.inputs
-        if not _is_pairs(self.idx, x, components):
-            cg.objmode(node)
+        if not _is_pairs(self.idx, x, components):  # the general case: one generated kernel
+            source = _advanced_source(self.idx, x.ndim, [c.ndim for c in components], None)
+            out, status = cg.new_name(node.outputs[0], "adv"), cg.fresh("st")
+            args = [cg.value(x), *(cg.value(c) for c in components)]
+            cg.emit(f"{out}, {status} = {cg.kernel_call(cg.generated_kernel(source), *args)}")
+            cg.check_status(status, node, _ADVANCED_ERROR)
             return
         rows, cols = components
         n = _pairs_length(node, cg, rows, cols)
@@ -511,14 +515,19 @@ class AdvancedIncSubtensor(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
-    def numba_reads_elements(self, node: Apply) -> tuple[int, ...]:
-        """x is copied element by element, unless the node runs in object mode."""
-        return (0,) if _is_pairs(self.idx, node.inputs[0], node.inputs[2:]) else ()
+    numba_reads_elements = (0,)  # x is copied element by element
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, *components = node.inputs
-        if not _is_pairs(self.idx, x, components):
-            cg.objmode(node)
+        if not _is_pairs(self.idx, x, components):  # the general case: copy x, then one generated kernel
+            out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incadv")
+            cg.copy_into(out, x)
+            source = _advanced_source(self.idx, x.ndim, [c.ndim for c in components],
+                                      "=" if self.set_instead_of_inc else "+=")
+            status = cg.fresh("st")
+            args = [out, cg.value(y), *(cg.value(c) for c in components)]
+            cg.emit(f"{status} = {cg.kernel_call(cg.generated_kernel(source), *args)}")
+            cg.check_status(status, node, _ADVANCED_ERROR + ", or the value does not fit the indexed region")
             return
         rows, cols = components
         n = _pairs_length(node, cg, rows, cols)
@@ -608,6 +617,87 @@ def _pairs_length(node: Apply, cg: Any, rows: Variable, cols: Variable) -> str:
     cg.emit(f"{n} = {nr} if {nr} > {nc} else {nc}")
     cg.check(f"({nr} != {n} and {nr} != 1) or ({nc} != {n} and {nc} != 1)", node, "index arrays of different lengths")
     return n
+
+
+_ADVANCED_ERROR = "index out of range, index arrays that do not broadcast together, or a zero slice step"
+
+
+def _advanced_source(idx: tuple[Entry, ...], x_ndim: int, comp_ndims: list[int], write: str | None) -> str:
+    """A kernel for ``x[idx]`` with integer arrays mixed with integers and slices, by NumPy's rules.
+
+    The slices are applied as a view; the integer arrays (and integers, which count as
+    0-d arrays) broadcast together to a shape B, and each output element is read through them.
+    B's dimensions come first in the output unless the array entries are adjacent in the index,
+    where they replace those entries. To read (``write`` None): ``kernel(x, *components)`` returns
+    ``(out, status)``. To write (``"="`` or ``"+="``): ``kernel(x, y, *components)`` writes ``y``
+    (broadcast to the indexed region) into ``x`` and returns the status. Status 1 is an error.
+    """
+    names = [f"q{k}" for k in range(len(comp_ndims))]
+    it = iter(range(len(names)))
+    view, checks = [], []
+    arrays: list[tuple[int, str, int]] = []  # (dimension of x, component, its ndim)
+    for d, entry in enumerate(idx):
+        if isinstance(entry, tuple):
+            start, stop, step = (names[next(it)] if has else "" for has in entry[1:])
+            if entry[3]:
+                checks.append(f"{step} == 0")
+            view.append(f"{start}:{stop}:{step}" if entry[3] else f"{start}:{stop}")
+        else:
+            k = next(it)
+            arrays.append((d, names[k], comp_ndims[k]))
+            view.append(":")
+    nb = max(n for _, _, n in arrays)
+    positions = [d for d, _, _ in arrays]
+    kept = [d for d in range(x_ndim) if d not in positions]  # sliced and untouched dimensions of x
+    if positions == list(range(positions[0], positions[-1] + 1)):
+        out_dims = ([("x", d) for d in kept if d < positions[0]] + [("b", i) for i in range(nb)]
+                    + [("x", d) for d in kept if d > positions[-1]])
+    else:
+        out_dims = [("b", i) for i in range(nb)] + [("x", d) for d in kept]
+    loop = {dim: f"o{k}" for k, dim in enumerate(out_dims)}
+    sizes = [f"b{i}" if kind == "b" else f"xs.shape[{i}]" for kind, i in out_dims]
+    fail = "1" if write else "np.zeros((" + "1, " * len(out_dims) + "), xs.dtype), 1"
+
+    params = ["x", *(["y"] if write else []), *names]
+    lines = [f"def kernel({', '.join(params)}):"]
+    if checks:
+        lines += [f"    if {' or '.join(checks)}:", f"        return {fail.replace('xs.dtype', 'x.dtype')}"]
+    lines.append(f"    xs = x[{', '.join(view)}]")
+    lines += [f"    b{i} = 1" for i in range(nb)]
+    for _, q, n in arrays:  # B: the index arrays broadcast together (aligned on their last dimension)
+        for j in range(n):
+            b = f"b{nb - n + j}"
+            lines += [f"    if {q}.shape[{j}] != 1:", f"        if {b} == 1:", f"            {b} = {q}.shape[{j}]",
+                      f"        elif {b} != {q}.shape[{j}]:", f"            return {fail}"]
+    if write:
+        lines += [f"    if y.shape[{k}] != {size} and y.shape[{k}] != 1:\n        return 1"
+                  for k, size in enumerate(sizes)]
+    else:
+        lines.append(f"    out = np.empty(({', '.join(sizes)},), xs.dtype)")
+    indent = "    "
+    for k, size in enumerate(sizes):
+        lines.append(f"{indent}for o{k} in range({size}):")
+        indent += "    "
+    source_index = []
+    for d in range(x_ndim):
+        if d not in positions:
+            source_index.append(loop[("x", d)])
+            continue
+        _, q, n = next(a for a in arrays if a[0] == d)
+        at = ", ".join(f"0 if {q}.shape[{j}] == 1 else {loop[('b', nb - n + j)]}" for j in range(n))
+        lines += [f"{indent}i{d} = {q}[{at}]" if n else f"{indent}i{d} = {q}",
+                  f"{indent}if i{d} < 0:", f"{indent}    i{d} += xs.shape[{d}]",
+                  f"{indent}if i{d} < 0 or i{d} >= xs.shape[{d}]:", f"{indent}    return {fail}"]
+        source_index.append(f"i{d}")
+    element = f"xs[{', '.join(source_index)}]"
+    if write:
+        at = ", ".join(f"0 if y.shape[{k}] == 1 else o{k}" for k in range(len(sizes)))
+        lines.append(f"{indent}{element} {write} y[{at}]")
+        lines.append("    return 0")
+    else:
+        lines.append(f"{indent}out[{', '.join(f'o{k}' for k in range(len(sizes)))}] = {element}")
+        lines.append("    return out, 0")
+    return "\n".join(lines) + "\n"
 
 
 def take_rows(x, idx, out):  # type: ignore[no-untyped-def]

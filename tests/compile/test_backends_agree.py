@@ -33,6 +33,7 @@ class Graph:
     def __init__(self) -> None:
         self.X, self.v, self.s = T.matrix("X"), T.vector("v"), T.scalar("s")
         self.idx = T.ivector("idx")  # K row indices of X, some negative
+        self.jdx = T.ivector("jdx")  # K column indices of X
         self.W = sf.shared(np.zeros((1, 1)), name="W")  # (M, M)
         self.b = sf.shared(np.zeros(1), name="b")  # (M,)
         self.vW = sf.shared(np.zeros((1, 1)), name="vW")  # momenta
@@ -111,6 +112,26 @@ def _write_rows(g: Graph, draw: Draw) -> Entry | None:
     return write(x[g.idx], y[0]), d
 
 
+def _mixed_index(g: Graph, draw: Draw) -> Entry | None:
+    """Index arrays with slices and ints (NumPy's general advanced indexing), read or written."""
+    found = g.pick(draw, lambda d: len(d) == 2 and d[1] == "M")
+    if found is None:
+        return None
+    x, d = found
+    kind = draw(st.sampled_from(["columns", "pairs", "int then array"]))
+    region = {"columns": (x[:, g.jdx], (d[0], "K")), "pairs": (x[g.idx, g.jdx], ("K",)),
+              "int then array": (x[-1, g.jdx], ("K",))}[kind] if d[0] == "N" or kind != "pairs" else None
+    if region is None:
+        return None
+    if draw(st.booleans()):
+        return region
+    y = g.pick(draw, lambda dy: dy == region[1] or dy == region[1][1:] or dy == ())
+    if y is None:
+        return None
+    write = T.inc_subtensor if draw(st.booleans()) else T.set_subtensor
+    return write(region[0], y[0]), d
+
+
 def _write_basic(g: Graph, draw: Draw) -> Entry | None:
     x, d = g.pick(draw, lambda d: len(d) >= 1)  # type: ignore[misc]
     y = g.pick(draw, lambda dy: dy == d[1:])
@@ -172,8 +193,8 @@ def _scan(g: Graph, draw: Draw) -> Entry | None:
     return (h, d) if draw(st.booleans()) else (total, d[:1])
 
 
-RULES = [_unary, _binary, _binary, _reduce, _view, _reshape, _rows, _write_rows, _write_basic, _join, _dot,
-         _rowwise, _scan]
+RULES = [_unary, _binary, _binary, _reduce, _view, _reshape, _rows, _write_rows, _mixed_index, _write_basic,
+         _join, _dot, _rowwise, _scan]
 
 
 def grow(draw: Draw) -> tuple[Graph, list[Variable], list[tuple[Any, Variable]]]:
@@ -207,8 +228,9 @@ def _run(g: Graph, outputs: list[Variable], updates: list[Any], mode: str, value
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            f = sf.function([g.X, g.v, g.s, g.idx], outputs, updates=updates, mode=mode, on_unused_input="ignore")
-            args = (values["X"], values["v"], values["s"], values["idx"])
+            f = sf.function([g.X, g.v, g.s, g.idx, g.jdx], outputs, updates=updates, mode=mode,
+                            on_unused_input="ignore")
+            args = (values["X"], values["v"], values["s"], values["idx"], values["jdx"])
             results = f(*args) + f(*args)  # twice: the first call's in-place writes must be right
     except Exception as exc:  # noqa: BLE001 - the other backend must raise the same kind of error
         return "error", type(exc).__name__
@@ -223,7 +245,8 @@ def test_random_graphs_agree_across_backends(data: st.DataObject) -> None:
     n, m, k = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     values = {"X": rng.normal(size=(n, m)), "v": rng.normal(size=m), "s": np.float64(rng.normal()),
-              "idx": rng.integers(-n, n, size=k).astype(np.int32), "W": rng.normal(size=(m, m)) * 0.5,
+              "idx": rng.integers(-n, n, size=k).astype(np.int32), "jdx": rng.integers(-m, m, size=k).astype(np.int32),
+              "W": rng.normal(size=(m, m)) * 0.5,
               "b": rng.normal(size=m), "vW": rng.normal(size=(m, m)) * 0.1, "vb": rng.normal(size=m) * 0.1}
     note = f"rules {g.steps}, sizes N={n} M={m} K={k}"
     py = _run(g, outputs, updates, "py", values)

@@ -130,6 +130,47 @@ def test_matrix_rows_gather_and_scatter(run: Any) -> None:
         np.testing.assert_array_equal(got, ref(X.copy()), err_msg=label)
 
 
+def test_general_advanced_writes(run: Any) -> None:
+    """set/inc through index arrays mixed with ints and slices: repeats add up, values broadcast."""
+    x, v, idx = T.tensor3("x"), T.vector("v"), T.imatrix("idx")
+    Idx = np.array([[0, 2], [2, 2]], "int32")
+    cases = [
+        ("inc pairs after a slice (repeats)", T.inc_subtensor(x[:, [0, 0, 2], [1, 1, 3]], 1.0),
+         lambda a: _add_at(a, (slice(None), [0, 0, 2], [1, 1, 3]), 1.0)),
+        ("set arrays apart", T.set_subtensor(x[[0, 1], :, [3, 0]], v[:3]),
+         lambda a: _set(a, ([0, 1], slice(None), [3, 0]), np.arange(3.0))),
+        ("inc int then 2-d array, negative", T.inc_subtensor(x[-1, idx], v),
+         lambda a: _add_at(a, (-1, Idx), np.arange(4.0))),
+        ("set after a reversed slice", T.set_subtensor(x[::-1, [1, -1], 2], 7.0),
+         lambda a: _set(a, (slice(None, None, -1), [1, -1], 2), 7.0)),
+    ]
+    results = run([x, v, idx], [c[1] for c in cases], X3, np.arange(4.0), Idx)
+    for (label, _, ref), got in zip(cases, results, strict=True):
+        np.testing.assert_array_equal(got, ref(X3.copy()), err_msg=label)
+
+
+def test_general_advanced_indexing_is_compiled() -> None:
+    """No object-mode block: the generated kernels read and write through any index."""
+    x, idx = T.tensor3("x"), T.imatrix("idx")
+    y = x[1:, idx, -1] + T.set_subtensor(x[[0, 1], :, [3, 0]], 0.0)[[1, 0], :2, [0, 2]].sum()
+    f = sf.function([x, idx], [y, sf.grad(y.sum(), x)], mode="numba")
+    assert "objmode" not in f.source
+    Idx = np.array([[0, 2], [1, -1]], "int32")
+    want = sf.function([x, idx], [y, sf.grad(y.sum(), x)], mode="py")(X3, Idx)
+    for got, expected in zip(f(X3, Idx), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-14)
+
+
+def test_general_advanced_index_errors(run: Any) -> None:
+    x, a, b = T.tensor3("x"), T.ivector("a"), T.ivector("b")
+    with pytest.raises(IndexingError):
+        run([x, a], x[:, a, 1], X3, np.array([0, 3], "int32"))  # axis 1 has length 3
+    with pytest.raises(IndexingError):
+        run([x, a, b], x[a, :, b], X3, np.array([0, 1], "int32"), np.array([0, 1, 2], "int32"))  # 2 vs 3
+    with pytest.raises(IndexingError):
+        run([x, a], T.inc_subtensor(x[a, :, 0], 1.0), X3, np.array([-3], "int32"))
+
+
 def _set(a: np.ndarray, index: Any, value: Any) -> np.ndarray:
     a[index] = value
     return a
