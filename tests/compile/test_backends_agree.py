@@ -30,14 +30,15 @@ Draw = Callable[[Any], Any]
 class Graph:
     """The inputs, shared variables and the pool of expressions a random graph grows from."""
 
-    def __init__(self) -> None:
-        self.X, self.v, self.s = T.matrix("X"), T.vector("v"), T.scalar("s")
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype  # of the float inputs and shared variables
+        self.X, self.v, self.s = T.matrix("X", dtype), T.vector("v", dtype), T.scalar("s", dtype)
         self.idx = T.ivector("idx")  # K row indices of X, some negative
         self.jdx = T.ivector("jdx")  # K column indices of X
-        self.W = sf.shared(np.zeros((1, 1)), name="W")  # (M, M)
-        self.b = sf.shared(np.zeros(1), name="b")  # (M,)
-        self.vW = sf.shared(np.zeros((1, 1)), name="vW")  # momenta
-        self.vb = sf.shared(np.zeros(1), name="vb")
+        self.W = sf.shared(np.zeros((1, 1), dtype), name="W")  # (M, M)
+        self.b = sf.shared(np.zeros(1, dtype), name="b")  # (M,)
+        self.vW = sf.shared(np.zeros((1, 1), dtype), name="vW")  # momenta
+        self.vb = sf.shared(np.zeros(1, dtype), name="vb")
         self.pool: list[Entry] = [(self.X, ("N", "M")), (self.v, ("M",)), (self.s, ()), (self.W, ("M", "M")),
                                   (self.b, ("M",))]
         self.steps: list[str] = []
@@ -199,7 +200,7 @@ RULES = [_unary, _binary, _binary, _reduce, _view, _reshape, _rows, _write_rows,
 
 def grow(draw: Draw) -> tuple[Graph, list[Variable], list[tuple[Any, Variable]]]:
     """A random graph: outputs (some grown expressions, a cost and its gradient) and updates."""
-    g = Graph()
+    g = Graph(draw(st.sampled_from(["float64", "float32"])))
     for _ in range(draw(st.integers(2, 8))):
         rule = draw(st.sampled_from(RULES))
         try:
@@ -238,17 +239,21 @@ def _run(g: Graph, outputs: list[Variable], updates: list[Any], mode: str, value
 
 
 # each example compiles one function with Numba; SYMFLOW_FUZZ_EXAMPLES=500 searches longer
-@settings(max_examples=int(os.environ.get("SYMFLOW_FUZZ_EXAMPLES", settings().max_examples)))
+@settings(max_examples=int(os.environ.get("SYMFLOW_FUZZ_EXAMPLES", settings().max_examples)), deadline=None)
 @given(data=st.data())
 def test_random_graphs_agree_across_backends(data: st.DataObject) -> None:
     g, outputs, updates = grow(data.draw)
     n, m, k = data.draw(st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    values = {"X": rng.normal(size=(n, m)), "v": rng.normal(size=m), "s": np.float64(rng.normal()),
-              "idx": rng.integers(-n, n, size=k).astype(np.int32), "jdx": rng.integers(-m, m, size=k).astype(np.int32),
-              "W": rng.normal(size=(m, m)) * 0.5,
-              "b": rng.normal(size=m), "vW": rng.normal(size=(m, m)) * 0.1, "vb": rng.normal(size=m) * 0.1}
-    note = f"rules {g.steps}, sizes N={n} M={m} K={k}"
+    floats = {"X": rng.normal(size=(n, m)), "v": rng.normal(size=m), "s": np.array(rng.normal()),
+              "W": rng.normal(size=(m, m)) * 0.5, "b": rng.normal(size=m), "vW": rng.normal(size=(m, m)) * 0.1,
+              "vb": rng.normal(size=m) * 0.1}
+    values = {name: value.astype(g.dtype) for name, value in floats.items()}
+    values["s"] = values["s"][()]  # a NumPy scalar of the input's dtype
+    values["idx"] = rng.integers(-n, n, size=k).astype(np.int32)
+    values["jdx"] = rng.integers(-m, m, size=k).astype(np.int32)
+    note = f"rules {g.steps}, {g.dtype}, sizes N={n} M={m} K={k}"
+    tolerance = {"rtol": 1e-7, "atol": 1e-9} if g.dtype == "float64" else {"rtol": 2e-4, "atol": 1e-5}
     py = _run(g, outputs, updates, "py", values)
     compiled = _run(g, outputs, updates, "numba", values)
     assert py[0] == compiled[0], f"{note}: py gave {py[0]} {py[1] if py[0] == 'error' else ''}, numba " \
@@ -258,4 +263,5 @@ def test_random_graphs_agree_across_backends(data: st.DataObject) -> None:
         return
     (want, want_shared), (got, got_shared) = py[1], compiled[1]
     for i, (a, b) in enumerate(zip(want + want_shared, got + got_shared, strict=True)):
-        np.testing.assert_allclose(b, a, rtol=1e-7, atol=1e-9, err_msg=f"{note}: result {i}")
+        assert (type(b), b.dtype, b.shape) == (type(a), a.dtype, a.shape), f"{note}: result {i}"
+        np.testing.assert_allclose(b, a, **tolerance, err_msg=f"{note}: result {i}")
