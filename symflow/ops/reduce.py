@@ -104,7 +104,7 @@ class Reduce(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         (x,) = inputs
-        if self.kind in ("max", "min") and x.size == 0 and self.axis:
+        if self.kind in ("max", "min") and 0 in [x.shape[d] for d in self.axis]:  # no identity to start from
             raise ValueError(f"{self.kind} of an empty array (shape {x.shape}) over axis {self.axis}")
         out = self.reducer.impl(x, axis=self.axis, keepdims=self.keepdims)
         return [np.asarray(out, dtype=node.outputs[0].dtype)]
@@ -185,8 +185,8 @@ class ArgReduce(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         (x,) = inputs
-        if x.size == 0:
-            raise ValueError(f"arg{self.kind} of an empty array (shape {x.shape})")
+        if x.size == 0 if self.axis is None else x.shape[self.axis] == 0:
+            raise ValueError(f"arg{self.kind} of an empty array (shape {x.shape}) over axis {self.axis}")
         fn = np.argmax if self.kind == "max" else np.argmin
         out = fn(x, axis=self.axis, keepdims=self.keepdims)
         return [np.asarray(out, dtype="int64")]
@@ -210,7 +210,7 @@ class ArgReduce(Op):
 
         (x,) = node.inputs
         out = node.outputs[0]
-        size = " * ".join(cg.shape_tuple(x)) or "1"
+        size = (" * ".join(cg.shape_tuple(x)) or "1") if self.axis is None else cg.dim(x, self.axis)
         cg.check(f"{size} == 0", node, f"arg{self.kind} of an empty array")
         better = "v > best" if self.kind == "max" else "v < best"
         test = f"({better} or (v != v and best == best))"

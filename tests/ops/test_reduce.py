@@ -132,6 +132,18 @@ def test_max_of_empty_raises(run: Any) -> None:
         run([x], x.max(axis=1), np.zeros((2, 0)))
     with pytest.raises(ValueError, match="empty"):
         run([x], x.argmax(), np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="empty"):
+        run([x], x.argmin(axis=-1), np.zeros((3, 0)))
+
+
+def test_reducing_a_nonempty_axis_of_an_empty_array(run: Any) -> None:
+    """As in NumPy, only an empty reduced axis is an error: max over axis 1 of a (0, 2) array is empty."""
+    x = T.matrix("x")
+    empty = np.zeros((0, 2))
+    results = run([x], [x.max(axis=1), x.min(axis=1, keepdims=True), x.argmax(axis=1), x.argmin(axis=-1)], empty)
+    for got, want in zip(results, [np.zeros(0), np.zeros((0, 1)), np.zeros(0, "int64"), np.zeros(0, "int64")],
+                         strict=True):
+        assert got.shape == want.shape and got.dtype == want.dtype
 
 
 def test_infer_shape(check_infer_shape: Any) -> None:
