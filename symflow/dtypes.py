@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .config import config
@@ -43,6 +45,7 @@ def is_discrete(dtype: str) -> bool:
     return dtype not in FLOATS
 
 
+@functools.cache  # every elementwise node asks; NumPy's promotion takes microseconds
 def upcast(*dtypes: str) -> str:
     """The dtype NumPy promotes these to (int32 with float32 gives float64, as in Theano)."""
     return np.result_type(*[np.dtype(d) for d in dtypes]).name
