@@ -41,6 +41,7 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "log of softmax": T.log(T.nnet.softmax(x)),
         "log of sigmoid": T.log(T.nnet.sigmoid(v * 50)) + T.log(1 - T.nnet.sigmoid(v * 50)),
         "cross-entropy gradient": sf.grad(T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).sum(), x),
+        "the book's cost gradient": sf.grad(-T.mean(T.log(T.nnet.softmax(x * 2)[T.arange(y.shape[0]), y])), x),
         "fusion": T.exp(T.tanh(x * 2 + 1) - x) * 3,
         "softmax and log-softmax of the same rows": T.nnet.softmax(x3) + T.nnet.log_softmax(x3),
     }
@@ -107,3 +108,23 @@ def test_corpus_exercises_every_rewrite(name: str) -> None:
     before = sf.printing.debugprint(plain, file="str", print_type=False)
     after = sf.printing.debugprint(rewritten, file="str", print_type=False)
     assert before != after, f"the corpus does not trigger the rewrite {name!r}; add a graph that does"
+
+
+@pytest.mark.parametrize("rows, cols", [
+    ([0, 1, 2, 3], [0, 2, 1, 2]),  # one target per row (the book's cost)
+    ([2, 2, -1, 0], [1, 1, -3, 2]),  # repeated pairs and negative indices
+    ([1], [0, 2, 1]),  # one row for every column
+])
+def test_row_share_of_scattered_values(mode: str, rows: list[int], cols: list[int]) -> None:
+    """``G - y * G.sum(-1, keepdims=True)`` with ``G`` scattered into zeros shaped like ``y`` is
+    computed without a dense ``G`` (no row sum left), with the same values."""
+    x, vals = T.matrix("x"), T.vector("vals")
+    r, c = T.ivector("r"), T.ivector("c")
+    y = T.nnet.softmax(x)
+    g = T.inc_subtensor(T.zeros_like(y)[r, c], vals)
+    out = g - y * g.sum(axis=-1, keepdims=True)
+    args = (VALUES[0], RNG.normal(size=max(len(rows), len(cols))), np.array(rows, "int32"), np.array(cols, "int32"))
+    rewritten = sf.function([x, vals, r, c], out, mode=mode)
+    assert not any(type(n.op).__name__ == "Reduce" for n in rewritten.fgraph.nodes())
+    want = sf.function([x, vals, r, c], out, mode=mode, rewrite=False)(*args)
+    np.testing.assert_allclose(rewritten(*args), want, rtol=1e-12, atol=1e-15)

@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ...graph import Apply, Constant, Variable
 from ...ops import math as m
 from ...ops.dot import dot
 from ...ops.elemwise import Elemwise
 from ...ops.nnet import LogSoftmax, Softmax
 from ...ops.reduce import Reduce
-from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, constant_value, dimshuffle
-from ...ops.subtensor import Subtensor
+from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
+from ...ops.subtensor import AdvancedIncSubtensor, Subtensor
 from ..fgraph import FunctionGraph
 from . import register
 from .basic import rewrite_nodes
@@ -236,6 +238,36 @@ def summed_outer_product(node: Apply) -> list[Variable] | None:
         return None
     out = dot(left.T, right)
     return [out] if out.dtype == node.outputs[0].dtype else [m.cast(out, node.outputs[0].dtype)]
+
+
+@rule(Elemwise)
+def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
+    """``G - y * G.sum(-1, keepdims=True)``, where ``G`` adds values into zeros shaped like ``y``
+    at (row, column) pairs, is ``-y * s`` with the values added at the pairs, where ``s`` holds
+    each row's total of the values. This is the cross-entropy gradient through log-softmax
+    (``-mean(log p[arange(n), t])``): one pass over ``y`` instead of building ``G``, summing its
+    rows and combining them."""
+    if node.op.scalar_op.name != "sub":  # type: ignore[attr-defined]
+        return None
+    g, share = node.inputs
+    scatter, product = g.owner, share.owner
+    if (scatter is None or not isinstance(scatter.op, AdvancedIncSubtensor) or scatter.op.idx != ("a", "a")
+            or scatter.op.set_instead_of_inc or product is None or not isinstance(product.op, Elemwise)
+            or product.op.scalar_op.name != "mul"):
+        return None
+    zeros, values, rows, cols = scatter.inputs
+    for y, total in (product.inputs, product.inputs[::-1]):
+        summed = total.owner
+        if (y.ndim == 2 and summed is not None and isinstance(summed.op, Reduce) and summed.op.kind == "sum"
+                and summed.op.axis == (1,) and summed.op.keepdims and summed.inputs[0] is g and _is_zeros(zeros)
+                and zeros.owner is not None and _is_length(zeros.owner.inputs[1], y, 0)
+                and _is_length(zeros.owner.inputs[2], y, 1) and y.dtype == g.dtype == node.outputs[0].dtype):
+            # the same pairs with every column 0: each row's total, as a column
+            column = alloc(Constant(np.zeros((), g.dtype)), zeros.owner.inputs[1], 1)
+            totals = AdvancedIncSubtensor(("a", "a"), False)(column, values, rows, m.mul(cols, 0))
+            out = AdvancedIncSubtensor(("a", "a"), False)(m.neg(m.mul(y, totals)), values, rows, cols)
+            return [out] if _same_type(out, node.outputs[0]) else None
+    return None
 
 
 def _dimshuffled_matrix(v: Variable) -> tuple[Variable, tuple[Any, ...]] | None:
