@@ -30,6 +30,10 @@ class _Config:
         #: fill every array the compiled code allocates with NaN (or a large integer), so that
         #: reading memory before writing it shows; for testing symflow itself
         self.poison_memory = os.environ.get("SYMFLOW_POISON_MEMORY", "") not in ("", "0")
+        #: on glibc, ask malloc to keep large freed blocks for reuse instead of handing them back to
+        #: the system after every call (set when the first function is compiled with Numba; see
+        #: docs/performance.md); SYMFLOW_KEEP_FREED_MEMORY=0 leaves malloc's settings alone
+        self.keep_freed_memory = os.environ.get("SYMFLOW_KEEP_FREED_MEMORY", "1") not in ("", "0")
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "floatX" and value not in _FLOATS:

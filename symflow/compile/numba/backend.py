@@ -382,7 +382,9 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     from numba.core.errors import NumbaError
 
     from .cache import load_module, module_dir, source_key, store_kernel
+    from .runtime import keep_freed_memory
 
+    keep_freed_memory()  # once per process: large temporaries reuse freed memory between calls
     try:
         source, cg, _, _ = generate(fgraph)
     except NoNumbaImplementation as exc:
