@@ -185,7 +185,8 @@ class ArgReduce(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         (x,) = inputs
-        if x.size == 0 if self.axis is None else x.shape[self.axis] == 0:
+        empty = x.size == 0 if self.axis is None else x.shape[self.axis] == 0
+        if empty:
             raise ValueError(f"arg{self.kind} of an empty array (shape {x.shape}) over axis {self.axis}")
         fn = np.argmax if self.kind == "max" else np.argmin
         out = fn(x, axis=self.axis, keepdims=self.keepdims)

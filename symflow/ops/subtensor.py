@@ -633,19 +633,18 @@ def _advanced_source(idx: tuple[Entry, ...], x_ndim: int, comp_ndims: list[int],
     (broadcast to the indexed region) into ``x`` and returns the status. Status 1 is an error.
     """
     names = [f"q{k}" for k in range(len(comp_ndims))]
-    it = iter(range(len(names)))
-    view, checks = [], []
+    it = iter(zip(names, comp_ndims))
     arrays: list[tuple[int, str, int]] = []  # (dimension of x, component, its ndim)
+    slice_names: list[str] = []
     for d, entry in enumerate(idx):
+        taken = [next(it) for _ in range(_n_inputs(entry))]
         if isinstance(entry, tuple):
-            start, stop, step = (names[next(it)] if has else "" for has in entry[1:])
-            if entry[3]:
-                checks.append(f"{step} == 0")
-            view.append(f"{start}:{stop}:{step}" if entry[3] else f"{start}:{stop}")
+            slice_names += [q for q, _ in taken]
         else:
-            k = next(it)
-            arrays.append((d, names[k], comp_ndims[k]))
-            view.append(":")
+            arrays.append((d, *taken[0]))
+    # the slices as a basic index over the same dimensions (index arrays and ints keep theirs whole)
+    full = ("s", False, False, False)
+    view, _, checks = _index_parts(tuple(e if isinstance(e, tuple) else full for e in idx), slice_names, "x")
     nb = max(n for _, _, n in arrays)
     positions = [d for d, _, _ in arrays]
     kept = [d for d in range(x_ndim) if d not in positions]  # sliced and untouched dimensions of x
@@ -656,12 +655,12 @@ def _advanced_source(idx: tuple[Entry, ...], x_ndim: int, comp_ndims: list[int],
         out_dims = [("b", i) for i in range(nb)] + [("x", d) for d in kept]
     loop = {dim: f"o{k}" for k, dim in enumerate(out_dims)}
     sizes = [f"b{i}" if kind == "b" else f"xs.shape[{i}]" for kind, i in out_dims]
-    fail = "1" if write else "np.zeros((" + "1, " * len(out_dims) + "), xs.dtype), 1"
+    fail = "1" if write else "np.zeros((" + "1, " * len(out_dims) + "), x.dtype), 1"
 
     params = ["x", *(["y"] if write else []), *names]
     lines = [f"def kernel({', '.join(params)}):"]
     if checks:
-        lines += [f"    if {' or '.join(checks)}:", f"        return {fail.replace('xs.dtype', 'x.dtype')}"]
+        lines += [f"    if {' or '.join(checks)}:", f"        return {fail}"]
     lines.append(f"    xs = x[{', '.join(view)}]")
     lines += [f"    b{i} = 1" for i in range(nb)]
     for _, q, n in arrays:  # B: the index arrays broadcast together (aligned on their last dimension)

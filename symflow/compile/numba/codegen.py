@@ -596,8 +596,6 @@ def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tup
             if not is_fill(y):
                 continue
         elementwise = getattr(op, "numba_reads_elements", False)
-        if callable(elementwise):
-            elementwise = elementwise(node)
         for i, x in enumerate(node.inputs):
             by_element = elementwise is True or (isinstance(elementwise, tuple) and i in elementwise)
             if not by_element:

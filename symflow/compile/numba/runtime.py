@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import os
 import platform
@@ -28,6 +29,11 @@ _GLIBC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_T
 _allocator_set = False
 
 
+@functools.cache  # platform.libc_ver reads the interpreter's binary; every compile asks
+def _on_glibc() -> bool:
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory(libc: Any = None) -> bool:
     """Set glibc's trim and mmap thresholds (once per process; see above). Nothing happens off
     glibc, with ``config.keep_freed_memory`` false, or when the environment already sets malloc's
@@ -36,7 +42,7 @@ def keep_freed_memory(libc: Any = None) -> bool:
     if _allocator_set or not config.keep_freed_memory or any(v in os.environ for v in _GLIBC_VARIABLES):
         return False
     if libc is None:
-        if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        if not _on_glibc():
             return False
         libc = ctypes.CDLL(None)
     mmap_set = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)  # 1 on success

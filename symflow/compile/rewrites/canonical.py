@@ -256,12 +256,14 @@ def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
             or product.op.scalar_op.name != "mul"):
         return None
     zeros, values, rows, cols = scatter.inputs
+    if not _is_zeros(zeros) or zeros.owner is None or g.dtype != node.outputs[0].dtype:
+        return None
     for y, total in (product.inputs, product.inputs[::-1]):
         summed = total.owner
         if (y.ndim == 2 and summed is not None and isinstance(summed.op, Reduce) and summed.op.kind == "sum"
-                and summed.op.axis == (1,) and summed.op.keepdims and summed.inputs[0] is g and _is_zeros(zeros)
-                and zeros.owner is not None and _is_length(zeros.owner.inputs[1], y, 0)
-                and _is_length(zeros.owner.inputs[2], y, 1) and y.dtype == g.dtype == node.outputs[0].dtype):
+                and summed.op.axis == (1,) and summed.op.keepdims and summed.inputs[0] is g
+                and _is_length(zeros.owner.inputs[1], y, 0) and _is_length(zeros.owner.inputs[2], y, 1)
+                and y.dtype == g.dtype):
             # the same pairs with every column 0: each row's total, as a column
             column = alloc(Constant(np.zeros((), g.dtype)), zeros.owner.inputs[1], 1)
             totals = AdvancedIncSubtensor(("a", "a"), False)(column, values, rows, m.mul(cols, 0))
