@@ -73,3 +73,39 @@ def test_concurrent_processes_share_one_cache(tmp_path: Path) -> None:
     results = [_result(p) for p in processes]
     assert all(r["value"] == EXPECTED for r in results)
     assert run(tmp_path)["cached"]
+
+
+LIGHT_LOAD_SCRIPT = """
+import json, os, sys
+import numpy as np
+import symflow as sf, symflow.tensor as T
+x = T.vector('x')
+w = sf.shared(np.arange(3.0), name='w')
+f = sf.function([x], (x * w).sum() + T.exp(x).sum(), mode='numba')
+registries = 'numba.np.linalg' in sys.modules  # imported by Numba's registry refresh
+value = float(f(np.ones(3)))
+offset = float(os.getpid())  # a constant no other process used: this function must be compiled
+g = sf.function([x], (x * w).sum() + offset, mode='numba')
+print(json.dumps({'cached': f._run.loaded_from_cache, 'registries': registries, 'value': value,
+                  'other': float(g(np.ones(3))), 'offset': offset, 'other_cached': g._run.loaded_from_cache}))
+"""
+
+
+def test_loading_skips_numbas_registries_and_compiling_still_works(tmp_path: Path) -> None:
+    """A cache hit loads without Numba's registry refresh (most of a warm start); a function compiled
+    afterwards in the same process gets the full refresh from Numba's compiler and runs correctly."""
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(tmp_path))
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", LIGHT_LOAD_SCRIPT], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert not first["cached"] and first["registries"]
+    assert second["cached"] and not second["registries"]
+    for run_ in runs:
+        assert run_["value"] == EXPECTED
+        assert not run_["other_cached"]
+        assert run_["other"] == 3.0 + run_["offset"]
+

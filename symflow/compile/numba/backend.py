@@ -26,7 +26,7 @@ from ...scan.numba import FALLBACK
 from ..fgraph import FunctionGraph
 from .codegen import CodeGen, NoNumbaImplementation, access_plan, numba_type
 
-VERSION = "1"  # bump when the generated code's conventions change
+VERSION = "2"  # bump when the generated code's conventions change
 
 
 def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> None:
@@ -101,7 +101,7 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
         "import numpy as np",
         "import numba",
         "from numba import types as _t",
-        "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel",
+        "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function",
         "from symflow.compile.numba.runtime import perform_fallback",
         "from symflow.compile.numba.cache import load_kernel",
     ]
@@ -117,7 +117,7 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
     header.append("")
     header.append("")
     options = "{**MAIN_OPTIONS, 'nogil': False}" if cg.holds_gil else "MAIN_OPTIONS"
-    header.append(f"@numba.njit(SIGNATURE, cache=True, **{options})")
+    header.append(f"@main_function(SIGNATURE, {options})")
     header.append(f"def symflow_main({', '.join(args + const_names)}):")
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
 
