@@ -109,3 +109,28 @@ def test_loading_skips_numbas_registries_and_compiling_still_works(tmp_path: Pat
         assert not run_["other_cached"]
         assert run_["other"] == 3.0 + run_["offset"]
 
+
+def test_module_code_is_kept_and_checked(tmp_path: Path) -> None:
+    """The compiled code of a generated module is stored beside it and used only for the same source;
+    a damaged copy is compiled again."""
+    from symflow.compile.numba.cache import _module_code
+
+    path = tmp_path / "sf_test.py"
+    path.write_text("VALUE = 1\n")
+    first = _module_code(path)
+    (stored,) = (tmp_path / "__pycache__").glob("sf_test.*.code")
+    assert _module_code(path).co_code == first.co_code
+
+    def value(code: object) -> object:
+        namespace: dict[str, object] = {}
+        exec(code, namespace)  # noqa: S102 - the test's own module
+        return namespace["VALUE"]
+
+    data = bytearray(stored.read_bytes())
+    data[-3] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    assert value(_module_code(path)) == 1
+    assert stored.read_bytes() != bytes(data)  # rewritten
+    path.write_text("VALUE = 2\n")
+    assert value(_module_code(path)) == 2
+    assert value(_module_code(path)) == 2
