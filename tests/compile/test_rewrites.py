@@ -90,6 +90,21 @@ def test_registry() -> None:
         sf.function([x], x * 1, rewrite=["no_such_pass"])
 
 
+def test_rewire_copies_a_node_whose_inputs_keep_their_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    from symflow.compile.rewrites.basic import rewire
+
+    x, y, z, row = T.matrix("x"), T.matrix("y"), T.matrix("z"), T.row("r")
+    node = (x * y).owner
+    make_node = type(node.op).make_node
+    monkeypatch.setattr(type(node.op), "make_node", lambda *a: pytest.fail("type inference ran again"))
+    copy = rewire(node, [z, y])
+    assert copy.op is node.op and copy.inputs == [z, y] and copy.trace is node.trace
+    assert copy.outputs[0].type == node.outputs[0].type and copy.outputs[0].owner is copy
+    monkeypatch.setattr(type(node.op), "make_node", make_node)
+    inferred = rewire(node, [row, row])  # new input types: the op infers the output type
+    assert inferred.outputs[0].broadcastable == (True, False)
+
+
 @pytest.mark.parametrize("rewrite", [True, *[[name] for name in NAMES]], ids=["default", *NAMES])
 def test_rewrites_preserve_results(mode: str, rewrite: Any) -> None:
     reference, ref_shared = _reference(mode)

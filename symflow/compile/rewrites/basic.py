@@ -17,6 +17,23 @@ from . import register
 LocalRewrite = Callable[[Apply], "list[Variable] | None"]
 
 
+def rewire(node: Apply, inputs: list[Variable]) -> Apply:
+    """``node``'s operation on ``inputs`` that compute the same values as its current inputs.
+
+    When every input keeps its type, the outputs keep theirs, so the node is copied without
+    rerunning the op's type inference (most of a warm compile's rewrite time). Only for
+    value-preserving rewrites: an op's output type may depend on an input's value (a constant
+    shape), which a rewrite never changes but a user's substitution may (``rebuild`` is for that).
+    """
+    if any(a.type != b.type for a, b in zip(inputs, node.inputs)):
+        return rebuild(node, inputs)
+    copy = Apply.__new__(Apply)
+    copy.op, copy.inputs, copy.trace = node.op, list(inputs), node.trace
+    copy.outputs = [Variable(y.type, owner=copy, index=i) for i, y in enumerate(node.outputs)]
+    copy.serial, Apply.created = Apply.created, Apply.created + 1
+    return copy
+
+
 def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
     """Visit nodes inputs-first; ``local(node)`` may return replacement outputs for it.
 
@@ -26,7 +43,7 @@ def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
     memo: dict[Variable, Variable] = {}
     for node in fgraph.nodes():
         inputs = [memo.get(x, x) for x in node.inputs]
-        current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rebuild(node, inputs)
+        current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rewire(node, inputs)
         replacement = local(current) or current.outputs
         for old, new in zip(node.outputs, replacement):
             if new is old:
@@ -54,7 +71,7 @@ def merge(fgraph: FunctionGraph) -> FunctionGraph:
                 x = constants.setdefault((x.signature(), x.broadcastable), x)
             inputs.append(x)
         if any(a is not b for a, b in zip(inputs, node.inputs)):
-            node = rebuild(node, inputs)
+            node = rewire(node, inputs)
         if node.op.stateful:
             return node.outputs
         key = (node.op, tuple(id(x) for x in node.inputs))

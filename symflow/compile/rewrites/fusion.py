@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ...graph import Apply, Variable, rebuild
+from ...graph import Apply, Variable
 from ...ops.elemwise import Composite, Elemwise, FusedElemwise
 from ..fgraph import FunctionGraph
 from . import register
+from .basic import rewire
 
 
 def _is_elementwise(node: Apply | None) -> bool:
@@ -52,7 +53,7 @@ def fusion(fgraph: FunctionGraph) -> FunctionGraph:
             inputs = [memo.get(x, x) for x in node.inputs]
             if all(a is b for a, b in zip(inputs, node.inputs)):
                 continue
-            new = rebuild(node, inputs)
+            new = rewire(node, inputs)
         for old, out in zip(node.outputs, new.outputs):
             memo[old] = out
     return fgraph.replace_outputs([memo.get(y, y) for y in fgraph.all_outputs])

@@ -22,7 +22,7 @@ from ...scan.op import Scan
 from ...types import TensorType
 from ..fgraph import FunctionGraph
 from . import register
-from .basic import rewrite_nodes
+from .basic import rewire, rewrite_nodes
 
 Transform = Callable[[Apply, list[bool]], "list[Variable | None] | None"]
 
@@ -38,7 +38,7 @@ def rewrite_scans(fgraph: FunctionGraph, transform: Transform) -> FunctionGraph:
     changed = False
     for node in fgraph.nodes():
         inputs = [memo.get(x, x) for x in node.inputs]
-        current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rebuild(node, inputs)
+        current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rewire(node, inputs)
         outputs: list[Variable | None] = list(current.outputs)
         if isinstance(current.op, Scan):
             used = [bool(clients.get(y)) for y in node.outputs]
