@@ -37,6 +37,8 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "full slices": x[:, :] + x[::1],
         "shape entries": T.cast(x.shape[0] * x.shape[1], "float64"),
         "summed outer products": (x.dimshuffle(0, 1, "x") * x.dimshuffle(0, "x", 1)).sum(axis=0),
+        "summed outer products of sliced rows": (x.dimshuffle(0, 1, "x")[::-1][:3]
+                                                 * x[1:].dimshuffle(0, "x", 1)).sum(axis=0),
         "softmax of a view": T.nnet.softmax(x.T),
         "log of softmax": T.log(T.nnet.softmax(x)),
         "log of sigmoid": T.log(T.nnet.sigmoid(v * 50)) + T.log(1 - T.nnet.sigmoid(v * 50)),
@@ -143,3 +145,27 @@ def test_row_share_of_scattered_values(mode: str, rows: list[int], cols: list[in
     assert not any(type(n.op).__name__ == "Reduce" for n in rewritten.fgraph.nodes())
     want = sf.function([x, vals, r, c], out, mode=mode, rewrite=False)(*args)
     np.testing.assert_allclose(rewritten(*args), want, rtol=1e-12, atol=1e-15)
+
+
+def test_summed_outer_product_of_sliced_rows(mode: str) -> None:
+    """The outer products summed over rows are one matrix product also when the rows are sliced
+    after the dimshuffle (reversed and cut, as a backward loop's pushed-out sequence reads them)."""
+    x = T.matrix("x")
+    out = (x.dimshuffle(0, 1, "x")[::-1][:3] * x[1:].dimshuffle(0, "x", 1)).sum(axis=0)
+    rewritten = sf.function([x], out, mode=mode)
+    assert not any(type(n.op).__name__ == "Reduce" for n in rewritten.fgraph.nodes())
+    want = sf.function([x], out, mode=mode, rewrite=False)(VALUES[0])
+    np.testing.assert_allclose(rewritten(VALUES[0]), want, rtol=1e-12, atol=1e-15)
+
+
+def test_scan_weight_gradient_is_one_matrix_product(mode: str) -> None:
+    """A weight gradient of a loop over steps (the per-step ``x_t . W`` of the book's units) has no
+    (steps, rows, columns) temporary: it is one product after the backward loop."""
+    x = T.matrix("x")
+    W = sf.shared(W0.copy(), name="W")
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t.dot(W) + h), sequences=x, outputs_info=T.zeros_like(x[0]))
+    g = sf.grad((h ** 2).sum(), W)
+    f = sf.function([x], g, mode=mode)
+    assert not [n for n in f.fgraph.nodes() if any(y.ndim == 3 for y in n.outputs)]
+    want = sf.function([x], g, mode=mode, rewrite=False)(VALUES[0])
+    np.testing.assert_allclose(f(VALUES[0]), want, rtol=1e-12, atol=1e-15)

@@ -273,10 +273,24 @@ def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
 
 
 def _dimshuffled_matrix(v: Variable) -> tuple[Variable, tuple[Any, ...]] | None:
+    """``(x, order)`` if ``v`` is ``x.dimshuffle(order)`` for a matrix ``x`` keeping its first axis
+    first, possibly followed by slices of that first axis (``x[:, :, None][::-1][:n]``, as a
+    backward loop's pushed-out sequence reads it); the slices are then applied to ``x``."""
+    slices: list[Apply] = []
     node = v.owner
+    while node is not None and isinstance(node.op, Subtensor) and len(node.op.idx) == 1 \
+            and node.op.idx[0][0] == "s":  # type: ignore[attr-defined]
+        slices.append(node)
+        node = node.inputs[0].owner
     if node is None or not isinstance(node.op, DimShuffle) or node.inputs[0].ndim != 2:
         return None
-    return node.inputs[0], node.op.new_order  # type: ignore[attr-defined]
+    order = node.op.new_order  # type: ignore[attr-defined]
+    x = node.inputs[0]
+    if slices and order[0] != 0:
+        return None
+    for s in reversed(slices):
+        x = s.op(x, *s.inputs[1:])
+    return x, order
 
 
 @rule(Softmax, LogSoftmax)
