@@ -169,6 +169,22 @@ def test_updates_in_place_read_old_values_and_new_steps() -> None:
     np.testing.assert_array_equal(B.get_value(), [[2.0, 4.0], [6.0, 8.0]])
 
 
+def test_an_update_written_in_place_passes_its_array_once() -> None:
+    """A kernel writing an update into its shared variable's array, and reading the old value
+    there, takes that array as one parameter: as two, LLVM must allow for a partial overlap and
+    runs its scalar loop."""
+    X = T.matrix("X")
+    W = sf.shared(np.ones((30, 20)), name="W")
+    V = sf.shared(np.full((30, 20), 0.5), name="V")
+    step = 0.9 * V - 0.1 * sf.grad((X.dot(W) ** 2).sum(), W)
+    f = sf.function([X], [], updates=[(W, W + step), (V, step)], mode="numba")
+    names = {sv: f._run.cg.value(sv) for sv in (W, V)}  # the arrays' names in the generated code
+    writes = f.source.split("if err == 0:")[1]
+    (call,) = [line for line in writes.splitlines() if "err = g_" in line]
+    args = [a.strip() for a in call.split("(", 1)[1].rstrip(")").split(",")]
+    assert args.count(names[W]) == args.count(names[V]) == 1 and not [a for a in args if a.startswith("dst_")]
+
+
 @pytest.mark.parametrize("update", [
     lambda v: v - 0.5 * v[::-1],  # reads elements the loop has already written
     lambda v: v + v[0],  # the first element, broadcast
