@@ -79,6 +79,21 @@ def test_integer_dot(run: Any) -> None:
         np.testing.assert_array_equal(value, expected)
 
 
+def test_sum_kernels_may_reassociate_and_stay_accurate() -> None:
+    """The kernels summing products are compiled with ``fastmath={'reassoc'}`` (vectorised sums),
+    and stay as accurate as NumPy's BLAS on longer rows."""
+    from symflow.compile.numba.jit import jit_kernel
+    from symflow.ops.dot import dot_mv, dot_vv
+
+    for kernel in (dot_vv, dot_mv):
+        assert jit_kernel(kernel).targetoptions["fastmath"] == {"reassoc"}
+    m, v = T.matrix("m"), T.vector("v")
+    a, b = RNG.normal(size=(7, 301)), RNG.normal(size=301)
+    got = sf.function([m, v], [T.dot(m, v), T.dot(v, v)], mode="numba")(a, b)
+    np.testing.assert_allclose(got[0], a @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], b @ b, rtol=1e-12)
+
+
 def test_shape_errors_name_the_shapes(run: Any) -> None:
     a, b, x, y = T.matrix("a"), T.matrix("b"), T.tensor3("x"), T.tensor3("y")
     with pytest.raises(ShapeError, match=r"\(2, 3\) and \(2, 3\)"):

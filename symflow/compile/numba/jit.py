@@ -157,9 +157,10 @@ _KERNELS: dict[Callable[..., Any], Any] = {}
 
 
 def jit_kernel(fn: Callable[..., Any]) -> Any:
-    """The cached Numba version of a plain-Python kernel (one dispatcher per function)."""
+    """The cached Numba version of a plain-Python kernel (one dispatcher per function), with the
+    kernel's own ``numba_options`` (e.g. ``fastmath``) added to ``KERNEL_OPTIONS``."""
     if fn not in _KERNELS:
-        _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS)(fn)
+        _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS, **getattr(fn, "numba_options", {}))(fn)
     return _KERNELS[fn]
 
 
