@@ -134,3 +134,24 @@ def test_module_code_is_kept_and_checked(tmp_path: Path) -> None:
     path.write_text("VALUE = 2\n")
     assert value(_module_code(path)) == 2
     assert value(_module_code(path)) == 2
+
+
+def test_loading_falls_back_to_numbas_lookup_if_its_internals_change(monkeypatch, tmp_path: Path) -> None:
+    """``LoadingCache`` uses two private methods of Numba's cache; without them (another Numba
+    version) it takes Numba's own lookup, registry refresh included, and still loads."""
+    import numba
+
+    from symflow.compile.numba.jit import LoadingCache
+
+    source = tmp_path / "cached_fn.py"
+    source.write_text("def double(x):\n    return 2 * x\n")
+    namespace: dict = {"__name__": "cached_fn", "__file__": str(source)}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)  # noqa: S102 - the test's own code
+    monkeypatch.delattr(numba.core.caching.Cache, "_load_overload")
+    calls = []
+    monkeypatch.setattr(numba.core.caching.Cache, "load_overload",
+                        lambda self, sig, ctx: calls.append(sig))  # Numba's own lookup: a miss
+    dispatcher = numba.njit(namespace["double"])
+    dispatcher._cache = LoadingCache(namespace["double"])
+    dispatcher.compile((numba.float64,))
+    assert calls and dispatcher(2.5) == 5.0

@@ -135,9 +135,13 @@ class LoadingCache(caching.FunctionCache):  # type: ignore[misc]
     """
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
+        guard = getattr(self, "_guard_against_spurious_io_errors", None)
+        load = getattr(self, "_load_overload", None)
+        if guard is None or load is None:  # a Numba whose cache is built differently: its own lookup
+            return super().load_overload(sig, target_context)
         rtsys.initialize(target_context)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
+        with guard():
+            return load(sig, target_context)
 
 
 def main_function(signature: tuple[Any, ...], options: dict[str, Any]) -> Callable[[Callable[..., Any]], Any]:
