@@ -397,14 +397,16 @@ class Apply:
     #: how many nodes have been created so far; each node keeps its number as ``serial``
     created = 0
 
-    def __init__(self, op: Op, inputs: Sequence[Variable], output_types: Sequence[TensorType]) -> None:
+    def __init__(self, op: Op, inputs: Sequence[Variable], output_types: Sequence[TensorType],
+                 trace: SourceLocation | None = None) -> None:
+        """``trace``: the source line the node is attributed to (default: the caller's, see ``user_location``)."""
         for i, x in enumerate(inputs):
             if not isinstance(x, Variable):
                 raise TypeError(f"input {i} of {op} is {type(x).__name__}, not a symflow Variable")
         self.op = op
         self.inputs = list(inputs)
         self.outputs = [Variable(t, owner=self, index=i) for i, t in enumerate(output_types)]
-        self.trace = user_location()
+        self.trace = trace if trace is not None else user_location()
         self.serial = Apply.created
         Apply.created += 1
 

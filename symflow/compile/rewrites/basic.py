@@ -27,11 +27,7 @@ def rewire(node: Apply, inputs: list[Variable]) -> Apply:
     """
     if any(a.type != b.type for a, b in zip(inputs, node.inputs)):
         return rebuild(node, inputs)
-    copy = Apply.__new__(Apply)
-    copy.op, copy.inputs, copy.trace = node.op, list(inputs), node.trace
-    copy.outputs = [Variable(y.type, owner=copy, index=i) for i, y in enumerate(node.outputs)]
-    copy.serial, Apply.created = Apply.created, Apply.created + 1
-    return copy
+    return Apply(node.op, inputs, [y.type for y in node.outputs], trace=node.trace)
 
 
 def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
