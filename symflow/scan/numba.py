@@ -97,7 +97,8 @@ def emit_scan(node: Apply, cg: Any) -> None:
     for (buf, lag), y in zip(buffers, op.inner_state_outputs):
         if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs:
             # computed straight into its buffer row
-            cg.destinations[y] = (f"{buf}[{lag} + {t}]", [f"{buf}.shape[{d + 1}]" for d in range(y.ndim)])
+            row_dims = [f"{buf}.shape[{d + 1}]" for d in range(y.ndim)]
+            cg.destinations[y] = (cg.step_row(buf, f"{lag} + {t}", y.ndim), row_dims)
     for mbuf, y in zip(mapped, op.inner_mapped_outputs):
         if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs and y not in cg.destinations \
                 and y not in cg.stacked:
@@ -105,18 +106,18 @@ def emit_scan(node: Apply, cg: Any) -> None:
     with cg.loop(f"for {t} in range({n}):"):
         for seq, taps, tap_vars in zip(seqs, info.seq_taps, inner["seqs"]):
             for k, v in zip(taps, tap_vars):
-                cg.emit(f"{cg.new_name(v, 'x')} = {seq}[{t} + {k - min(taps)}]")
+                cg.emit(f"{cg.new_name(v, 'x')} = {cg.step_row(seq, f'{t} + {k - min(taps)}', v.ndim)}")
                 cg.shape_hints[v] = [f"{seq}.shape[{d + 1}]" for d in range(v.ndim)]
         for (buf, lag), taps, tap_vars in zip(buffers, info.state_taps, inner["states"]):
             for k, v in zip(taps, tap_vars):
-                cg.emit(f"{cg.new_name(v, 'prev')} = {buf}[{lag} + {t} - {-k}]")
+                cg.emit(f"{cg.new_name(v, 'prev')} = {cg.step_row(buf, f'{lag} + {t} - {-k}', v.ndim)}")
                 cg.shape_hints[v] = [f"{buf}.shape[{d + 1}]" for d in range(v.ndim)]
         for x, v in zip(outer["nonseqs"], inner["nonseqs"]):
             cg.bind(v, cg.value(x))
         emit_graph(cg, op.inner_outputs, op.inner_inputs)
 
         for (buf, lag), y in zip(buffers, op.inner_state_outputs):
-            _store(node, cg, f"{buf}[{lag} + {t}]", y)
+            _store(node, cg, cg.step_row(buf, f"{lag} + {t}", y.ndim), y)
         for mbuf, y in zip(mapped, op.inner_mapped_outputs):
             if y in cg.stored and cg.stacked[y][0] == mbuf:
                 continue  # computed straight into its row
@@ -138,7 +139,7 @@ def emit_scan(node: Apply, cg: Any) -> None:
                     status = cg.fresh("st")
                     cg.emit(f"{mbuf}, {status} = {cg.kernel_call(cg.generated_kernel(source), mbuf, t, *dims)}")
                     cg.check_status(status, node, "a per-step output changed shape between steps")
-            _store(node, cg, f"{mbuf}[{t}]", y)
+            _store(node, cg, cg.step_row(mbuf, t, y.ndim), y)
         for acc, y in zip(sums, op.inner_sum_outputs):
             if y.ndim == 0:
                 cg.emit(f"{acc} += {cg.value(y)}")

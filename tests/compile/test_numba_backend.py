@@ -4,6 +4,7 @@ updates; and its errors leave shared variables untouched."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -600,3 +601,30 @@ def test_values_shaped_like_a_new_state_are_made_once_in_front_of_the_loop() -> 
     expected = sf.function([X, h0, c0], [h, c], mode="py")(x, start, -start)
     for got, want in zip(f(x, start, -start), expected):
         np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_loop_rows_are_views_without_reference_counts() -> None:
+    """Inside a loop, the rows of sequences, state buffers and per-step outputs are ``step_row``
+    views (no atomic reference counting per step); scalar rows stay plain element accesses."""
+    X, h0 = T.matrix("X"), T.vector("h0")
+    W = sf.shared(np.eye(3) * 0.5, name="W")
+
+    def step(x, h, total):
+        h_new = T.tanh(x + h.dot(W))
+        return h_new, T.exp(h_new) * 2.0, total + h_new.sum()
+
+    (h, e, s), _ = sf.scan(step, sequences=X, outputs_info=[h0, None, np.float64(0.0)])
+    cost = s[-1] + e.sum()
+    outputs = [h, e, s, sf.grad(cost, W)]
+    f = sf.function([X, h0], outputs, mode="numba")
+    forward, backward = ([line.split(" = ")[0].strip() for line in loop.splitlines() if "step_row(" in line]
+                         for loop in f.source.split("for t_")[1:])
+    # sequence row, previous state, new state; then two reversed sequences, the state, the
+    # per-step weight-gradient row and the new state. The scalar running total is indexed.
+    assert [name.split("_")[0] for name in forward] == ["x", "prev", "dst"], forward
+    assert [name.split("_")[0] for name in backward] == ["x", "x", "prev", "row", "dst"], backward
+    assert re.search(r"\n\s+prev_\d+ = buf_\d+\[1 \+ t_\d+ - 1\]\n", f.source), f.source
+    x, start = np.linspace(-1, 1, 12).reshape(4, 3), np.array([0.1, 0.2, 0.3])
+    expected = sf.function([X, h0], outputs, mode="py")(x, start)
+    for got, want in zip(f(x, start), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

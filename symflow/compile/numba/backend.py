@@ -24,9 +24,10 @@ from ...errors import ExecutionError
 from ...graph import Variable
 from ...scan.numba import FALLBACK
 from ..fgraph import FunctionGraph
+from . import runtime
 from .codegen import CodeGen, NoNumbaImplementation, access_plan, numba_type
 
-VERSION = "2"  # bump when the generated code's conventions change
+VERSION = "3"  # bump when the generated code's conventions change
 
 
 def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> None:
@@ -102,7 +103,7 @@ def generate(fgraph: FunctionGraph) -> tuple[str, CodeGen, list[str], list[str]]
         "import numba",
         "from numba import types as _t",
         "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function",
-        "from symflow.compile.numba.runtime import perform_fallback",
+        f"from symflow.compile.numba.runtime import perform_fallback, step_row  # {_module_fingerprint(runtime)}",
         "from symflow.compile.numba.cache import load_kernel",
     ]
     for name in cg.generated:
@@ -367,12 +368,18 @@ class NumbaRunner:
 
 
 @functools.cache
+def _module_fingerprint(module: Any) -> str:
+    """A hash of a module's file: code compiled into generated functions comes from it."""
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+
+
+@functools.cache
 def _fingerprint(fn: Callable[..., Any]) -> str:
     """A hash of a kernel's module file (kernels are compiled into the functions that call them), or of
     its code when the module has no file (defined in a notebook or an exec'd namespace)."""
-    path = getattr(sys.modules.get(fn.__module__), "__file__", None)
-    if path:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    module = sys.modules.get(fn.__module__)
+    if getattr(module, "__file__", None):
+        return _module_fingerprint(module)
     code = fn.__code__
     return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
 

@@ -218,6 +218,11 @@ class CodeGen(SourceWriter):
         return False
 
     # -- globals ----------------------------------------------------------------------------
+    def step_row(self, buffer: str, index: str, ndim: int) -> str:
+        """Row ``index`` of ``buffer`` in a loop step: a view without a reference count (``runtime.step_row``),
+        or the element itself when rows are scalars (``ndim`` 0)."""
+        return f"step_row({buffer}, {index})" if ndim else f"{buffer}[{index}]"
+
     def kernel(self, fn: Callable[..., Any]) -> str:
         """Name under which the main function calls the cached Numba version of ``fn``."""
         if fn not in self.kernels:
@@ -390,7 +395,7 @@ class CodeGen(SourceWriter):
             buffer, steps, t = self.stacked[v]
             if self._hoist_line(f"{buffer} = {self.empty([steps, *dims], v.dtype)}", used):
                 name = self.new_name(v, "row")
-                self.emit(f"{name} = {buffer}[{t}]")
+                self.emit(f"{name} = {self.step_row(buffer, t, v.ndim)}")
                 self.shape_hints[v] = [f"{buffer}.shape[{d + 1}]" for d in range(v.ndim)]
                 self.stored.add(v)
                 return name
