@@ -73,6 +73,30 @@ def _sliced_broadcastable(idx: tuple[Entry, ...], x: Variable) -> list[bool]:
     return out + list(x.broadcastable[len(idx):])
 
 
+def _axes_put_back(idx: tuple[Entry, ...], x: Variable, components: list[Variable], g: Variable,
+                   y: Variable) -> Variable | None:
+    """The gradient of ``y = x[idx]`` as ``g`` with axes inserted, when ``idx`` takes the only entry
+    (constant 0 or -1) of length-1 axes and whole slices elsewhere (the book's ``y[:, 0, :]``):
+    then every entry of ``x`` is an entry of ``y``, and no zeros need filling in. None otherwise."""
+    if g.broadcastable != y.broadcastable:
+        return None
+    order: list[Any] = []
+    it = iter(components)
+    kept = 0
+    for d, entry in enumerate(idx):
+        if entry == "i":
+            if not x.broadcastable[d] or constant_value(next(it)) not in (0, -1):
+                return None
+            order.append("x")
+        elif _entry_is_full_slice(entry):
+            order.append(kept)
+            kept += 1
+        else:
+            return None
+    order += range(kept, g.ndim)
+    return dimshuffle(g, tuple(order))
+
+
 # ---------------------------------------------------------------------------------------------
 # basic indexing
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +127,9 @@ class Subtensor(Op):
         none: list[Variable | None] = [None] * len(components)
         if g is None or dtypes.is_discrete(x.dtype):
             return [None, *none]
+        restored = _axes_put_back(self.idx, x, components, g, node.outputs[0])
+        if restored is not None:
+            return [restored, *none]
         return [IncSubtensor(self.idx, False)(zeros_like(x), g, *components), *none]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:

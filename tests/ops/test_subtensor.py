@@ -254,6 +254,7 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
         "inc rows broadcast": (lambda x, y: T.inc_subtensor(x[[0, 0, 1]], y[0, 0]), [m, region]),
         "set pairs": (lambda x, y: T.set_subtensor(x[[0, 2], [1, 1]], y[0, :2]), [m, region]),
         "inc pairs broadcast": (lambda x, y: T.inc_subtensor(x[[0, 0, 2], [1, 1, 0]], y[0, 0]), [m, region]),
+        "index of a length-1 axis": (lambda x: x.dimshuffle(0, "x", 1)[:, 0] * x.dimshuffle("x", 0, 1)[-1], [m]),
     })
 
 
@@ -265,6 +266,21 @@ def test_general_advanced_gradients(verify_grads: Any) -> None:
         "int then array": (lambda x: x[1, [0, 0, 3]], [a]),
         "set 3-d pairs": (lambda x: T.set_subtensor(x[[0, 2], [1, 1]], 0.0), [a]),
     })
+
+
+def test_gradient_of_an_index_into_a_length_one_axis_fills_no_zeros(mode: str) -> None:
+    """``y[:, 0, :]`` of a ``(n, 1, k)`` tensor (the book's per-step softmax rows) reads every entry
+    of ``y``: its gradient is the incoming one with the axis put back, no zeros added into. An
+    index that is not a constant 0 or -1 keeps the general gradient."""
+    x, i = T.matrix("x"), T.lscalar("i")
+    rows = x.dimshuffle(0, "x", 1) * 2
+    g = sf.grad((rows[:, 0, :] ** 2).sum(), x)
+    assert "IncSubtensor" not in {type(n.op).__name__ for n in sf.graph.toposort([g])}
+    value = np.random.default_rng(0).normal(size=(3, 4))
+    np.testing.assert_allclose(sf.function([x], g, mode=mode)(value), 8 * value)
+    general = sf.grad((rows[:, i, :] ** 2).sum(), x)
+    assert "IncSubtensor" in {type(n.op).__name__ for n in sf.graph.toposort([general])}
+    np.testing.assert_allclose(sf.function([x, i], general, mode=mode)(value, 0), 8 * value)
 
 
 def test_book_cost_gradient(mode: str) -> None:
