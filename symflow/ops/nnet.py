@@ -88,11 +88,12 @@ class SoftmaxGrad(Op):
         for d in range(g.ndim):
             if not g.broadcastable[d]:
                 cg.check(f"{cg.dim(g, d)} != {dims[d]}", node, "gradient shape")
+        g_full = cg.value(g) if g.broadcastable == y.broadcastable else cg.copy_of(g, dims)
+        if y.ndim == 2:  # the kernel takes matrices of any layout
+            cg.emit(f"{cg.kernel(softmax_grad_rows)}({g_full}, {cg.value(y)}, {out})")
+            return
         rows = " * ".join(dims[:-1]) or "1"
-        g2 = cg.reshape(cg.value(g) if g.broadcastable == y.broadcastable else cg.copy_of(g, dims), [rows, dims[-1]],
-                        node)
-        y2 = cg.reshape(cg.value(y), [rows, dims[-1]], node)
-        o2 = cg.reshape(out, [rows, dims[-1]], node)
+        g2, y2, o2 = (cg.reshape(a, [rows, dims[-1]], node) for a in (g_full, cg.value(y), out))
         cg.emit(f"{cg.kernel(softmax_grad_rows)}({g2}, {y2}, {o2})")
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:

@@ -40,6 +40,9 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "summed outer products of sliced rows": (x.dimshuffle(0, 1, "x")[::-1][:3]
                                                  * x[1:].dimshuffle(0, "x", 1)).sum(axis=0),
         "softmax of a view": T.nnet.softmax(x.T),
+        "index of an inserted axis": x.dimshuffle(0, "x", 1)[:, 0] * 2,
+        "shape of a dimshuffle": T.cast(x.dimshuffle(1, "x", 0).shape[2], "float64"),
+        "slices of a dimshuffle": x.dimshuffle(0, "x", 1)[::-1][1:3] * 2,
         "log of softmax": T.log(T.nnet.softmax(x)),
         "log of sigmoid": T.log(T.nnet.sigmoid(v * 50)) + T.log(1 - T.nnet.sigmoid(v * 50)),
         "cross-entropy gradient": sf.grad(T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).sum(), x),
@@ -54,6 +57,7 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
     h, _ = sf.scan(recurrence, sequences=x, outputs_info=T.zeros_like(x[0]), non_sequences=W)
     out["scan"] = h
     out["gradient of a scan"] = sf.grad((h ** 2).sum(), W)
+    out["the book's per-step softmax rows"] = sf.grad(_per_step_softmax_cost(x, y, W, W * 1), W)
 
     def step(x_t: Any, h: Any) -> Any:
         invariant = T.exp(W).sum()  # loop-invariant work
@@ -67,6 +71,18 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
     out["sum over steps"] = sf.grad(hs.sum(), x)
     updates = [(counter, counter + s * v), (W, W - 0.1 * out["gradient of a scan"])]
     return [x, v, y, s], out, updates, [W, counter]
+
+
+def _per_step_softmax_cost(x: Any, y: Any, W: Any, V: Any) -> Any:
+    """The book's cost over a scan whose steps each make a (1, k) softmax row of ``h . V`` (``W``
+    is the recurrent weight): ``y[:, 0, :]``."""
+    def step(x_t: Any, h: Any) -> Any:
+        h_new = T.tanh(x_t + h.dot(W))
+        return h_new, T.nnet.softmax(h_new.dot(V))
+
+    (_, rows), _ = sf.scan(step, sequences=x, outputs_info=[T.zeros_like(x[0]), None])
+    p = rows[:, 0, :]
+    return -T.mean(T.log(p[T.arange(y.shape[0]), y]))
 
 
 def _run(mode: str, rewrite: Any) -> tuple[list[np.ndarray], list[np.ndarray], Any]:
@@ -169,3 +185,17 @@ def test_scan_weight_gradient_is_one_matrix_product(mode: str) -> None:
     assert not [n for n in f.fgraph.nodes() if any(y.ndim == 3 for y in n.outputs)]
     want = sf.function([x], g, mode=mode, rewrite=False)(VALUES[0])
     np.testing.assert_allclose(f(VALUES[0]), want, rtol=1e-12, atol=1e-15)
+
+
+def test_per_step_softmax_rows_need_no_3d_temporaries(mode: str) -> None:
+    """The book's ``y[:, 0, :]`` of per-step (1, k) softmax rows: after the rewrites, the cost and its
+    gradients are computed on (steps, k) matrices; no (steps, 1, k) value is left."""
+    x, y = T.matrix("x"), T.ivector("y")
+    W, V = sf.shared(W0.copy(), name="W"), sf.shared(W0.T.copy(), name="V")
+    cost = _per_step_softmax_cost(x, y, W, V)
+    outputs = [cost, *sf.grad(cost, [W, V, x])]
+    f = sf.function([x, y], outputs, mode=mode)
+    assert not [n for n in f.fgraph.nodes() if any(v.ndim == 3 for v in n.outputs)]
+    want = sf.function([x, y], outputs, mode=mode, rewrite=False)(VALUES[0], VALUES[2])
+    for got, expected in zip(f(VALUES[0], VALUES[2]), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)

@@ -141,3 +141,20 @@ def test_softmax_and_log_softmax_of_the_same_rows_share_one_op(mode: str) -> Non
     shifted = value * 2 - (value * 2).max(axis=-1, keepdims=True)
     np.testing.assert_allclose(sm, _softmax(value * 2), rtol=1e-12)
     np.testing.assert_allclose(lsm, shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)), atol=1e-12)
+
+
+def test_softmax_gradient_of_matrices_runs_on_them_directly() -> None:
+    """The Numba code of a matrix softmax gradient passes its operands as they are (reversed views
+    here), with no reshaping copies; higher ranks are reshaped to rows."""
+    from symflow.ops.nnet import SoftmaxGrad
+
+    g, y, g3, y3 = T.matrix("g"), T.matrix("y"), T.tensor3("g3"), T.tensor3("y3")
+    outputs = [SoftmaxGrad()(g[::-1], y[::-1]), SoftmaxGrad()(g3, y3)]
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=(4, 3)), rng.dirichlet(np.ones(3), size=4),
+              rng.normal(size=(2, 4, 3)), rng.dirichlet(np.ones(3), size=(2, 4))]
+    f = sf.function([g, y, g3, y3], outputs, mode="numba")
+    reshapers = [name for name, src in f._run.cg.generated.items() if ".reshape(" in src]
+    assert sum(f.source.count(f"{name}(") for name in reshapers) == 3  # g3, y3 and the result only
+    for got, want in zip(f(*values), sf.function([g, y, g3, y3], outputs, mode="py")(*values), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ...graph import Apply, Constant, Variable
+from ...graph import Apply, Constant, Variable, ancestors
 from ...ops import math as m
 from ...ops.dot import dot
 from ...ops.elemwise import Elemwise
-from ...ops.nnet import LogSoftmax, Softmax
+from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
 from ...ops.subtensor import AdvancedIncSubtensor, Subtensor
@@ -223,6 +223,9 @@ def summed_outer_product(node: Apply) -> list[Variable] | None:
     (x,) = node.inputs
     if op.kind != "sum" or op.axis != (0,) or op.keepdims or x.ndim != 3:
         return None
+    slices = _first_axis_slices(x)  # a backward loop's product, read reversed and cut: sliced sources
+    for sl in slices:
+        x = sl.inputs[0]
     prod = x.owner
     if prod is None or not isinstance(prod.op, Elemwise) or prod.op.scalar_op.name != "mul":
         return None
@@ -230,6 +233,12 @@ def summed_outer_product(node: Apply) -> list[Variable] | None:
     if any(s is None for s in sources):
         return None
     (a, pa), (b, pb) = sources  # type: ignore[misc]
+    if slices:  # to slice the sources, their rows must be the product's, and the bounds not need it
+        bounds = [c for sl in slices for c in sl.inputs[1:]]
+        if a.broadcastable[0] or b.broadcastable[0] or x in ancestors(bounds):
+            return None
+        for sl in reversed(slices):
+            a, b = sl.op(a, *sl.inputs[1:]), sl.op(b, *sl.inputs[1:])
     if pa == (0, 1, "x") and pb == (0, "x", 1):
         left, right = a, b
     elif pa == (0, "x", 1) and pb == (0, 1, "x"):
@@ -272,16 +281,23 @@ def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
     return None
 
 
-def _dimshuffled_matrix(v: Variable) -> tuple[Variable, tuple[Any, ...]] | None:
-    """``(x, order)`` if ``v`` is ``x.dimshuffle(order)`` for a matrix ``x`` keeping its first axis
-    first, possibly followed by slices of that first axis (``x[:, :, None][::-1][:n]``, as a
-    backward loop's pushed-out sequence reads it); the slices are then applied to ``x``."""
+def _first_axis_slices(v: Variable) -> list[Apply]:
+    """The chain of ``Subtensor`` nodes slicing only the first axis that ends in ``v``, outermost first."""
     slices: list[Apply] = []
     node = v.owner
     while node is not None and isinstance(node.op, Subtensor) and len(node.op.idx) == 1 \
             and node.op.idx[0][0] == "s":  # type: ignore[attr-defined]
         slices.append(node)
         node = node.inputs[0].owner
+    return slices
+
+
+def _dimshuffled_matrix(v: Variable) -> tuple[Variable, tuple[Any, ...]] | None:
+    """``(x, order)`` if ``v`` is ``x.dimshuffle(order)`` for a matrix ``x`` keeping its first axis
+    first, possibly followed by slices of that first axis (``x[:, :, None][::-1][:n]``, as a
+    backward loop's pushed-out sequence reads it); the slices are then applied to ``x``."""
+    slices = _first_axis_slices(v)
+    node = slices[-1].inputs[0].owner if slices else v.owner
     if node is None or not isinstance(node.op, DimShuffle) or node.inputs[0].ndim != 2:
         return None
     order = node.op.new_order  # type: ignore[attr-defined]
@@ -305,3 +321,68 @@ def softmax_of_view(node: Apply) -> list[Variable] | None:
     if z.ndim == 0 or order[-1] != z.ndim - 1:
         return None
     return [dimshuffle(type(node.op)()(z), order)]
+
+
+@rule(SoftmaxGrad)
+def softmax_grad_of_views(node: Apply) -> list[Variable] | None:
+    """The softmax gradient of two alike dimshuffles that keep the last axis last is the
+    dimshuffle of the gradient (rows stay rows), as ``softmax_of_view`` does for the softmax."""
+    g, y = node.inputs
+    if g.owner is None or y.owner is None or not isinstance(g.owner.op, DimShuffle) \
+            or not isinstance(y.owner.op, DimShuffle):
+        return None
+    order = y.owner.op.new_order  # type: ignore[attr-defined]
+    a, b = g.owner.inputs[0], y.owner.inputs[0]
+    if g.owner.op.new_order != order or b.ndim == 0 or a.ndim != b.ndim or order[-1] != b.ndim - 1:  # type: ignore[attr-defined]
+        return None
+    out = dimshuffle(SoftmaxGrad()(a, b), order)
+    return [out] if _same_type(out, node.outputs[0]) else None
+
+
+@rule(Subtensor)
+def slices_before_dimshuffle(node: Apply) -> list[Variable] | None:
+    """A slice of the first axis of a dimshuffle that keeps that axis first is the dimshuffle of
+    the sliced input (``x[:, None][a:b]`` is ``x[a:b][:, None]``), so rules looking for
+    dimshuffles (a backward loop reads its sequences sliced) see them."""
+    op: Any = node.op
+    x = node.inputs[0]
+    if len(op.idx) != 1 or op.idx[0] == "i" or x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    order = x.owner.op.new_order  # type: ignore[attr-defined]
+    if not order or order[0] != 0:
+        return None
+    out = dimshuffle(op(x.owner.inputs[0], *node.inputs[1:]), order)
+    return [out] if _same_type(out, node.outputs[0]) else None
+
+
+@rule(ShapeI)
+def shape_through_dimshuffle(node: Apply) -> list[Variable] | None:
+    """A dimension of a dimshuffle is a dimension of its input (or 1 where it inserts an axis)."""
+    x = node.inputs[0]
+    if x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    source = x.owner.op.new_order[node.op.i]  # type: ignore[attr-defined]
+    return [Constant(1, dtype="int64") if source == "x" else ShapeI(source)(x.owner.inputs[0])]
+
+
+@rule(Subtensor)
+def index_of_inserted_axis(node: Apply) -> list[Variable] | None:
+    """``x[:, None][:, 0]`` is ``x``: an index 0 or -1 of an axis that a dimshuffle inserted takes
+    that axis out of the dimshuffle (whole slices elsewhere)."""
+    op: Any = node.op
+    x = node.inputs[0]
+    if x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    order = x.owner.op.new_order  # type: ignore[attr-defined]
+    components = iter(node.inputs[1:])
+    kept = []
+    for d, entry in enumerate(op.idx):
+        if entry == "i":
+            if order[d] != "x" or constant_value(next(components)) not in (0, -1):
+                return None
+        elif entry == ("s", False, False, False):
+            kept.append(order[d])
+        else:
+            return None
+    out = dimshuffle(x.owner.inputs[0], (*kept, *order[len(op.idx):]))
+    return [out] if _same_type(out, node.outputs[0]) else None
