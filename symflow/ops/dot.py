@@ -74,8 +74,6 @@ class Dot(Op):
         if a.ndim == 2 and b.ndim == 2 and not dtypes.is_float(y.dtype):  # BLAS (np.dot) is for floats only
             cg.emit(f"{cg.kernel(batched_mm)}({av}[None], {bv}[None], {out}[None])")
             return
-        if a.ndim == 2 and b.ndim == 2:  # one of the two kernels computes it, by its size
-            cg.emit(f"{cg.kernel(blas_mm)}({av}, {bv}, {out})")
         kernel = {(2, 2): dot_mm, (1, 2): dot_vm, (2, 1): dot_mv}[(a.ndim, b.ndim)]
         cg.emit(f"{cg.kernel(kernel)}({av}, {bv}, {out})")
 
@@ -172,21 +170,15 @@ def dot_vv(a, b):  # type: ignore[no-untyped-def]
     return acc
 
 
-def blas_mm(a, b, out):  # type: ignore[no-untyped-def]
-    """Kernel: out = a @ b by BLAS for products of more than ``BLAS_THRESHOLD`` multiply-adds; else
-    nothing (``dot_mm`` does those). A kernel of its own: with the ``np.dot`` call in the same
-    function, Numba's reference counting of the arguments cost every small product 40-90 ns."""
-    m, k = a.shape
-    if b.shape[0] == k and m * b.shape[1] * k > BLAS_THRESHOLD:
-        np.dot(a, b, out)
-
-
 def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
-    """Kernel: out = a @ b for matrices of at most ``BLAS_THRESHOLD`` multiply-adds (``blas_mm``
-    does larger ones). Both loop orders add each entry's products in the same order, from zero."""
+    """Kernel: out = a @ b for matrices: BLAS above ``BLAS_THRESHOLD`` multiply-adds, else loops.
+    Both loop orders add each entry's products in the same order, from zero."""
     m, k = a.shape
     n = b.shape[1]
-    if b.shape[0] != k or m * n * k > BLAS_THRESHOLD:
+    if b.shape[0] != k:
+        return
+    if m * n * k > BLAS_THRESHOLD:
+        np.dot(a, b, out)
         return
     if n < 8:  # narrow: a running sum per entry beats re-reading the output row
         for i in range(m):

@@ -113,20 +113,6 @@ def test_matrix_products_of_every_size_and_layout(run: Any, dtype: str) -> None:
             np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance, err_msg=str((m, k, n)))
 
 
-def test_small_products_count_no_references() -> None:
-    """The loop kernel for small products has no reference counting (``np.dot``, which needs it,
-    lives in ``blas_mm``): it cost every small product 40-90 ns."""
-    import numba
-
-    from symflow.compile.numba.jit import KERNEL_OPTIONS
-    from symflow.ops.dot import dot_mm
-
-    matrix = numba.float64[:, ::1]
-    kernel = numba.njit(**KERNEL_OPTIONS)(dot_mm)  # not from the disk cache: inspectable
-    kernel.compile((matrix, matrix, matrix))
-    assert "call void @NRT_incref" not in kernel.inspect_llvm((matrix, matrix, matrix))
-
-
 def test_shape_errors_name_the_shapes(run: Any) -> None:
     a, b, x, y = T.matrix("a"), T.matrix("b"), T.tensor3("x"), T.tensor3("y")
     with pytest.raises(ShapeError, match=r"\(2, 3\) and \(2, 3\)"):
