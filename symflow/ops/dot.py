@@ -172,7 +172,8 @@ def dot_vv(a, b):  # type: ignore[no-untyped-def]
 
 def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out = a @ b for matrices: BLAS above ``BLAS_THRESHOLD`` multiply-adds, else loops.
-    Both loop orders add each entry's products in the same order, from zero."""
+    Both loop orders add each entry's products in the same order, from zero (the narrow loop sums
+    float32 products in float64)."""
     m, k = a.shape
     n = b.shape[1]
     if b.shape[0] != k:

@@ -12,6 +12,7 @@ gradient of each reading op is its incrementing counterpart applied to zeros.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -73,28 +74,34 @@ def _sliced_broadcastable(idx: tuple[Entry, ...], x: Variable) -> list[bool]:
     return out + list(x.broadcastable[len(idx):])
 
 
+def length_one_picks(idx: tuple[Entry, ...], components: Sequence[Variable],
+                     length_one: Sequence[bool]) -> list[int] | None:
+    """The axes ``idx`` keeps, if each of its integers is a constant 0 or -1 on an axis of length 1
+    (``length_one[d]``) and each of its slices is whole: then ``x[idx]`` holds every entry of ``x``.
+    None otherwise."""
+    it = iter(components)
+    kept = []
+    for d, entry in enumerate(idx):
+        if entry == "i":
+            if not length_one[d] or constant_value(next(it)) not in (0, -1):
+                return None
+        elif _entry_is_full_slice(entry):
+            kept.append(d)
+        else:
+            return None
+    return kept
+
+
 def _axes_put_back(idx: tuple[Entry, ...], x: Variable, components: list[Variable], g: Variable,
                    y: Variable) -> Variable | None:
     """The gradient of ``y = x[idx]`` as ``g`` with axes inserted, when ``idx`` takes the only entry
-    (constant 0 or -1) of length-1 axes and whole slices elsewhere (the book's ``y[:, 0, :]``):
-    then every entry of ``x`` is an entry of ``y``, and no zeros need filling in. None otherwise."""
-    if g.broadcastable != y.broadcastable:
+    of length-1 axes and whole slices elsewhere (the book's ``y[:, 0, :]``): every entry of ``x``
+    is an entry of ``y``, so no zeros need filling in. None otherwise."""
+    kept = length_one_picks(idx, components, x.broadcastable)
+    if kept is None or g.broadcastable != y.broadcastable:
         return None
-    order: list[Any] = []
-    it = iter(components)
-    kept = 0
-    for d, entry in enumerate(idx):
-        if entry == "i":
-            if not x.broadcastable[d] or constant_value(next(it)) not in (0, -1):
-                return None
-            order.append("x")
-        elif _entry_is_full_slice(entry):
-            order.append(kept)
-            kept += 1
-        else:
-            return None
-    order += range(kept, g.ndim)
-    return dimshuffle(g, tuple(order))
+    order: list[Any] = [kept.index(d) if d in kept else "x" for d in range(len(idx))]
+    return dimshuffle(g, (*order, *range(len(kept), g.ndim)))
 
 
 # ---------------------------------------------------------------------------------------------

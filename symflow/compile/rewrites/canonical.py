@@ -18,7 +18,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
-from ...ops.subtensor import AdvancedIncSubtensor, Subtensor
+from ...ops.subtensor import AdvancedIncSubtensor, Subtensor, length_one_picks
 from ..fgraph import FunctionGraph
 from . import register
 from .basic import rewrite_nodes
@@ -293,20 +293,13 @@ def _first_axis_slices(v: Variable) -> list[Apply]:
 
 
 def _dimshuffled_matrix(v: Variable) -> tuple[Variable, tuple[Any, ...]] | None:
-    """``(x, order)`` if ``v`` is ``x.dimshuffle(order)`` for a matrix ``x`` keeping its first axis
-    first, possibly followed by slices of that first axis (``x[:, :, None][::-1][:n]``, as a
-    backward loop's pushed-out sequence reads it); the slices are then applied to ``x``."""
-    slices = _first_axis_slices(v)
-    node = slices[-1].inputs[0].owner if slices else v.owner
+    """``(x, order)`` if ``v`` is ``x.dimshuffle(order)`` for a matrix ``x``. (Slices of a backward
+    loop's pushed-out sequence, ``x[:, :, None][::-1][:n]``, were moved under the dimshuffle by
+    ``slices_before_dimshuffle``.)"""
+    node = v.owner
     if node is None or not isinstance(node.op, DimShuffle) or node.inputs[0].ndim != 2:
         return None
-    order = node.op.new_order  # type: ignore[attr-defined]
-    x = node.inputs[0]
-    if slices and order[0] != 0:
-        return None
-    for s in reversed(slices):
-        x = s.op(x, *s.inputs[1:])
-    return x, order
+    return node.inputs[0], node.op.new_order  # type: ignore[attr-defined]
 
 
 @rule(Softmax, LogSoftmax)
@@ -374,15 +367,8 @@ def index_of_inserted_axis(node: Apply) -> list[Variable] | None:
     if x.owner is None or not isinstance(x.owner.op, DimShuffle):
         return None
     order = x.owner.op.new_order  # type: ignore[attr-defined]
-    components = iter(node.inputs[1:])
-    kept = []
-    for d, entry in enumerate(op.idx):
-        if entry == "i":
-            if order[d] != "x" or constant_value(next(components)) not in (0, -1):
-                return None
-        elif entry == ("s", False, False, False):
-            kept.append(order[d])
-        else:
-            return None
-    out = dimshuffle(x.owner.inputs[0], (*kept, *order[len(op.idx):]))
+    kept = length_one_picks(op.idx, node.inputs[1:], [d == "x" for d in order])
+    if kept is None:
+        return None
+    out = dimshuffle(x.owner.inputs[0], (*[order[d] for d in kept], *order[len(op.idx):]))
     return [out] if _same_type(out, node.outputs[0]) else None
