@@ -199,3 +199,69 @@ def test_per_step_softmax_rows_need_no_3d_temporaries(mode: str) -> None:
     want = sf.function([x, y], outputs, mode=mode, rewrite=False)(VALUES[0], VALUES[2])
     for got, expected in zip(f(VALUES[0], VALUES[2]), want, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_cross_entropy_gradient_of_per_step_softmax_rows_stays_finite(mode: str) -> None:
+    """The book's cost over per-step softmax rows, with logits so far apart that the target's
+    probability underflows to 0: the cost is finite, so the gradient must be too (the division
+    by the probability is cancelled also when the rows were made in a loop and sliced)."""
+    x, y = T.matrix("x"), T.ivector("y")
+    V = sf.shared(np.array([[1.0, -1.0, 0.0], [0.5, 0.0, -0.5]]) * 400, name="V")
+    rows, _ = sf.scan(lambda x_t: T.nnet.softmax(x_t.dot(V)), sequences=x)
+    p = rows[:, 0, :]
+    cost = -T.mean(T.log(p[T.arange(y.shape[0]), y]))
+    X = np.array([[3.0, 1.0], [-2.0, 0.5], [0.1, 0.2]])
+    Y = np.array([1, 0, 2], "int32")
+    got_cost, got_grad = sf.function([x, y], [cost, sf.grad(cost, V)], mode=mode)(X, Y)
+    logits = X @ V.get_value()
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    assert np.isfinite(got_cost) and np.exp(log_p[0, 1]) == 0.0  # the probability underflows
+    np.testing.assert_allclose(got_cost, -log_p[np.arange(3), Y].mean(), rtol=1e-12)
+    np.testing.assert_allclose(got_grad, X.T @ (np.exp(log_p) - np.eye(3)[Y]) / 3, rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_gradient_through_a_recurrence_stays_finite(mode: str) -> None:
+    """The same with the softmax rows made from the loop's state (the book's SimpleRNN): where a
+    probability underflows, the gradients equal those of the same model written with
+    ``log_softmax`` (stable by construction), computed without rewrites."""
+    x, y = T.matrix("x"), T.ivector("y")
+    W = sf.shared(W0.copy(), name="W")
+    V = sf.shared(np.array([[3.0, -2.0, 0.0], [-1.0, 2.0, 1.0], [0.0, 1.0, -3.0]]) * 300, name="V")
+
+    def cost_of(rows_of: Any, take_log: bool) -> Any:
+        def step(x_t: Any, h: Any) -> Any:
+            h_new = T.tanh(x_t + h.dot(W))
+            return h_new, rows_of(h_new.dot(V))
+
+        (_, rows), _ = sf.scan(step, sequences=x, outputs_info=[T.zeros_like(x[0]), None])
+        picked = rows[:, 0, :][T.arange(y.shape[0]), y]
+        return -T.mean(T.log(picked) if take_log else picked)
+
+    cost = cost_of(T.nnet.softmax, True)
+    got = sf.function([x, y], [cost, *sf.grad(cost, [W, V])], mode=mode)(VALUES[0], VALUES[2])
+    stable = cost_of(T.nnet.log_softmax, False)
+    want = sf.function([x, y], [stable, *sf.grad(stable, [W, V])], mode="py", rewrite=False)(VALUES[0], VALUES[2])
+    assert want[0] > 100 and all(np.isfinite(w).all() for w in want)  # some target probability underflows
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_per_step_outputs_that_pass_values_through_leave_the_loop(mode: str, go_backwards: bool) -> None:
+    """A loop whose per-step outputs are a sequence's row or a non-sequence once its work moved out
+    (``softmax(x_t . W)`` becomes one softmax before the loop) is no loop at all: no Scan is left,
+    and the values are those of the loop."""
+    x = T.matrix("x")
+    W = sf.shared(W0.copy(), name="W")
+    (rows, same), _ = sf.scan(lambda x_t, W: (T.nnet.softmax(x_t.dot(W)), W), sequences=x, non_sequences=W,
+                              go_backwards=go_backwards)
+    outputs = [rows, same, T.log(rows[:, 0, :])]
+    f = sf.function([x], outputs, mode=mode)
+    assert not any(type(n.op).__name__ == "Scan" for n in f.fgraph.nodes())
+    ops = {type(n.op).__name__ for n in f.fgraph.nodes()}
+    assert ops & {"LogSoftmax", "SoftmaxAndLog"}  # the log found its softmax
+    want = sf.function([x], outputs, mode=mode, rewrite=False)(VALUES[0])
+    for got, expected in zip(f(VALUES[0]), want, strict=True):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)

@@ -41,6 +41,8 @@ PIPELINE = [
     "merge",
     "constant_fold",
     "canonicalize",
+    "stability",  # again: views of per-step values are only comparable once canonical
+    "canonicalize",
     "share_softmax",
     "fusion",
     "merge",

@@ -306,8 +306,8 @@ def _push_out(node: Apply, used: list[bool]) -> list[Variable | None] | None:
     lifter = _Lifter(node, layout)
     pushed_mapped: dict[int, tuple[Variable, bool]] = {}
     for k, p in enumerate(layout.mapped):
-        if p.step.owner is None or p.step in lifter.recurrent:
-            continue  # already a plain per-step value: nothing to move
+        if p.step in lifter.recurrent or (p.step.owner is None and p.step not in lifter.known):
+            continue  # computed by the recurrence, or a plain per-step value: nothing to move
         lifted = lifter.lift(p.step)
         if lifted is not None:
             pushed_mapped[k] = lifted

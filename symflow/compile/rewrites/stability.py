@@ -16,7 +16,7 @@ from ...ops import math as m
 from ...ops.elemwise import Elemwise
 from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import sum as sum_
-from ...ops.shape import Alloc, DimShuffle, SpecifyBroadcastable
+from ...ops.shape import Alloc, DimShuffle, ShapeI, SpecifyBroadcastable, shape_i
 from ...ops.subtensor import (
     AdvancedIncSubtensor,
     AdvancedIncSubtensor1,
@@ -87,7 +87,8 @@ def _is_one(v: Variable) -> bool:
 
 
 def same_expr(a: Variable, b: Variable, depth: int = 8) -> bool:
-    """Whether two variables certainly hold the same value (same op applied to the same inputs)."""
+    """Whether two variables certainly hold the same value (same op applied to the same inputs;
+    a dimension length of two arrays that certainly have the same shape)."""
     if a is b:
         return True
     if depth == 0 or a.owner is None or b.owner is None or a.index != b.index:
@@ -95,7 +96,34 @@ def same_expr(a: Variable, b: Variable, depth: int = 8) -> bool:
     na, nb = a.owner, b.owner
     if na.op != nb.op or na.op.stateful or len(na.inputs) != len(nb.inputs):
         return False
+    if isinstance(na.op, ShapeI):
+        return same_shape(na.inputs[0], nb.inputs[0], depth - 1)
     return all(same_expr(x, y, depth - 1) for x, y in zip(na.inputs, nb.inputs))
+
+
+def same_shape(a: Variable, b: Variable, depth: int = 8) -> bool:
+    """Whether two arrays certainly have the same shape: the same value; an array made or written
+    with the other's shape (``zeros_like(y)``, an increment of such); the same view of two arrays
+    of the same shape."""
+    if a.ndim != b.ndim:
+        return False
+    if same_expr(a, b, depth):
+        return True
+    if depth == 0:
+        return False
+    for u, v in ((a, b), (b, a)):
+        node = u.owner
+        if node is None:
+            continue
+        if isinstance(node.op, Alloc):
+            return all(same_expr(n, shape_i(v, d), depth - 1) for d, n in enumerate(node.inputs[1:]))
+        if type(node.op) in READER:
+            return same_shape(node.inputs[0], v, depth - 1)
+    na, nb = a.owner, b.owner
+    if na is None or nb is None or not isinstance(na.op, VIEWS) or na.op != nb.op:
+        return False
+    return same_shape(na.inputs[0], nb.inputs[0], depth - 1) and \
+        all(same_expr(x, y, depth - 1) for x, y in zip(na.inputs[1:], nb.inputs[1:]))
 
 
 def _is_zeros(v: Variable) -> bool:
@@ -107,7 +135,7 @@ def times(y: Variable, g: Variable) -> Variable | None:
     """An expression for ``y * g`` that cancels a division by ``y`` inside ``g``, or None.
 
     Follows ``g`` through additions, writes into zeros (the gradients of indexing) and views
-    that select the same elements of ``y`` and ``g``.
+    that select the same elements of ``y`` and ``g`` (arrays proven to have the same shape).
     """
     node = g.owner
     if node is None:
@@ -124,7 +152,7 @@ def times(y: Variable, g: Variable) -> Variable | None:
     reader = READER.get(type(op))
     if reader is not None and not op.set_instead_of_inc and _is_zeros(node.inputs[0]):  # type: ignore[attr-defined]
         base, value, *index = node.inputs
-        if base.ndim != y.ndim:
+        if not same_shape(base, y):  # the index selects the same elements of both
             return None
         region = (reader(op.idx) if hasattr(op, "idx") else reader())(y, *index)  # type: ignore[attr-defined]
         region = _align(region, value)
@@ -133,9 +161,11 @@ def times(y: Variable, g: Variable) -> Variable | None:
         inner = times(region, value)
         return None if inner is None else rebuild(node, [base, inner, *index]).outputs[0]
     if isinstance(op, VIEWS) and y.owner is not None and y.owner.op == op and \
+            same_shape(y.owner.inputs[0], node.inputs[0]) and \
             all(same_expr(a, b) for a, b in zip(y.owner.inputs[1:], node.inputs[1:])):
         inner = times(y.owner.inputs[0], node.inputs[0])
-        return None if inner is None else rebuild(node, [inner, *node.inputs[1:]]).outputs[0]
+        # y's index: g's may read the shape of the very value being replaced (keeping it alive)
+        return None if inner is None else rebuild(node, [inner, *y.owner.inputs[1:]]).outputs[0]
     return None
 
 
