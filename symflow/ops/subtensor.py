@@ -219,8 +219,7 @@ class IncSubtensor(Op):
         from ..compile.numba.codegen import KernelWriter
 
         x, y, *components = node.inputs
-        out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "inc")
-        cg.copy_into(out, x, node)
+        out = cg.alloc_copy(node.outputs[0], x, "inc", node)
         kw = KernelWriter(cg)
         o = kw.param(out)
         comps = [kw.param(cg.value(c)) for c in components]
@@ -375,8 +374,7 @@ class AdvancedIncSubtensor1(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, idx = node.inputs
-        out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incrows")
-        cg.copy_into(out, x, node)
+        out = cg.alloc_copy(node.outputs[0], x, "incrows", node)
         region = cg.shape_tuple(idx) + [cg.dim(x, d) for d in range(1, x.ndim)]
         for d in range(y.ndim):
             if not y.broadcastable[d]:
@@ -554,8 +552,7 @@ class AdvancedIncSubtensor(Op):
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, *components = node.inputs
         if not _is_pairs(self.idx, x, components):  # the general case: copy x, then one generated kernel
-            out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incadv")
-            cg.copy_into(out, x)
+            out = cg.alloc_copy(node.outputs[0], x, "incadv", node)
             source = _advanced_source(self.idx, x.ndim, [c.ndim for c in components],
                                       "=" if self.set_instead_of_inc else "+=")
             status = cg.fresh("st")
@@ -567,8 +564,7 @@ class AdvancedIncSubtensor(Op):
         n = _pairs_length(node, cg, rows, cols)
         if not y.broadcastable[0]:
             cg.check(f"{cg.dim(y, 0)} != {n}", node, "the value does not fit the indexed elements")
-        out = cg.alloc(node.outputs[0], cg.shape_tuple(x), "incpairs")
-        cg.copy_into(out, x)
+        out = cg.alloc_copy(node.outputs[0], x, "incpairs", node)
         bad = cg.fresh("bad")
         call = cg.kernel_call(cg.kernel(scatter_pairs), out, cg.value(y), cg.value(rows), cg.value(cols), n,
                               str(not self.set_instead_of_inc))

@@ -661,3 +661,66 @@ def test_loop_rows_are_views_without_reference_counts() -> None:
     expected = sf.function([X, h0], outputs, mode="py")(x, start)
     for got, want in zip(f(x, start), expected):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _increments() -> tuple[list[Any], dict[str, Any], Any]:
+    """Every kind of increment, each of a temporary (``x * 2``) that nothing else reads."""
+    x, v, rows, cols = T.matrix("x"), T.vector("v"), T.ivector("rows"), T.ivector("cols")
+    outputs = {
+        "incsubtensor": T.inc_subtensor((x * 2)[1:, 0], v[:2]),
+        "incrows": T.inc_subtensor((x * 3)[rows], T.outer(v, v[:3])),
+        "incpairs": T.inc_subtensor((x * 4)[rows, cols], v),
+        "incadv": T.inc_subtensor((x * 5)[rows[:3], 1:], v[:2]),
+        "set_pairs": T.set_subtensor((x * 6)[rows, cols], v),
+    }
+    values = (np.arange(9.0).reshape(3, 3), np.array([0.5, -1.0, 2.0, 4.0]), np.array([0, 2, 2, 1], "int32"),
+              np.array([1, 0, 0, 2], "int32"))
+    return [x, v, rows, cols], outputs, values
+
+
+@pytest.mark.parametrize("kind", ["incsubtensor", "incrows", "incpairs", "incadv", "set_pairs"])
+def test_increment_of_a_temporary_writes_into_its_array(kind: str) -> None:
+    """An increment of a temporary that nothing else reads writes into that temporary's array:
+    no new array, no copy. The values are the NumPy backend's."""
+    inputs, outputs, values = _increments()
+    f = sf.function(inputs, outputs[kind], mode="numba", on_unused_input="ignore")
+    assert not re.search(r"\n\s+inc\w*_\d+ = ", f.source), f.source
+    want = sf.function(inputs, outputs[kind], mode="py", on_unused_input="ignore")(*values)
+    np.testing.assert_array_equal(f(*values), want)
+
+
+@pytest.mark.parametrize("kind", ["incsubtensor", "incrows", "incpairs", "incadv", "set_pairs"])
+def test_increment_keeps_a_value_read_elsewhere(kind: str) -> None:
+    """An increment copies its base when anything else reads it (here the function returns the
+    base too), or when the base is an argument: neither changes."""
+    inputs, outputs, values = _increments()
+    base = outputs[kind].owner.inputs[0]
+    f = sf.function(inputs, [outputs[kind], base], mode="numba", on_unused_input="ignore")
+    assert re.search(r"\n\s+inc\w*_\d+ = ", f.source), f.source
+    want = sf.function(inputs, [outputs[kind], base], mode="py", on_unused_input="ignore")(*values)
+    for got, expected in zip(f(*values), want, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    x, v = inputs[0], inputs[1]
+    x_value = values[0].copy()
+    g = sf.function([x, v], T.inc_subtensor(x[1:, 0], v[:2]), mode="numba")
+    np.testing.assert_array_equal(g(x_value, values[1]), values[0] + [[0, 0, 0], [0.5, 0, 0], [-1, 0, 0]])
+    np.testing.assert_array_equal(x_value, values[0])
+
+
+def test_increment_of_a_temporary_inside_a_loop() -> None:
+    """The same in a loop body: the temporary's array is allocated once in front of the loop and
+    taken over by the increment at every step; the state and the per-step output are right. (An
+    increment that is itself the new state or a per-step output is computed into its row.)"""
+    X, h0 = T.matrix("X"), T.vector("h0")
+
+    def step(x, h):
+        z = T.inc_subtensor((h * 0.5 + x)[::2], 1.0)
+        return T.tanh(z), T.set_subtensor(T.exp(h)[0], -1.0) * 2
+
+    (h, e), _ = sf.scan(step, sequences=X, outputs_info=[h0, None])
+    f = sf.function([X, h0], [h, e], mode="numba")
+    assert not re.search(r"\n\s+inc\w*_\d+ = ", f.source), f.source
+    x, start = np.linspace(-1, 1, 12).reshape(4, 3), np.array([0.1, 0.2, 0.3])
+    want = sf.function([X, h0], [h, e], mode="py")(x, start)
+    for got, expected in zip(f(x, start), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-14)

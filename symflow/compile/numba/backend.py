@@ -34,6 +34,8 @@ def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Varia
     """Emit every node needed for ``outputs`` (values of ``stop_at`` must already be bound)."""
     nodes, lazy = access_plan(outputs, stop_at)
     cg.lazy |= lazy
+    for x in [x for node in nodes for x in node.inputs] + list(outputs):
+        cg.uses[x] = cg.uses.get(x, 0) + 1
     for node in nodes:
         if all(y in cg.lazy for y in node.outputs):
             checks = getattr(node.op, "numba_emit_lazy", None)  # a lazy value still checks its inputs

@@ -185,6 +185,9 @@ class CodeGen(SourceWriter):
         #: an object-mode block needs the GIL, so the main function must not release it
         self.holds_gil = False
         self.stored: set[Variable] = set()  # per-step values already written into their buffer
+        #: how many nodes (and outputs) of the graphs being emitted read each value
+        self.uses: dict[Variable, int] = {}
+        self.owned: set[Variable] = set()  # values in arrays this function allocated for them alone
 
     @contextlib.contextmanager
     def loop(self, header: str) -> Iterator[None]:
@@ -403,7 +406,23 @@ class CodeGen(SourceWriter):
         line = f"{name} = {self.empty(dims, v.dtype)}"
         if not (self.loop_stack and self._hoist_line(line, used)):
             self.emit(line)
+        self.owned.add(v)
         return name
+
+    def alloc_copy(self, v: Variable, x: Variable, hint: str, node: Apply | None = None) -> str:
+        """The array that will hold ``v``, starting as a copy of ``x`` (an increment's result).
+
+        When ``x`` is a temporary that nothing else reads, ``v`` takes over its array instead:
+        no allocation and no copy (the cross-entropy gradient scattered into ``-p * ...``).
+        """
+        if x in self.owned and self.uses.get(x) == 1 and v not in self.destinations and v not in self.stacked:
+            self.owned.discard(x)
+            self.owned.add(v)
+            self.names[v] = self.names[x]
+            return self.names[v]
+        out = self.alloc(v, self.shape_tuple(x), hint)
+        self.copy_into(out, x, node)
+        return out
 
     def elementwise(self, target: str, ndim: int, inputs: Sequence[Variable],
                     body: Callable[[KernelWriter, list[str]], str], op: str = "=",
