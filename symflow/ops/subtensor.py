@@ -213,6 +213,7 @@ class IncSubtensor(Op):
         return [input_shapes[0]]
 
     numba_reads_elements = (0, 1)  # x is copied element by element
+    numba_takes_over_base = True  # see CodeGen.alloc_copy
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         """Copy ``x``, then one kernel checks the index and writes (or adds) ``y`` into the region."""
@@ -371,6 +372,7 @@ class AdvancedIncSubtensor1(Op):
         return [input_shapes[0]]
 
     numba_reads_elements = (0,)  # x is copied element by element
+    numba_takes_over_base = True  # see CodeGen.alloc_copy
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, idx = node.inputs
@@ -548,6 +550,7 @@ class AdvancedIncSubtensor(Op):
         return [input_shapes[0]]
 
     numba_reads_elements = (0,)  # x is copied element by element
+    numba_takes_over_base = True  # see CodeGen.alloc_copy
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, *components = node.inputs

@@ -304,6 +304,18 @@ def test_an_importable_op_without_numba_code_runs_in_object_mode() -> None:
         f(np.array([1.0, np.nan, 3.0]))
 
 
+def test_object_mode_blocks_get_no_scratch_memory() -> None:
+    """NumPy code run in object mode could keep an array it is given, so a function with such a block
+    allocates every temporary (the same function without it uses scratch memory)."""
+    x = T.matrix("x")
+    W = sf.shared(np.eye(3), name="W")
+    product = x.dot(W).dot(W)
+    assert "scratch" in sf.function([x], (product * 2).sum(), mode="numba").source
+    f = sf.function([x], HalfSquare()(product).sum(), mode="numba")
+    assert "objmode" in f.source and "scratch" not in f.source
+    assert f(np.ones((2, 3))) == 3.0
+
+
 def test_an_op_that_cannot_be_imported_falls_back_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     class LocalHalfSquare(HalfSquare):  # defined in a function: compiled code cannot import it
         pass
@@ -627,7 +639,8 @@ def test_values_shaped_like_a_new_state_are_made_once_in_front_of_the_loop() -> 
 
     (h, c), _ = sf.scan(step, sequences=X, outputs_info=[h0, c0])
     f = sf.function([X, h0, c0], [h, c], mode="numba")
-    allocators = {name for name, src in f._run.cg.generated.items() if "np.empty(" in src or "np.full(" in src}
+    allocators = {name for name, src in f._run.cg.generated.items()
+                  if "np.empty(" in src or "np.full(" in src or "scratch_array(" in src}
     body = _loop_body(f.source)
     assert body and not [line for line in body if any(f"= {a}(" in line for a in allocators)], body
     x, start = np.linspace(-1, 1, 12).reshape(4, 3), np.array([0.1, 0.2, 0.3])
@@ -724,3 +737,96 @@ def test_increment_of_a_temporary_inside_a_loop() -> None:
     want = sf.function([X, h0], [h, e], mode="py")(x, start)
     for got, expected in zip(f(x, start), want, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-14)
+
+
+def _products(n_out: int = 3) -> tuple[list[Any], list[Any], Any]:
+    """A function with temporaries (matrix products) and outputs that are fresh arrays, a view of
+    a temporary, and a reduction."""
+    x = T.matrix("x")
+    W = sf.shared(np.linspace(-1, 1, 12).reshape(3, 4), name="W")
+    d = x.dot(W)
+    outputs = [T.nnet.softmax(d.dot(W.T)), d.T[::-1], T.tanh(d).sum()][:n_out]
+    return [x], outputs, W
+
+
+@pytest.mark.parametrize("poison", [True, False])
+def test_temporaries_live_in_scratch_memory_that_outputs_never_share(poison: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The products' arrays come from the call's scratch memory; the outputs, also the view of a
+    temporary, are arrays of their own: the next call, which reuses the scratch memory, leaves them.
+    (Without poisoned memory, outputs are allocated by the scratch kernel too, as fresh arrays.)"""
+    monkeypatch.setattr(sf.config, "poison_memory", poison)
+    inputs, outputs, _ = _products()
+    f = sf.function(inputs, outputs, mode="numba")
+    assert bool(re.search(r"= g_\w+\(scratch, fresh, ", f.source)) is not poison
+    reference = sf.function(inputs, outputs, mode="py")
+    assert re.search(r"\n\s+dot_\d+ = g_\w+\(scratch, temporary, ", f.source), f.source
+    first_x, second_x = np.arange(6.0).reshape(2, 3), -np.ones((2, 3))
+    first = f(first_x)
+    second = f(second_x)
+    for got, want in zip(first + second, reference(first_x) + reference(second_x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    (scratch,) = f._run.scratch
+    assert scratch.shape[0] and not any(np.shares_memory(o, scratch) for o in first + second)
+
+
+def test_scratch_memory_grows_to_the_largest_call() -> None:
+    """A first call (no scratch memory yet) and calls needing more than the last one's allocate their
+    temporaries; the next call gets enough scratch memory. Every result is right."""
+    inputs, outputs, _ = _products()
+    f = sf.function(inputs, outputs, mode="numba")
+    reference = sf.function(inputs, outputs, mode="py")
+    sizes = []
+    for rows in (2, 2, 50, 3, 50):
+        x = np.linspace(-2, 2, rows * 3).reshape(rows, 3)
+        for got, want in zip(f(x), reference(x), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+        (scratch,) = f._run.scratch
+        sizes.append(scratch.shape[0])
+    assert sizes[0] == sizes[1] < sizes[2] == sizes[3] == sizes[4], sizes
+
+
+def test_large_temporaries_are_allocated_at_each_call() -> None:
+    """Only temporaries up to ``SCRATCH_ARRAY_LIMIT_BYTES`` live in scratch memory: a (700000, 4)
+    product (22 MB) is allocated and freed at each call, so the memory kept stays small."""
+    from symflow.compile.numba.runtime import SCRATCH_ARRAY_LIMIT_BYTES
+
+    inputs, outputs, _ = _products(1)
+    f = sf.function(inputs, outputs[0].sum(), mode="numba")  # softmax rows: each sums to 1
+    for rows in (700_000, 5, 700_000, 5):
+        np.testing.assert_allclose(f(np.ones((rows, 3))), rows, rtol=1e-9)
+    (scratch,) = f._run.scratch
+    assert 0 < scratch.shape[0] <= 3 * SCRATCH_ARRAY_LIMIT_BYTES  # the three small products of 5 rows
+
+
+def test_calls_from_several_threads_use_their_own_scratch_memory() -> None:
+    """The compiled code releases the GIL, so calls of one function from several threads run at the
+    same time; each takes scratch memory no other call is using."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs, outputs, _ = _products()
+    f = sf.function(inputs, outputs, mode="numba")
+    reference = sf.function(inputs, outputs, mode="py")
+    values = [np.random.default_rng(i).normal(size=(1 + i % 40, 3)) for i in range(400)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(f, values))
+    for x, got in zip(values, results, strict=True):
+        for g, w in zip(got, reference(x), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+    assert 1 <= len(f._run.scratch) <= 4
+
+
+def test_updates_are_never_stored_in_scratch_memory() -> None:
+    """A new value of a shared variable made from a temporary (here a transposed product, which no
+    elementwise loop can write in place) is stored as an array of its own."""
+    inputs, outputs, W = _products(1)
+    V = sf.shared(np.zeros((4, 3)), name="V")
+    f = sf.function(inputs, outputs, updates=[(V, W.T.dot(W).dot(W.T) + inputs[0].sum())], mode="numba")
+    assert "scratch" in f.source
+    x = np.ones((2, 3))
+    f(x)
+    kept = V.get_value(borrow=True)
+    f(x * 2)
+    expected = W.get_value().T @ W.get_value() @ W.get_value().T
+    np.testing.assert_allclose(kept, expected + 6, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(V.get_value(), expected + 12, rtol=1e-12, atol=1e-15)

@@ -99,3 +99,80 @@ def step_row(typingctx: Any, buffer: Any, index: Any) -> Any:
         return row._getvalue()
 
     return row_type(buffer, index), codegen
+
+
+#: temporaries up to this size live in scratch memory. Larger ones are allocated and freed as usual:
+#: allocating takes little of the time spent on them, and memory freed early in a call is reused by
+#: later temporaries, which keeps it in cache. The GRU language model ran about 5% slower with all
+#: its temporaries in scratch memory, about 1% slower with those up to 16 KiB, and the same with
+#: those up to 2 KiB (alternating runs); the parity model's are all below 1 KiB.
+SCRATCH_ARRAY_LIMIT_BYTES = 2 * 2**10
+
+
+@intrinsic
+def scratch_view(typingctx: Any, scratch: Any, offset: Any, shape: Any, dtype: Any) -> Any:
+    """An array of ``shape`` and ``dtype`` over ``scratch`` (bytes) from byte ``offset`` (unchecked),
+    holding no reference: the caller of the main function keeps the scratch memory alive."""
+    if not (isinstance(scratch, types.Array) and scratch.dtype == types.uint8 and isinstance(offset, types.Integer)
+            and isinstance(shape, types.UniTuple) and isinstance(dtype, types.NumberClass)):
+        return None
+    array_type = types.Array(dtype.instance_type, shape.count, "C")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        parent = context.make_array(signature.args[0])(context, builder, args[0])
+        offset = context.cast(builder, args[1], signature.args[1], types.intp)
+        data = builder.gep(builder.bitcast(parent.data, cgutils.voidptr_t), [offset])
+        out = context.make_array(array_type)(context, builder)
+        item_type = context.get_data_type(array_type.dtype)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item_type))
+        dims = cgutils.unpack_tuple(builder, args[2])
+        strides, stride = [], itemsize
+        for n in reversed(dims):
+            strides.insert(0, stride)
+            stride = builder.mul(stride, n)
+        context.populate_array(out, data=builder.bitcast(data, item_type.as_pointer()),
+                               shape=cgutils.pack_array(builder, dims), strides=cgutils.pack_array(builder, strides),
+                               itemsize=itemsize, meminfo=None, parent=None)
+        return out._getvalue()
+
+    return array_type(scratch, offset, shape, dtype), codegen
+
+
+@intrinsic
+def scratch_offset(typingctx: Any, scratch: Any) -> Any:
+    """The running offset of a call's scratch memory, kept in its first 8 bytes."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.load(builder.bitcast(data, cgutils.intp_t.as_pointer()))
+
+    return types.intp(scratch), codegen
+
+
+@intrinsic
+def set_scratch_offset(typingctx: Any, scratch: Any, offset: Any) -> Any:
+    """Store the running offset of a call's scratch memory."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        value = context.cast(builder, args[1], signature.args[1], types.intp)
+        builder.store(value, builder.bitcast(data, cgutils.intp_t.as_pointer()))
+        return context.get_dummy_value()
+
+    return types.none(scratch, offset), codegen
+
+
+SCRATCH_HEADER_BYTES = 64  # the running offset; arrays start after it, at 64-byte steps
+
+
+def new_scratch(nbytes: int = SCRATCH_HEADER_BYTES) -> np.ndarray:
+    """Scratch memory of ``nbytes`` (at least the header), its offset at the start."""
+    scratch = np.empty(max(nbytes, SCRATCH_HEADER_BYTES), np.uint8)
+    scratch[:8].view(np.intp)[0] = SCRATCH_HEADER_BYTES
+    return scratch
+
+
+def scratch_finish(scratch: np.ndarray) -> int:
+    """End a call's use of its scratch memory: how many bytes it asked for (if more than it has, the
+    later temporaries were allocated, and the wrapper gives the next call that much)."""
+    needed = scratch_offset(scratch)
+    set_scratch_offset(scratch, SCRATCH_HEADER_BYTES)
+    return needed  # type: ignore[no-any-return]
