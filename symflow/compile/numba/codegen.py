@@ -426,7 +426,9 @@ class CodeGen(SourceWriter):
 
         Inside a loop, an array whose shape does not depend on the loop is allocated once in
         front of it and reused at every step (step values never outlive their step: what a
-        scan keeps is copied into its buffers).
+        scan keeps is copied into its buffers). A value the function neither returns nor stores
+        (``escaping``), allocated at the top level or in front of the outermost loop, is taken
+        from the call's scratch memory (``scratch_array``).
         """
         if v in self.destinations:
             target, target_dims = self.destinations[v]
