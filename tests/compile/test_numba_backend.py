@@ -810,6 +810,10 @@ def test_calls_from_several_threads_use_their_own_scratch_memory() -> None:
     values = [np.random.default_rng(i).normal(size=(1 + i % 40, 3)) for i in range(400)]
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(f, values))
+        slow = list(pool.map(lambda x: f(x=x), values[:100]))  # keywords: the general call path
+    for x, got in zip(values, slow):
+        for g, w in zip(got, reference(x), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
     for x, got in zip(values, results, strict=True):
         for g, w in zip(got, reference(x), strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)

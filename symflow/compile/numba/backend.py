@@ -309,7 +309,7 @@ class NumbaRunner:
         returned = fgraph.outputs + [e for sv, e in fgraph.updates if sv not in written]
         self.scalar_out = [(i, np.dtype(y.dtype)) for i, y in enumerate(returned) if y.ndim == 0]
         #: scratch memory for the compiled function's temporaries, one per call in progress: a call
-        #: takes one (or none: an empty array, all temporaries then allocated) and gives it back
+        #: takes one (or, finding none, a new one with only the header) and gives it back
         self.scratch: list[np.ndarray] | None = [] if cg.use_scratch else None
         self._py: Any = None
         self.loaded_from_cache = False  # whether Numba loaded the compiled code from disk
@@ -318,9 +318,7 @@ class NumbaRunner:
         for i, v in enumerate(values):  # the compiled code takes C-contiguous arrays
             if not v.flags.c_contiguous:
                 values[i] = np.ascontiguousarray(v)
-        scratch = []
-        if self.scratch is not None:
-            scratch = [self.scratch.pop() if self.scratch else runtime.new_scratch()]
+        scratch = [] if self.scratch is None else [take_scratch(self.scratch)]
         try:
             err, *results = self.entry(*values, *[sv._value for sv in self.shared], *self.constants, *scratch)
         except Exception as exc:  # only object-mode fallbacks can raise
@@ -423,6 +421,15 @@ class NumbaRunner:
             where = f"\nThe operation was built at:\n  {node.trace}" if node is not None and node.trace else ""
             raise ExecutionError(f"{node.op if node else 'the function'} failed: {what}{where}")
         raise ExecutionError(f"the compiled function failed: {type(exc).__name__}: {exc}") from exc
+
+
+def take_scratch(pool: list[np.ndarray]) -> np.ndarray:
+    """Scratch memory from ``pool`` for a call, or a new one (``pop`` alone is atomic under the GIL:
+    testing the list first could race with a call in another thread)."""
+    try:
+        return pool.pop()
+    except IndexError:
+        return runtime.new_scratch()
 
 
 @functools.cache
