@@ -14,7 +14,6 @@ import hashlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from ...graph import Variable
 from ...scan.numba import FALLBACK
 from ..fgraph import FunctionGraph
 from . import runtime
-from .codegen import CodeGen, NoNumbaImplementation, access_plan, numba_type
+from .codegen import CodeGen, NoNumbaImplementation, access_plan, module_fingerprint, numba_type
 
 VERSION = "3"  # bump when the generated code's conventions change
 
@@ -52,9 +51,6 @@ def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Varia
                 raise RuntimeError(f"internal error: the Numba emitter of {node.op} did not define its output")
 
 
-SCRATCH_START = "    SCRATCH_START"  # replaced by the call starting the use of scratch memory, or removed
-
-
 def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen, list[str], list[str]]:
     """The module source for ``fgraph``, its CodeGen, argument names and result names.
 
@@ -66,8 +62,7 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
     cg = CodeGen()
     cg.use_scratch = scratch
     cg.emit("err = np.int64(0)")  # not a literal: kernels taking err would compile twice
-    cg.lines.append(SCRATCH_START)
-    cg.defined.update(["scratch", "fresh", "temporary"])
+    cg.defined.update(["scratch", "fresh", "temporary"])  # set at the start if scratch memory is used
     args: list[str] = []
     arg_vars = fgraph.inputs + fgraph.shared_inputs
     for i, v in enumerate(arg_vars):
@@ -109,13 +104,10 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
     if cg.holds_gil and cg.in_scratch:
         return generate(fgraph, scratch=False)
     cg.use_scratch = cg.scratch_used
-    start = cg.lines.index(SCRATCH_START)
     if cg.use_scratch:  # how much scratch memory the next call needs, if more than it had
-        cg.lines[start] = "    fresh, temporary = np.bool_(True), np.bool_(False)"
+        cg.lines.insert(1, "    fresh, temporary = np.bool_(True), np.bool_(False)")  # after ``err``; no loop is open
         cg.emit(f"scratch_end = {cg.kernel(runtime.scratch_finish)}(scratch)")
         cg.emit("scratch_end = scratch_end if scratch_end > scratch.shape[0] and err == 0 else 0")
-    else:
-        del cg.lines[start]
     cg.emit(f"return ({', '.join(['err', *(['scratch_end'] if cg.use_scratch else []), *results])},)")
 
     const_names = [n for n, _ in cg.constant_args] + (["scratch"] if cg.use_scratch else [])
@@ -129,7 +121,7 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
         "import numba",
         "from numba import types as _t",
         "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function",
-        f"from symflow.compile.numba.runtime import perform_fallback, step_row  # {_module_fingerprint(runtime)}",
+        f"from symflow.compile.numba.runtime import perform_fallback, step_row  # {module_fingerprint(runtime)}",
         "from symflow.compile.numba.cache import load_kernel",
     ]
     for name in cg.generated:
@@ -433,18 +425,12 @@ def take_scratch(pool: list[np.ndarray]) -> np.ndarray:
 
 
 @functools.cache
-def _module_fingerprint(module: Any) -> str:
-    """A hash of a module's file: code compiled into generated functions comes from it."""
-    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-
-
-@functools.cache
 def _fingerprint(fn: Callable[..., Any]) -> str:
     """A hash of a kernel's module file (kernels are compiled into the functions that call them), or of
     its code when the module has no file (defined in a notebook or an exec'd namespace)."""
     module = sys.modules.get(fn.__module__)
     if getattr(module, "__file__", None):
-        return _module_fingerprint(module)
+        return module_fingerprint(module)
     code = fn.__code__
     return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
 

@@ -14,11 +14,13 @@ dimshuffles without building them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,12 @@ def poison(dtype: str) -> str:
     """The value new arrays are filled with under ``config.poison_memory`` (reads of elements never
     written then show): NaN, True, or -12345."""
     return "np.nan" if dtype in ("float32", "float64") else ("True" if dtype == "bool" else "-12345")
+
+
+@functools.cache
+def module_fingerprint(module: Any) -> str:
+    """A hash of a module's file: code compiled into generated functions comes from it."""
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
 
 
 def numba_type(dtype: str, ndim: int, scalar: bool = False) -> str:
@@ -408,7 +416,7 @@ class CodeGen(SourceWriter):
         shape = f"({', '.join(sizes)},)"
         source = "\n".join([
             f"def kernel(scratch, fresh, {', '.join(params)}):",
-            f"    # runtime {_runtime_fingerprint(runtime)}",
+            f"    # runtime {module_fingerprint(runtime)}",  # a change to it gives new kernels
             *[f"    {n} = max({d}, 0)" for n, d in zip(sizes, params)],
             f"    size = {' * '.join([*sizes, str(np.dtype(dtype).itemsize)])}",
             f"    if not fresh and size <= {runtime.SCRATCH_ARRAY_LIMIT_BYTES}:",
@@ -661,13 +669,6 @@ class KernelWriter(SourceWriter):
                              *self.lines]) + "\n"
         name = self.cg.generated_kernel(source)
         self.cg.emit(f"err = {self.cg.kernel_call(name, 'err', str(code), *self.args)}")
-
-
-def _runtime_fingerprint(module: Any) -> str:
-    """The hash of ``runtime.py``: kernels that call its code name it, so a change gives new kernels."""
-    from .backend import _module_fingerprint
-
-    return _module_fingerprint(module)
 
 
 def unliteral(arg: str) -> str:
