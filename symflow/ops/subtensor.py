@@ -375,9 +375,19 @@ class AdvancedIncSubtensor1(Op):
     numba_takes_over_base = True  # see CodeGen.alloc_copy
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        x, y, idx = node.inputs
+        x = node.inputs[0]
         out = cg.alloc_copy(node.outputs[0], x, "incrows", node)
-        region = cg.shape_tuple(idx) + [cg.dim(x, d) for d in range(1, x.ndim)]
+        bad = cg.fresh("bad")
+        cg.emit(f"{bad} = {self.numba_scatter(node, cg, out, [cg.dim(x, d) for d in range(1, x.ndim)])}")
+        cg.check(f"{bad} >= 0", node, "row index out of range")
+
+    def numba_scatter(self, node: Apply, cg: Any, out: str, row_dims: list[str], check_indices: bool = False) -> str:
+        """Emit the checks that the rows fit (``row_dims``: the lengths of a row of ``out``) and
+        return the call that scatters them into ``out``. The call returns the first position of an
+        index out of range, or -1; ``check_indices`` checks the indices now instead, for a scatter
+        emitted later, where nothing may fail (the update of a shared variable in place)."""
+        x, y, idx = node.inputs
+        region = cg.shape_tuple(idx) + row_dims
         for d in range(y.ndim):
             if not y.broadcastable[d]:
                 cg.check(f"{cg.dim(y, d)} != {region[d]}", node, "the rows do not fit the indices")
@@ -386,10 +396,12 @@ class AdvancedIncSubtensor1(Op):
             n = " * ".join(cg.shape_tuple(idx))
             flat_idx = cg.reshape(flat_idx, [n], node)
             y_value = cg.reshape(cg.copy_of(y, region), [n, *region[idx.ndim:]], node)
+        if check_indices:
+            bad = cg.fresh("bad")
+            cg.emit(f"{bad} = {cg.kernel(first_row_out_of_range)}({flat_idx}, {out}.shape[0])")
+            cg.check(f"{bad} >= 0", node, "row index out of range")
         kernel = cg.kernel(scatter_rows_2d if x.ndim == 2 and y.ndim == 2 else scatter_rows)
-        bad = cg.fresh("bad")
-        cg.emit(f"{bad} = {kernel}({out}, {y_value}, {flat_idx}, {not self.set_instead_of_inc})")
-        cg.check(f"{bad} >= 0", node, "row index out of range")
+        return f"{kernel}({out}, {y_value}, {flat_idx}, {not self.set_instead_of_inc})"
 
 
 def advanced_inc_rows(x: Variable, rows: Variable, idx: Variable) -> Variable:
@@ -761,6 +773,14 @@ def take_rows_2d(x, idx, out):  # type: ignore[no-untyped-def]
             return k
         for j in range(m):
             out[k, j] = x[i, j]
+    return -1
+
+
+def first_row_out_of_range(idx, n):  # type: ignore[no-untyped-def]
+    """Kernel: the first position k of a row index idx[k] outside [-n, n), or -1."""
+    for k in range(idx.shape[0]):
+        if idx[k] < -n or idx[k] >= n:
+            return k
     return -1
 
 

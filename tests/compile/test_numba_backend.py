@@ -208,6 +208,94 @@ def test_an_update_reading_its_own_variable_through_a_view_is_not_written_in_pla
     np.testing.assert_array_equal(W.get_value(), [[2.0, 5.0], [5.0, 8.0]])
 
 
+def _embedding_steps(optimizer: str, mode: str, rewrite: Any,
+                     batches: list[list[int]]) -> tuple[Any, list[Any], list[Any]]:
+    """An embedding trained with ``optimizer`` on index batches: the function, its costs and the
+    final values of the updated shared variables."""
+    E = sf.shared(np.random.default_rng(0).normal(size=(50, 4)), name="E")
+    x = T.ivector("x")
+    cost = (E[x] ** 2).sum()
+    updates = sf.updates.BUILDERS[optimizer](cost, [E], 0.1)
+    f = sf.function([x], cost, updates=updates, mode=mode, rewrite=rewrite)
+    costs = [f(np.array(b, np.int32)) for b in batches]
+    return f, costs, [sv.get_value() for sv, _ in updates]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+def test_a_scattered_step_adds_its_rows_in_place(optimizer: str) -> None:
+    """An embedding's gradient adds rows into zeros. Its step builds no dense gradient: SGD adds
+    the scaled rows into the weights, momentum's loop scales the velocity and adds it to the
+    weights, then the rows are added into both. Repeated and negative indices add up."""
+    batches = [[1, 3, 3, 49, -1], [0], [], [2, 2, 2]]
+    _, want_costs, want = _embedding_steps(optimizer, "py", False, batches)
+    f, costs, got = _embedding_steps(optimizer, "numba", True, batches)
+    np.testing.assert_allclose(costs, want_costs, rtol=1e-12)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert set(f._run.cg.in_place) == set(f.fgraph.shared_inputs)  # nothing returned to Python
+    assert "incrows" not in f.source  # no array of the scattered gradient
+    writes = f.source.split("if err == 0:", 1)[1]
+    assert writes.count("k_scatter_rows") == len(f.fgraph.updates)  # Nesterov's two increments are one
+    if optimizer == "sgd":
+        assert "err = g_" not in writes  # no loop over the weights at all
+
+
+@pytest.mark.parametrize("update", [
+    lambda E, idx, rows: T.set_subtensor(E[idx], rows * 2),  # later repeats win
+    lambda E, idx, rows: T.inc_subtensor(E[idx], rows * 2),
+    lambda E, idx, rows: T.inc_subtensor(T.set_subtensor(E[idx], rows)[idx[::-1]], rows * 3),  # two, in order
+], ids=["set", "inc", "set-then-inc"])
+def test_rows_written_into_a_shared_variable_go_in_place(update: Any) -> None:
+    """``set_subtensor(E[idx], rows)`` as an update writes the rows into E's array, not into a
+    copy of E."""
+    idx, rows = T.ivector("idx"), T.matrix("rows")
+    values = {}
+    for mode in ("py", "numba"):
+        E = sf.shared(np.arange(8.0).reshape(4, 2), name="E")
+        f = sf.function([idx, rows], [], updates=[(E, update(E, idx, rows))], mode=mode)
+        f(np.array([3, 1, 3], np.int32), np.arange(6.0).reshape(3, 2))
+        values[mode] = E.get_value()
+    assert f._run.cg.in_place == [E] and "incrows" not in f.source
+    np.testing.assert_array_equal(values["numba"], values["py"])
+
+
+def test_a_view_returned_and_read_by_an_in_place_loop() -> None:
+    """An in-place loop reads its inputs element by element (a transpose is never built), unless
+    the function also returns that input."""
+    W = sf.shared(np.arange(6.0).reshape(2, 3), name="W")
+    V = sf.shared(np.ones((3, 2)), name="V")
+    f = sf.function([], W.T, updates=[(V, V + W.T)], mode="numba")
+    np.testing.assert_array_equal(f(), np.arange(6.0).reshape(2, 3).T)
+    np.testing.assert_array_equal(V.get_value(), 1 + np.arange(6.0).reshape(2, 3).T)
+    assert f._run.cg.in_place == [V]
+
+
+def test_a_scattered_step_with_a_bad_index_changes_nothing() -> None:
+    f, _, before = _embedding_steps("momentum", "numba", True, [[1, 2]])
+    with pytest.raises(SymflowError, match="out of range"):
+        f(np.array([3, 50], np.int32))
+    for sv, value in zip([sv for sv, _ in f.fgraph.updates], before):
+        np.testing.assert_array_equal(sv.get_value(), value)
+
+
+@pytest.mark.parametrize("rows", [
+    lambda A, B: A[0:2],  # another variable updated in place: read before its loop writes it
+    lambda A, B: B[1:3],  # the variable itself
+])
+def test_rows_that_view_an_updated_variable_are_not_added_in_place(rows: Any) -> None:
+    idx = T.ivector("idx")
+    values = {}
+    for mode in ("py", "numba"):
+        A = sf.shared(np.arange(6.0).reshape(3, 2), name="A")
+        B = sf.shared(np.ones((3, 2)), name="B")
+        f = sf.function([idx], [], updates=[(A, A * 2), (B, T.inc_subtensor(B[idx], rows(A, B)))], mode=mode)
+        f(np.array([2, 0], np.int32))
+        values[mode] = (A.get_value(), B.get_value())
+    assert A in f._run.cg.in_place and B not in f._run.cg.in_place
+    for got, want in zip(values["numba"], values["py"]):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_a_zero_fill_read_by_elements_is_never_built() -> None:
     """``inc_subtensor`` into zeros (the gradient of indexing) fills its result directly, and a
     fill that is never built still rejects a negative length."""

@@ -50,6 +50,13 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "fusion": T.exp(T.tanh(x * 2 + 1) - x) * 3,
         "softmax and log-softmax of the same rows": T.nnet.softmax(x3) + T.nnet.log_softmax(x3),
     }
+    scattered = T.inc_subtensor(T.zeros_like(x)[y], T.tanh(x))  # rows added into zeros (an embedding's gradient)
+    out["a scaled row increment subtracted"] = x * 0.9 - 0.1 * scattered
+    out["a negated row increment plus a row"] = -scattered + v
+    out["a row increment minus"] = scattered - x
+    out["a scaled row increment plus"] = 2 * scattered + x
+    row = T.inc_subtensor(T.zeros((1, 3))[y * 0], x)  # one row, broadcast: x + row must not add into it
+    out["a row increment broadcast by a sum"] = x + row
     def recurrence(x_t: Any, h: Any, W: Any) -> Any:
         z = x_t + h.dot(W)
         return T.tanh(z) * T.nnet.sigmoid(z)  # the backward step reads forward intermediates
@@ -69,8 +76,10 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
     out["scan with invariants, per-step and dead outputs"] = hs
     out["per-step output"] = per_step
     out["sum over steps"] = sf.grad(hs.sum(), x)
-    updates = [(counter, counter + s * v), (W, W - 0.1 * out["gradient of a scan"])]
-    return [x, v, y, s], out, updates, [W, counter]
+    E = sf.shared(W0.copy(), name="E")  # an embedding: its gradient adds rows into zeros
+    updates = [(counter, counter + s * v), (W, W - 0.1 * out["gradient of a scan"]),
+               (E, E - 0.1 * sf.grad((E[y] ** 2).sum(), E))]
+    return [x, v, y, s], out, updates, [W, counter, E]
 
 
 def _per_step_softmax_cost(x: Any, y: Any, W: Any, V: Any) -> Any:
@@ -127,7 +136,7 @@ def test_rewire_copies_a_node_whose_inputs_keep_their_types(monkeypatch: pytest.
 def test_rewrites_preserve_results(mode: str, rewrite: Any) -> None:
     reference, ref_shared = _reference(mode)
     results, shared, _ = _run(mode, rewrite)
-    labels = list(corpus()[1]) + ["update of W", "update of counter"]
+    labels = list(corpus()[1]) + ["update of W", "update of counter", "update of E"]
     for label, want, got in zip(labels, reference + ref_shared, results + shared, strict=True):
         assert got.shape == want.shape and got.dtype == want.dtype, label
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=label)

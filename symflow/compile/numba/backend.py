@@ -9,6 +9,7 @@ succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import sys
@@ -20,7 +21,7 @@ import numpy as np
 
 from ...config import config
 from ...errors import ExecutionError
-from ...graph import Variable
+from ...graph import Apply, Variable
 from ...scan.numba import FALLBACK
 from ..fgraph import FunctionGraph
 from . import runtime
@@ -29,9 +30,11 @@ from .codegen import CodeGen, NoNumbaImplementation, access_plan, module_fingerp
 VERSION = "3"  # bump when the generated code's conventions change
 
 
-def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> None:
-    """Emit every node needed for ``outputs`` (values of ``stop_at`` must already be bound)."""
-    nodes, lazy = access_plan(outputs, stop_at)
+def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Variable],
+               by_element: Sequence[Variable] = ()) -> None:
+    """Emit every node needed for ``outputs`` (values of ``stop_at`` must already be bound);
+    ``by_element`` as in ``access_plan``."""
+    nodes, lazy = access_plan(outputs, stop_at, by_element)
     cg.lazy |= lazy
     for x in [x for node in nodes for x in node.inputs] + list(outputs):
         cg.uses[x] = cg.uses.get(x, 0) + 1
@@ -76,10 +79,14 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
             cg.arguments.add(v)
     cg.defined.update(args)
     in_place = plan_in_place(fgraph)
-    deferred = {e for _, e in in_place}  # computed at the end, into the shared variables' arrays
+    deferred = {v for _, e in in_place for v in [e, loop_value(e)] + [n.outputs[0] for n in row_increments(e)]}
+    # (computed at the end, into the shared variables' arrays)
     cg.escaping = _escaping(fgraph, set(fgraph.outputs) | {e for _, e in fgraph.updates if e not in deferred})
-    emit_graph(cg, fgraph.outputs + [e for _, e in fgraph.updates if e not in deferred]
-               + [x for _, e in in_place for x in e.owner.inputs if x not in deferred], arg_vars)  # type: ignore[union-attr]
+    loop_inputs = [x for _, e in in_place if loop_value(e).owner is not None
+                   for x in loop_value(e).owner.inputs if x not in deferred]  # type: ignore[union-attr]
+    row_inputs = [x for _, e in in_place for node in row_increments(e) for x in node.inputs[1:]]
+    needed = fgraph.outputs + [e for _, e in fgraph.updates if e not in deferred] + row_inputs
+    emit_graph(cg, needed + loop_inputs, arg_vars, by_element=[x for x in loop_inputs if x not in needed])
 
     results: list[str] = []
     claimed: set[Variable] = set()
@@ -176,24 +183,38 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
     feeds the parameter's update). An update is written after every other in-place update that
     reads its old value and after those whose new values it reads; a cycle (a swap) leaves one
     update out, computed into a new array before any is written.
+
+    An update that adds rows into such a loop's value, or into the shared variable itself (an
+    embedding's sparse step, see ``through_row_increment``), also qualifies when nothing else reads
+    it: the rows are added in place after every loop (``emit_in_place``).
     """
     clients = fgraph.clients()
+    updated = [sv for sv, _ in fgraph.updates]
+    dense: dict[Variable, Variable] = {}  # shared variable -> the value its loop writes
     candidates: dict[Variable, Variable] = {}
     for sv, e in fgraph.updates:
-        node = e.owner
-        if (e.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
-                and any(x is sv and x.broadcastable == e.broadcastable for x in node.inputs)
-                and not any(x is not sv and _reads_storage(x, sv) for x in node.inputs)
-                and clients.get(e, []).count(None) == 1):
+        d = _scattered_base(e, updated, clients)
+        if d is sv:  # rows added into the shared variable itself: no loop
             candidates[sv] = e
+            continue
+        owner = e if d is None else row_increments(e)[0]  # who reads the loop's value as the update
+        d = e if d is None else d
+        node = d.owner
+        if (d.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
+                and any(x is sv and x.broadcastable == d.broadcastable for x in node.inputs)
+                and not any(x is not sv and _reads_storage(x, sv) for x in node.inputs)
+                and [c is None if owner is e else c is owner for c in clients.get(d, [])].count(True) == 1):
+            candidates[sv], dense[sv] = e, d
     while True:  # keep updates whose new value nothing but other in-place updates reads
-        nodes = {e.owner for e in candidates.values()}
-        kept = {sv: e for sv, e in candidates.items() if all(c is None or c in nodes for c in clients[e])}
+        nodes = {d.owner for d in dense.values()} | {n for e in candidates.values() for n in row_increments(e)}
+        kept = {sv: e for sv, e in candidates.items()
+                if sv not in dense or all(c is None or c in nodes for c in clients[dense[sv]])}
         if len(kept) == len(candidates):
             break
         candidates = kept
-    order: list[tuple[Variable, Variable]] = []
-    pending = dict(candidates)
+        dense = {sv: d for sv, d in dense.items() if sv in kept}
+    order: list[tuple[Variable, Variable]] = [(sv, e) for sv, e in candidates.items() if sv not in dense]
+    pending = dict(dense)
     while pending:
         ready = [sv for sv, e in pending.items() if not any(
             _reads_storage(x, sv)  # another update still needs the old value
@@ -204,33 +225,75 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
             pending.pop(next(iter(pending)))
             continue
         for sv in ready:
-            order.append((sv, pending.pop(sv)))
+            pending.pop(sv)
+            order.append((sv, candidates[sv]))
     return order
 
 
+def _scattered_base(e: Variable, updated: list[Variable], clients: dict[Variable, list[Any]]) -> Variable | None:
+    """The array an update adds rows into (through one or more increments), if that may be done
+    in place: nothing else reads the update or the increments between, and their rows and indices
+    are no view of an updated shared variable (they are read after the loops have written them)."""
+    reader: Any = None  # the update output
+    x = e
+    while (x.owner is not None and type(x.owner.op).__name__ == "AdvancedIncSubtensor1"
+           and clients.get(x, []) == [reader]):
+        if any(_reads_storage(r, sv) for r in x.owner.inputs[1:] for sv in updated):
+            return None
+        reader, x = x.owner, x.owner.inputs[0]
+    return None if x is e else x
+
+
+def row_increments(e: Variable) -> list[Apply]:
+    """The increments an in-place update adds its rows with, innermost first (none for a loop)."""
+    found = []
+    while e.owner is not None and type(e.owner.op).__name__ == "AdvancedIncSubtensor1":
+        found.append(e.owner)
+        e = e.owner.inputs[0]
+    return found[::-1]
+
+
+def loop_value(e: Variable) -> Variable:
+    """The value an in-place update's element loop writes: the update, or the array its rows are
+    added into (the shared variable itself when there is no loop)."""
+    increments = row_increments(e)
+    return increments[0].inputs[0] if increments else e
+
+
 def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> None:
-    """Check every in-place update's shapes, then write them all only if the call has no error."""
+    """Check every in-place update's shapes and indices, then write them all only if the call has
+    no error: first the element loops, then the rows added into them."""
     if not in_place:
         return
-    home = {e: sv for sv, e in in_place}  # where each new value will live
-    for sv, e in in_place:
-        node = e.owner
+    loops = [(sv, loop_value(e)) for sv, e in in_place if loop_value(e) is not sv]
+    home = {d: sv for sv, d in loops}  # where each new value will live
+    for sv, d in loops:
+        node = d.owner
         for x in node.inputs:  # type: ignore[union-attr]
-            offset = e.ndim - x.ndim
-            for d in range(x.ndim):
-                if not x.broadcastable[d]:
-                    cg.check(f"{cg.dim(home.get(x, x), d)} != {cg.value(sv)}.shape[{d + offset}]", node,
+            offset = d.ndim - x.ndim
+            for k in range(x.ndim):
+                if not x.broadcastable[k]:
+                    cg.check(f"{cg.dim(home.get(x, x), k)} != {cg.value(sv)}.shape[{k + offset}]", node,
                              f"the update of {sv.name or 'a shared variable'} does not keep its shape")
+    scatters = []
+    for sv, e in in_place:
+        target = cg.value(sv)
+        row_dims = [f"{target}.shape[{k}]" for k in range(1, sv.ndim)]
+        for node in row_increments(e):
+            scatters.append(node.op.numba_scatter(node, cg, target, row_dims, check_indices=True))  # type: ignore[attr-defined]
     with cg.block("if err == 0:"):
-        for group in pair_in_place(in_place):  # one loop per group (momentum: the step, then p + step)
+        for group in pair_in_place(loops):  # one loop per group (momentum: the step, then p + step)
             writes, inputs = [], []
-            for sv, e in group:
-                node = e.owner
-                cg.destinations[e] = (cg.value(sv), [f"{cg.value(sv)}.shape[{d}]" for d in range(e.ndim)])
-                name = cg.alloc(e, cg.broadcast_dims(node, node.inputs, e.ndim))  # type: ignore[union-attr]
+            for sv, d in group:
+                node = d.owner
+                cg.destinations[d] = (cg.value(sv), [f"{cg.value(sv)}.shape[{k}]" for k in range(d.ndim)])
+                name = cg.alloc(d, cg.broadcast_dims(node, node.inputs, d.ndim))  # type: ignore[union-attr]
                 writes.append((name, node.op.numba_body(node)))  # type: ignore[union-attr]
                 inputs += node.inputs  # type: ignore[union-attr]
-            cg.elementwise_many(writes, e.ndim, inputs, node=node)
+            cg.elementwise_many(writes, d.ndim, inputs, node=node)
+        with cg.block("if err == 0:") if loops and scatters else contextlib.nullcontext():
+            for call in scatters:  # after every loop: they read the values before the rows are added
+                cg.emit(call)
 
 
 def pair_in_place(in_place: list[tuple[Variable, Variable]]) -> list[list[tuple[Variable, Variable]]]:

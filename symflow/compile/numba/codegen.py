@@ -679,15 +679,17 @@ def unliteral(arg: str) -> str:
 _INT_LITERAL = re.compile(r"-?\d+")
 
 
-def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable]) -> tuple[list[Apply], set[Variable]]:
+def access_plan(outputs: Sequence[Variable], stop_at: Sequence[Variable],
+                by_element: Sequence[Variable] = ()) -> tuple[list[Apply], set[Variable]]:
     """The nodes to emit, and the outputs that consumers only read element-wise (``lazy``).
 
     A dimshuffle, or an array filled with one scalar, is never built when every consumer reads
     it through ``elem``: a dimshuffle's own input is then read the same way, and a fill's
-    elements are its scalar. Everything else is computed as a value.
+    elements are its scalar. Everything else is computed as a value. ``by_element`` are values
+    among ``outputs`` that code emitted later reads only element-wise (an in-place update's loop).
     """
     nodes = toposort(outputs, stop_at=stop_at)
-    value_needed: set[Variable] = set(outputs)
+    value_needed: set[Variable] = set(outputs) - set(by_element)
     lazy: set[Variable] = set()
     for node in reversed(nodes):
         op = node.op

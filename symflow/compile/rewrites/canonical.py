@@ -18,7 +18,7 @@ from ...ops.elemwise import Elemwise
 from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import Reduce
 from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
-from ...ops.subtensor import AdvancedIncSubtensor, Subtensor, length_one_picks
+from ...ops.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1, Subtensor, length_one_picks
 from ..fgraph import FunctionGraph
 from . import register
 from .basic import rewrite_nodes
@@ -88,14 +88,32 @@ def _is_zeros(x: Variable) -> bool:
 
 @rule(Elemwise)
 def add_zeros(node: Apply) -> list[Variable] | None:
-    """``zeros + x`` is ``x`` (gradient accumulators start as zeros) when x has the result's type."""
-    if node.op.scalar_op.name != "add":  # type: ignore[attr-defined]
+    """``zeros + x`` and ``x - zeros`` are ``x`` (gradient accumulators start as zeros) when x has
+    the result's type."""
+    name = node.op.scalar_op.name  # type: ignore[attr-defined]
+    if name not in ("add", "sub"):
         return None
     out = node.outputs[0]
-    for pos in (0, 1):
+    for pos in (0, 1) if name == "add" else (1,):
         other = node.inputs[1 - pos]
         if _is_zeros(node.inputs[pos]) and _same_type(other, out):
             return [other]
+    return None
+
+
+@rule(Elemwise)
+def finite_times_zeros(node: Apply) -> list[Variable] | None:
+    """``c * zeros`` is ``zeros`` for a finite constant ``c`` (a learning rate times the zeros a
+    scattered gradient starts from, see ``through_row_increment``)."""
+    if node.op.scalar_op.name != "mul":  # type: ignore[attr-defined]
+        return None
+    out = node.outputs[0]
+    for pos in (0, 1):
+        zeros, c = node.inputs[pos], node.inputs[1 - pos]
+        data = getattr(c, "data", None)
+        if (_is_zeros(zeros) and isinstance(c, Constant) and data is not None and bool(np.isfinite(data).all())
+                and _same_type(zeros, out)):
+            return [zeros]
     return None
 
 
@@ -279,6 +297,74 @@ def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
             out = AdvancedIncSubtensor(("a", "a"), False)(m.neg(m.mul(y, totals)), values, rows, cols)
             return [out] if _same_type(out, node.outputs[0]) else None
     return None
+
+
+def _row_increment(x: Variable) -> tuple[Variable, Variable, Variable] | None:
+    """``(base, rows, idx)`` if ``x`` adds ``rows`` into ``base`` at row indices ``idx``."""
+    node = x.owner
+    if node is None or not isinstance(node.op, AdvancedIncSubtensor1) or node.op.set_instead_of_inc:
+        return None
+    base, rows, idx = node.inputs
+    return base, rows, idx
+
+
+def _fits_into(x: Variable, base: Variable) -> bool:
+    """Whether ``x`` broadcasts into ``base`` without changing its shape."""
+    if x.ndim > base.ndim:
+        return False
+    return all(bx or not bb for bx, bb in zip(x.broadcastable, base.broadcastable[base.ndim - x.ndim:]))
+
+
+@rule(Elemwise)
+def through_row_increment(node: Apply) -> list[Variable] | None:
+    """``s * inc``, ``x + inc``, ``x - inc``, ``inc - x`` and ``-inc``, where ``inc`` adds rows
+    into ``base`` at indices, are increments of ``s * base``, ``x + base``, ... by the (scaled)
+    rows. An update with a scattered gradient (an embedding's, ``p - lr * g``, momentum's
+    ``mu * v - lr * g``) then adds its rows into a dense pass that reads no gradient array; the
+    zeros ``g`` starts from are read as a scalar. ``s`` is a scalar (all axes broadcastable)."""
+    name = node.op.scalar_op.name  # type: ignore[attr-defined]
+    if name not in ("mul", "add", "sub", "neg"):
+        return None
+    out = node.outputs[0]
+    for pos, x in enumerate(node.inputs):
+        found = _row_increment(x)
+        if found is None:
+            continue
+        base, rows, idx = found
+        others = node.inputs[:pos] + node.inputs[pos + 1:]
+        if name == "neg":
+            new_base, new_rows = m.neg(base), m.neg(rows)
+        elif name == "mul":
+            (s,) = others
+            if not all(s.broadcastable):
+                continue
+            new_base, new_rows = m.mul(s, base), m.mul(s, rows)
+        else:
+            (other,) = others
+            if not _fits_into(other, base):
+                continue
+            if name == "add":
+                new_base, new_rows = m.add(other, base), rows
+            elif pos == 1:  # other - inc
+                new_base, new_rows = m.sub(other, base), m.neg(rows)
+            else:  # inc - other
+                new_base, new_rows = m.sub(base, other), rows
+        if new_base.dtype != out.dtype or new_base.ndim != out.ndim:
+            continue
+        return [AdvancedIncSubtensor1(False)(new_base, new_rows, idx)]
+    return None
+
+
+@rule(AdvancedIncSubtensor1)
+def merge_row_increments(node: Apply) -> list[Variable] | None:
+    """Two increments at the same indices are one, by the sum of their rows (Nesterov's step adds
+    an embedding's scattered gradient twice, see ``through_row_increment``)."""
+    inner = _row_increment(node.inputs[0])
+    if node.op.set_instead_of_inc or inner is None or inner[2] is not node.inputs[2]:  # type: ignore[attr-defined]
+        return None
+    base, rows, idx = inner
+    out = AdvancedIncSubtensor1(False)(base, m.add(rows, node.inputs[1]), idx)
+    return [out] if _same_type(out, node.outputs[0]) else None
 
 
 def _first_axis_slices(v: Variable) -> list[Apply]:
