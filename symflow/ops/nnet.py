@@ -195,17 +195,19 @@ def _emit_rows(node: Apply, cg: Any, source: str) -> None:
 # Numba kernels for the row-wise ops. exp is the hot spot of a softmax over a large vocabulary:
 # Numba's scalar exp does not vectorise (no SVML in the PyPI builds), so these kernels use an
 # exp that does: x = k ln2 + r, exp(r) by its Taylor series to degree 13 (within one ulp of
-# NumPy's), and 2**k built from exponent bits. Arguments below -708 give 0.
+# NumPy's), and 2**k built from exponent bits (``runtime.float_from_bits``). Arguments below -708
+# give 0. One loop computes each row's exponentials and their total.
 _EXP_POLY = repr(1.0 / math.factorial(13))
 for _k in range(12, -1, -1):  # Horner form of sum r**k / k!
     _EXP_POLY = f"({1.0 / math.factorial(_k)!r} + r * {_EXP_POLY})"
 
 _HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **KERNEL_OPTIONS)\n"
 
-_ROW_MAX_AND_EXP = f"""    n, m = x.shape
-    kbuf = np.empty(m, np.int64)
-    ebuf = np.empty(m, x.dtype)
-    scale = kbuf.view(np.float64)
+
+def _row_max_and_exp(store: str) -> str:
+    """Kernel body: for each row i, ``top`` (its maximum), ``e = exp(x[i, j] - top)`` for each j,
+    kept by the statement ``store``, and ``total`` (their sum)."""
+    return f"""    n, m = x.shape
     for i in range(n):
         m0 = m1 = m2 = m3 = -np.inf
         for j in range(0, m - 3, 4):
@@ -216,34 +218,35 @@ _ROW_MAX_AND_EXP = f"""    n, m = x.shape
         for j in range(m - m % 4, m):
             m0 = x[i, j] if x[i, j] > m0 else m0
         top = max(max(m0, m1), max(m2, m3))
-        for j in range(m):
-            v = x[i, j] - top
-            v = v if not (v < -708.0) else -708.0
-            kf = math.floor(v * 1.4426950408889634 + 0.5)
-            r = (v - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
-            ebuf[j] = {_EXP_POLY}
-            kbuf[j] = (np.int64(kf) + 1023) << 52
         total = 0.0
         for j in range(m):
-            e = 0.0 if x[i, j] - top < -708.0 else ebuf[j] * scale[j]
-            ebuf[j] = e
+            v = x[i, j] - top
+            w = v if not (v < -708.0) else -708.0
+            kf = math.floor(w * 1.4426950408889634 + 0.5)
+            r = (w - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
+            e = {_EXP_POLY} * runtime.float_from_bits((np.int64(kf) + 1023) << 52)
+            e = 0.0 if v < -708.0 else e
+            {store}
             total += e
 """
 
-SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _ROW_MAX_AND_EXP + """        inv = 1.0 / total
+
+SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _row_max_and_exp("out[i, j] = e") + """        inv = 1.0 / total
         for j in range(m):
-            out[i, j] = ebuf[j] * inv
+            out[i, j] = out[i, j] * inv
 """
 
-LOG_SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _ROW_MAX_AND_EXP + """        shift = top + math.log(total)
+LOG_SOFTMAX_SOURCE = _HEADER + "def kernel(x, out):\n" + _row_max_and_exp("pass") + """\
+        shift = top + math.log(total)
         for j in range(m):
             out[i, j] = x[i, j] - shift
 """
 
-SOFTMAX_AND_LOG_SOURCE = _HEADER + "def kernel(x, out, out_log):\n" + _ROW_MAX_AND_EXP + """        inv = 1.0 / total
+SOFTMAX_AND_LOG_SOURCE = _HEADER + "def kernel(x, out, out_log):\n" + _row_max_and_exp("out[i, j] = e") + """\
+        inv = 1.0 / total
         shift = top + math.log(total)
         for j in range(m):
-            out[i, j] = ebuf[j] * inv
+            out[i, j] = out[i, j] * inv
             out_log[i, j] = x[i, j] - shift
 """
 

@@ -58,6 +58,24 @@ def test_extreme_inputs_stay_finite(run: Any) -> None:
     np.testing.assert_allclose(lsm, [[0.0, -1000.0, -2000.0], [np.log(1 / 3)] * 3])
 
 
+def test_long_rows_match_numpy(run: Any) -> None:
+    """Rows long enough for the vectorised exponentials (and a remainder), with differences from
+    the row maximum down to -800 (below -708 they give 0), -inf (a masked entry) and a NaN row."""
+    x = T.matrix("x")
+    rng = np.random.default_rng(3)
+    value = rng.uniform(-800.0, 5.0, size=(4, 37))
+    value[1, ::3] = -np.inf
+    value[2] = rng.normal(size=37)
+    value[3, 5] = np.nan
+    sm, lsm = run([x], [T.nnet.softmax(x), T.nnet.log_softmax(x)], value)
+    with np.errstate(invalid="ignore"):
+        shift = value.max(axis=1, keepdims=True)
+        want_log = value - shift - np.log(np.exp(value - shift).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(sm[:3], np.exp(want_log[:3]), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(lsm[:3], want_log[:3], rtol=1e-13, atol=1e-13)  # log(total) is near 0
+    assert np.isnan(sm[3]).all() and np.isnan(lsm[3]).all()
+
+
 def test_softmax_needs_floats() -> None:
     with pytest.raises(TypeError, match=r"softmax needs a float input, got 'labels' \(int32 vector\)"):
         T.nnet.softmax(T.ivector("labels"))

@@ -101,6 +101,20 @@ def step_row(typingctx: Any, buffer: Any, index: Any) -> Any:
     return row_type(buffer, index), codegen
 
 
+@intrinsic
+def float_from_bits(typingctx: Any, bits: Any) -> Any:
+    """The float64 whose bit pattern is the int64 ``bits``: ``2.0 ** k`` is ``(k + 1023) << 52``.
+    A loop building powers of two this way vectorises (an exp of many values, ``ops.nnet``)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        value = context.cast(builder, args[0], signature.args[0], types.int64)
+        return builder.bitcast(value, context.get_value_type(types.float64))
+
+    return types.float64(bits), codegen
+
+
 #: temporaries up to this size live in scratch memory. Larger ones are allocated and freed as usual:
 #: allocating takes little of the time spent on them, and memory freed early in a call is reused by
 #: later temporaries, which keeps it in cache. The GRU language model ran about 5% slower with all
