@@ -18,6 +18,11 @@ class SharedVariable(Variable):
     and does not update it explicitly; random streams use it to advance their state.
     """
 
+    #: changes whenever any shared variable's array is replaced. A compiled function passes the
+    #: arrays of its shared variables as one table of addresses and lengths, which it builds again
+    #: only when this has changed (``NumbaRunner.shared_table``).
+    storage_version = 0
+
     def __init__(self, value: np.ndarray, name: str | None, broadcastable: tuple[bool, ...] | None) -> None:
         if broadcastable is None:
             broadcastable = (False,) * value.ndim
@@ -28,6 +33,16 @@ class SharedVariable(Variable):
         super().__init__(TensorType(value.dtype.name, tuple(broadcastable)), name=name)
         self.default_update: Variable | None = None
         self._value = self._checked(value, borrow=True)
+
+    @property
+    def _value(self) -> np.ndarray:
+        """The stored array (C-contiguous, writeable, of the variable's dtype)."""
+        return self._array
+
+    @_value.setter
+    def _value(self, array: np.ndarray) -> None:
+        self._array = array
+        SharedVariable.storage_version += 1
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
         """The current value (a copy unless ``borrow=True``; a borrowed array may change in place)."""

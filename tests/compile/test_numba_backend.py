@@ -270,6 +270,37 @@ def test_a_view_returned_and_read_by_an_in_place_loop() -> None:
     assert f._run.cg.in_place == [V]
 
 
+def test_shared_arrays_come_as_a_table_built_again_when_one_is_replaced() -> None:
+    """A function that replaces no shared array passes them as one table of addresses and lengths.
+    The table follows ``set_value`` (a new array, of another shape) and a replacement by another
+    function's update; an array replaced is not written again."""
+    X = T.matrix("X")
+    values = {}
+    for mode in ("py", "numba"):
+        W = sf.shared(np.ones((3, 2)), name="W")
+        V = sf.shared(np.zeros((3, 2)), name="V")
+        cost = (X.dot(W) ** 2).sum()
+        train = sf.function([X], cost, updates=[(W, W - 0.01 * sf.grad(cost, W)), (V, V + W)], mode=mode)
+        flip = sf.function([], [], updates=[(W, W[::-1])], mode=mode)  # a view: W gets a new array
+        x = np.arange(12.0).reshape(4, 3)
+        seen = [train(x)]
+        old = W.get_value(borrow=True)
+        kept = old.copy()
+        W.set_value(np.full((3, 2), 0.5))
+        seen.append(train(x))
+        np.testing.assert_array_equal(old, kept)  # the replaced array is not written
+        flip()
+        seen.append(train(x))
+        W.set_value(np.ones((3, 5)))  # another shape
+        V.set_value(np.zeros((3, 5)))
+        seen.append(train(x))
+        values[mode] = (seen, W.get_value(), V.get_value())
+    assert train._run.cg.shared_table and "array_at(table" in train.source
+    assert not flip._run.cg.shared_table  # it replaces W's array: the arrays come as themselves
+    for got, want in zip(values["numba"], values["py"]):
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-12)
+
+
 def test_a_scattered_step_with_a_bad_index_changes_nothing() -> None:
     f, _, before = _embedding_steps("momentum", "numba", True, [[1, 2]])
     with pytest.raises(SymflowError, match="out of range"):
@@ -394,13 +425,15 @@ def test_an_importable_op_without_numba_code_runs_in_object_mode() -> None:
 
 def test_object_mode_blocks_get_no_scratch_memory() -> None:
     """NumPy code run in object mode could keep an array it is given, so a function with such a block
-    allocates every temporary (the same function without it uses scratch memory)."""
+    allocates every temporary and passes each shared array as itself (the same function without it
+    uses scratch memory and a table of the shared arrays)."""
     x = T.matrix("x")
     W = sf.shared(np.eye(3), name="W")
     product = x.dot(W).dot(W)
-    assert "scratch" in sf.function([x], (product * 2).sum(), mode="numba").source
+    plain = sf.function([x], (product * 2).sum(), mode="numba").source
+    assert "scratch" in plain and "array_at(table" in plain
     f = sf.function([x], HalfSquare()(product).sum(), mode="numba")
-    assert "objmode" in f.source and "scratch" not in f.source
+    assert "objmode" in f.source and "scratch" not in f.source and "table" not in f.source  # W comes as itself
     assert f(np.ones((2, 3))) == 3.0
 
 

@@ -1,5 +1,5 @@
 """The Numba backend's run-time support: glibc's malloc keeps large freed blocks for reuse; loop
-rows are views without reference counts."""
+rows are views without reference counts; the table of shared arrays is patched where they changed."""
 
 from __future__ import annotations
 
@@ -98,3 +98,13 @@ def test_step_row_takes_no_reference() -> None:
     np.testing.assert_array_equal(buffer, np.repeat(np.arange(5.0)[:, None], 3, axis=1))
     increfs = {f: next(iter(f.inspect_llvm().values())).count("call void @NRT_incref") for f in (plain, borrowed)}
     assert increfs[plain] - increfs[borrowed] == 2  # one per view in the loop
+
+
+def test_address_table_reads_again_only_the_arrays_replaced() -> None:
+    arrays = [np.zeros((2, 3)), np.ones(4), np.zeros(())]
+    table = runtime.address_table(arrays)
+    assert table[0] == arrays[0].__array_interface__["data"][0] and table[1:3].tolist() == [2, 3]
+    replaced = [arrays[0], np.ones(7), arrays[2]]
+    patched = runtime.address_table(replaced, (table, arrays))
+    np.testing.assert_array_equal(patched, runtime.address_table(replaced))
+    np.testing.assert_array_equal(table, runtime.address_table(arrays))  # the old table is unchanged

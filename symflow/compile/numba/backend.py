@@ -23,9 +23,10 @@ from ...config import config
 from ...errors import ExecutionError
 from ...graph import Apply, Variable
 from ...scan.numba import FALLBACK
+from ...shared import SharedVariable
 from ..fgraph import FunctionGraph
 from . import runtime
-from .codegen import CodeGen, NoNumbaImplementation, access_plan, module_fingerprint, numba_type
+from .codegen import CodeGen, NoNumbaImplementation, access_plan, module_fingerprint, np_dtype, numba_type
 
 VERSION = "3"  # bump when the generated code's conventions change
 
@@ -54,31 +55,45 @@ def emit_graph(cg: CodeGen, outputs: Sequence[Variable], stop_at: Sequence[Varia
                 raise RuntimeError(f"internal error: the Numba emitter of {node.op} did not define its output")
 
 
-def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen, list[str], list[str]]:
+def generate(fgraph: FunctionGraph, scratch: bool = True,
+             table: bool = True) -> tuple[str, CodeGen, list[str], list[str]]:
     """The module source for ``fgraph``, its CodeGen, argument names and result names.
 
     With ``scratch``, temporaries live in scratch memory the caller passes as the last argument
     (``runtime.scratch_array``); the function then returns, after ``err``, how many bytes of it the
-    call needed if that was more than it got (else 0). Not with object-mode blocks: NumPy code
-    could keep a temporary.
+    call needed if that was more than it got (else 0). With ``table``, the arrays of the shared
+    variables come as one table (``runtime.array_at``) after the inputs, when no update replaces
+    them. Neither with object-mode blocks: NumPy code could keep a temporary or a shared array.
     """
     cg = CodeGen()
     cg.use_scratch = scratch
     cg.emit("err = np.int64(0)")  # not a literal: kernels taking err would compile twice
     cg.defined.update(["scratch", "fresh", "temporary"])  # set at the start if scratch memory is used
+    in_place = plan_in_place(fgraph)
+    written = {sv for sv, _ in in_place}
+    # the shared variables' arrays come as one table when the call replaces none of them (then the
+    # table changes only when the user sets a value): see runtime.array_at
+    cg.shared_table = table and bool(fgraph.shared_inputs) and all(sv in written for sv, _ in fgraph.updates)
     args: list[str] = []
     arg_vars = fgraph.inputs + fgraph.shared_inputs
+    position = 0
     for i, v in enumerate(arg_vars):
         name = f"arg{i}"
-        args.append(name)
+        if cg.shared_table and i >= len(fgraph.inputs):
+            cg.emit(f"{name} = array_at(table, {position}, {v.ndim}, {np_dtype(v.dtype)})")
+            position += 1 + v.ndim
+        else:
+            args.append(name)
         if v.ndim == 0:
             cg.emit(f"{name}_v = {name}[()]")
             cg.bind(v, f"{name}_v")
         else:
             cg.bind(v, name)
             cg.arguments.add(v)
-    cg.defined.update(args)
-    in_place = plan_in_place(fgraph)
+        cg.defined.add(name)
+    if cg.shared_table:
+        args.append("table")
+        cg.defined.add("table")
     deferred = {v for _, e in in_place for v in [e, loop_value(e)] + [n.outputs[0] for n in row_increments(e)]}
     # (computed at the end, into the shared variables' arrays)
     cg.escaping = _escaping(fgraph, set(fgraph.outputs) | {e for _, e in fgraph.updates if e not in deferred})
@@ -91,7 +106,6 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
     results: list[str] = []
     claimed: set[Variable] = set()
     update_values = {e for e in fgraph.update_values}
-    written = {sv for sv, _ in in_place}
     for y in fgraph.outputs:
         name = cg.value(y)
         if y.ndim and (cg.borrows_memory(y) or y in claimed or y in update_values):
@@ -108,8 +122,8 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
         results.append(name)
     emit_in_place(cg, in_place)  # last: everything above has read the old values
     cg.in_place = [sv for sv, _ in in_place]
-    if cg.holds_gil and cg.in_scratch:
-        return generate(fgraph, scratch=False)
+    if cg.holds_gil and (cg.in_scratch or cg.shared_table):  # object mode may keep an array it is given
+        return generate(fgraph, scratch=False, table=False)
     cg.use_scratch = cg.scratch_used
     if cg.use_scratch:  # how much scratch memory the next call needs, if more than it had
         cg.lines.insert(1, "    fresh, temporary = np.bool_(True), np.bool_(False)")  # after ``err``; no loop is open
@@ -118,7 +132,8 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
     cg.emit(f"return ({', '.join(['err', *(['scratch_end'] if cg.use_scratch else []), *results])},)")
 
     const_names = [n for n, _ in cg.constant_args] + (["scratch"] if cg.use_scratch else [])
-    signature = [numba_type(v.dtype, v.ndim) for v in arg_vars] + \
+    signature = [numba_type(v.dtype, v.ndim) for v in (fgraph.inputs if cg.shared_table else arg_vars)] + \
+                ([numba_type("int64", 1)] if cg.shared_table else []) + \
                 [numba_type(a.dtype.name, a.ndim) for _, a in cg.constant_args] + \
                 ([numba_type("uint8", 1)] if cg.use_scratch else [])
     header = [
@@ -128,7 +143,8 @@ def generate(fgraph: FunctionGraph, scratch: bool = True) -> tuple[str, CodeGen,
         "import numba",
         "from numba import types as _t",
         "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function",
-        f"from symflow.compile.numba.runtime import perform_fallback, step_row  # {module_fingerprint(runtime)}",
+        "from symflow.compile.numba.runtime import array_at, perform_fallback, step_row"
+        f"  # {module_fingerprint(runtime)}",
         "from symflow.compile.numba.cache import load_kernel",
     ]
     for name in cg.generated:
@@ -366,8 +382,25 @@ class NumbaRunner:
         #: scratch memory for the compiled function's temporaries, one per call in progress: a call
         #: takes one (or, finding none, a new one with only the header) and gives it back
         self.scratch: list[np.ndarray] | None = [] if cg.use_scratch else None
+        #: with ``cg.shared_table``: (SharedVariable.storage_version when built, the table, the arrays
+        #: it points to, which it keeps alive)
+        self.table: tuple[int, np.ndarray | None, list[np.ndarray]] = (-1, None, [])
         self._py: Any = None
         self.loaded_from_cache = False  # whether Numba loaded the compiled code from disk
+
+    def shared_table(self) -> tuple[int, np.ndarray | None, list[np.ndarray]]:
+        """``self.table``, built again if any shared variable's array has been replaced since."""
+        _, table, old_arrays = self.table
+        if self.table[0] != SharedVariable.storage_version:
+            version = SharedVariable.storage_version  # before reading: a change meanwhile rebuilds again
+            arrays = [sv._array for sv in self.shared]
+            previous = None if table is None else (table, old_arrays)
+            self.table = (version, runtime.address_table(arrays, previous), arrays)
+        return self.table
+
+    def shared_args(self) -> list[np.ndarray]:
+        """The arguments that pass the shared variables' arrays: their table, or the arrays."""
+        return [self.shared_table()[1]] if self.cg.shared_table else [sv._array for sv in self.shared]  # type: ignore[list-item]
 
     def __call__(self, values: list[Any]) -> list[Any]:
         for i, v in enumerate(values):  # the compiled code takes C-contiguous arrays
@@ -375,7 +408,7 @@ class NumbaRunner:
                 values[i] = np.ascontiguousarray(v)
         scratch = [] if self.scratch is None else [take_scratch(self.scratch)]
         try:
-            err, *results = self.entry(*values, *[sv._value for sv in self.shared], *self.constants, *scratch)
+            err, *results = self.entry(*values, *self.shared_args(), *self.constants, *scratch)
         except Exception as exc:  # only object-mode fallbacks can raise
             self.explain(values, None, exc)
             raise
@@ -411,7 +444,7 @@ class NumbaRunner:
             tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim} "
                          f"and {name}.flags.c_contiguous")
             tests += [f"{name}.shape[{d}] == 1" for d in spec.bcast_dims]
-        shared = [f"shared{i}._value" for i in range(len(self.shared))]
+        shared = ["table[1]"] if self.cg.shared_table else [f"shared{i}._array" for i in range(len(self.shared))]
         constants = [f"constant{i}" for i in range(len(self.constants))]
         take, give = [], []
         if self.scratch is not None:
@@ -424,6 +457,9 @@ class NumbaRunner:
             *([f"        {', '.join(names)}, = args"] if names else []),
             *converts,
             f"        if {' and '.join(tests)}:",
+            *(["            table = runner.table",
+               "            if table[0] != SharedVariable.storage_version:",
+               "                table = runner.shared_table()"] if self.cg.shared_table else []),
             *take,
             "            try:",
             f"                err, {'more, ' if give else ''}*results = entry({', '.join(names + shared + constants)}"
@@ -433,13 +469,16 @@ class NumbaRunner:
             *give,
             "            if not err:",
         ]
-        lines += [f"                results[{i}] = array(results[{i}], out_dtype{i})" for i, _ in self.scalar_out]
+        for i, dtype in self.scalar_out:  # Numba returns a float64 as a Python float: no dtype needed
+            given = "" if dtype == np.float64 else f", out_dtype{i}"
+            lines.append(f"                results[{i}] = array(results[{i}]{given})")
         lines += [f"                target{k}._value = results[{self.n_out + k}]" for k in range(len(self.targets))]
         if self.targets:
             lines.append(f"                del results[{self.n_out}:]")
         result = "results" if return_list else ("results[0]" if self.n_out else "None")
         lines += [f"                return {result}", "    return slow(*args)"]
         namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "entry": self.entry, "slow": slow,
+                                     "runner": self, "SharedVariable": SharedVariable,
                                      "pool": self.scratch, "new_scratch": runtime.new_scratch}
         namespace.update({f"dtype{i}": spec.dtype for i, spec in enumerate(specs)})
         namespace.update({f"scalar{i}": spec.dtype.type for i, spec in enumerate(specs)})

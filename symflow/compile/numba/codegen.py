@@ -194,6 +194,7 @@ class CodeGen(SourceWriter):
         self.shape_hints: dict[Variable, list[str]] = {}
         #: shared variables whose new values the function writes into their arrays itself
         self.in_place: list[Variable] = []
+        self.shared_table = False  # whether the shared variables' arrays come as one table (backend.generate)
         #: per-step outputs of the scan being emitted: value -> (stacked buffer, steps, step index)
         self.stacked: dict[Variable, tuple[str, str, str]] = {}
         #: an object-mode block needs the GIL, so the main function must not release it

@@ -115,6 +115,59 @@ def float_from_bits(typingctx: Any, bits: Any) -> Any:
     return types.float64(bits), codegen
 
 
+@intrinsic(prefer_literal=True)
+def array_at(typingctx: Any, table: Any, position: Any, ndim: Any, dtype: Any) -> Any:
+    """The C-contiguous array of ``dtype`` and ``ndim`` dimensions whose address and lengths are
+    ``table[position:position + 1 + ndim]`` (``address_table``), holding no reference: the caller
+    keeps the arrays alive. Unboxing one table costs less than unboxing each array."""
+    if not (isinstance(table, types.Array) and table.dtype == types.int64 and isinstance(position, types.Integer)
+            and isinstance(ndim, types.IntegerLiteral) and isinstance(dtype, types.NumberClass)):
+        return None
+    array_type = types.Array(dtype.instance_type, ndim.literal_value, "C")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        entries = builder.bitcast(context.make_array(signature.args[0])(context, builder, args[0]).data,
+                                  cgutils.intp_t.as_pointer())
+        start = context.cast(builder, args[1], signature.args[1], types.intp)
+        at = [builder.load(builder.gep(entries, [builder.add(start, context.get_constant(types.intp, k))]))
+              for k in range(1 + array_type.ndim)]
+        item_type = context.get_data_type(array_type.dtype)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item_type))
+        strides, stride = [], itemsize
+        for n in reversed(at[1:]):
+            strides.insert(0, stride)
+            stride = builder.mul(stride, n)
+        out = context.make_array(array_type)(context, builder)
+        context.populate_array(out, data=builder.inttoptr(at[0], item_type.as_pointer()),
+                               shape=cgutils.pack_array(builder, at[1:], ty=cgutils.intp_t),
+                               strides=cgutils.pack_array(builder, strides, ty=cgutils.intp_t),
+                               itemsize=itemsize, meminfo=None, parent=None)
+        return out._getvalue()
+
+    return array_type(table, position, ndim, dtype), codegen
+
+
+def address_table(arrays: list[np.ndarray], previous: tuple[np.ndarray, list[np.ndarray]] | None = None) -> np.ndarray:
+    """For each C-contiguous array, its data address and then its lengths (read by ``array_at``).
+    Given ``previous`` (a table and its arrays, of the same dimensions), only the entries of the
+    arrays that are not the same objects are read again (a table in use is never changed)."""
+    if previous is None:
+        entries: list[int] = []
+        for a in arrays:
+            entries.append(a.__array_interface__["data"][0])
+            entries.extend(a.shape)
+        return np.array(entries, dtype=np.int64)
+    old_table, old_arrays = previous
+    table = old_table.copy()
+    position = 0
+    for a, old in zip(arrays, old_arrays, strict=True):
+        if a is not old:
+            table[position] = a.__array_interface__["data"][0]
+            table[position + 1:position + 1 + a.ndim] = a.shape
+        position += 1 + a.ndim
+    return table
+
+
 #: temporaries up to this size live in scratch memory. Larger ones are allocated and freed as usual:
 #: allocating takes little of the time spent on them, and memory freed early in a call is reused by
 #: later temporaries, which keeps it in cache. The GRU language model ran about 5% slower with all
