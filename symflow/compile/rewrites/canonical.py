@@ -336,7 +336,7 @@ def through_row_increment(node: Apply) -> list[Variable] | None:
             new_base, new_rows = m.neg(base), m.neg(rows)
         elif name == "mul":
             (s,) = others
-            if not all(s.broadcastable):
+            if not all(s.broadcastable) or s.ndim > base.ndim:
                 continue
             new_base, new_rows = m.mul(s, base), m.mul(s, rows)
         else:
