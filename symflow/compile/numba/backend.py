@@ -69,7 +69,8 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
     cg.use_scratch = scratch
     cg.emit("err = np.int64(0)")  # not a literal: kernels taking err would compile twice
     cg.defined.update(["scratch", "fresh", "temporary"])  # set at the start if scratch memory is used
-    in_place = plan_in_place(fgraph)
+    clients = fgraph.clients()
+    in_place = plan_in_place(fgraph, clients)
     written = {sv for sv, _ in in_place}
     # the shared variables' arrays come as one table when the call replaces none of them (then the
     # table changes only when the user sets a value): see runtime.array_at
@@ -96,7 +97,7 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
         cg.defined.add("table")
     deferred = {v for _, e in in_place for v in [e, loop_value(e)] + [n.outputs[0] for n in row_increments(e)]}
     # (computed at the end, into the shared variables' arrays)
-    cg.escaping = _escaping(fgraph, set(fgraph.outputs) | {e for _, e in fgraph.updates if e not in deferred})
+    cg.escaping = _escaping(clients, set(fgraph.outputs) | {e for _, e in fgraph.updates if e not in deferred})
     loop_inputs = [x for _, e in in_place if loop_value(e).owner is not None
                    for x in loop_value(e).owner.inputs if x not in deferred]  # type: ignore[union-attr]
     row_inputs = [x for _, e in in_place for node in row_increments(e) for x in node.inputs[1:]]
@@ -164,10 +165,10 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
     return "\n".join(header + cg.lines) + "\n", cg, args + const_names, results
 
 
-def _escaping(fgraph: FunctionGraph, returned: set[Variable]) -> set[Variable]:
+def _escaping(clients: dict[Variable, list[Any]], returned: set[Variable]) -> set[Variable]:
     """The values whose arrays the function returns or stores: ``returned``, and the bases whose
-    arrays an increment of them takes over (``CodeGen.alloc_copy``) when that result is returned."""
-    clients = fgraph.clients()
+    arrays an increment of them takes over (``CodeGen.alloc_copy``) when that result is returned
+    (``clients``: the graph's, ``FunctionGraph.clients``)."""
     escaping, frontier = set(returned), list(returned)
     while frontier:
         node = frontier.pop().owner
@@ -189,7 +190,8 @@ def _reads_storage(x: Variable, target: Variable) -> bool:
     return x is target
 
 
-def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
+def plan_in_place(fgraph: FunctionGraph,
+                  clients: dict[Variable, list[Any]] | None = None) -> list[tuple[Variable, Variable]]:
     """Updates computed straight into the shared variable's array, in a safe order.
 
     An update qualifies when an elementwise loop computes it (it writes every element), the
@@ -202,9 +204,10 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
 
     An update that adds rows into such a loop's value, or into the shared variable itself (an
     embedding's sparse step, see ``through_row_increment``), also qualifies when nothing else reads
-    it: the rows are added in place after every loop (``emit_in_place``).
+    it: the rows are added in place after every loop (``emit_in_place``). ``clients``: the graph's,
+    if already computed.
     """
-    clients = fgraph.clients()
+    clients = fgraph.clients() if clients is None else clients
     updated = [sv for sv, _ in fgraph.updates]
     dense: dict[Variable, Variable] = {}  # shared variable -> the value its loop writes
     candidates: dict[Variable, Variable] = {}
@@ -213,13 +216,13 @@ def plan_in_place(fgraph: FunctionGraph) -> list[tuple[Variable, Variable]]:
         if d is sv:  # rows added into the shared variable itself: no loop
             candidates[sv] = e
             continue
-        owner = e if d is None else row_increments(e)[0]  # who reads the loop's value as the update
-        d = e if d is None else d
+        reader = None if d is None else row_increments(e)[0]  # what reads the loop's value: the update
+        d = e if d is None else d  # output (None), or the first increment
         node = d.owner
         if (d.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
                 and any(x is sv and x.broadcastable == d.broadcastable for x in node.inputs)
                 and not any(x is not sv and _reads_storage(x, sv) for x in node.inputs)
-                and [c is None if owner is e else c is owner for c in clients.get(d, [])].count(True) == 1):
+                and clients.get(d, []).count(reader) == 1):
             candidates[sv], dense[sv] = e, d
     while True:  # keep updates whose new value nothing but other in-place updates reads
         nodes = {d.owner for d in dense.values()} | {n for e in candidates.values() for n in row_increments(e)}
@@ -390,8 +393,8 @@ class NumbaRunner:
 
     def shared_table(self) -> tuple[int, np.ndarray | None, list[np.ndarray]]:
         """``self.table``, built again if any shared variable's array has been replaced since."""
-        _, table, old_arrays = self.table
-        if self.table[0] != SharedVariable.storage_version:
+        built, table, old_arrays = self.table
+        if built != SharedVariable.storage_version:
             version = SharedVariable.storage_version  # before reading: a change meanwhile rebuilds again
             arrays = [sv._array for sv in self.shared]
             previous = None if table is None else (table, old_arrays)

@@ -101,6 +101,21 @@ def step_row(typingctx: Any, buffer: Any, index: Any) -> Any:
     return row_type(buffer, index), codegen
 
 
+def _borrowed_c_array(context: Any, builder: Any, array_type: Any, data: Any, dims: list[Any]) -> Any:
+    """LLVM value of a C-contiguous ``array_type`` over ``data`` with lengths ``dims``, holding no
+    reference (no meminfo, no parent): whoever made ``data`` keeps it alive."""
+    itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(array_type.dtype)))
+    strides, stride = [], itemsize
+    for n in reversed(dims):
+        strides.insert(0, stride)
+        stride = builder.mul(stride, n)
+    out = context.make_array(array_type)(context, builder)
+    context.populate_array(out, data=data, shape=cgutils.pack_array(builder, dims, ty=cgutils.intp_t),
+                           strides=cgutils.pack_array(builder, strides, ty=cgutils.intp_t),
+                           itemsize=itemsize, meminfo=None, parent=None)
+    return out._getvalue()
+
+
 @intrinsic
 def float_from_bits(typingctx: Any, bits: Any) -> Any:
     """The float64 whose bit pattern is the int64 ``bits``: ``2.0 ** k`` is ``(k + 1023) << 52``.
@@ -131,18 +146,8 @@ def array_at(typingctx: Any, table: Any, position: Any, ndim: Any, dtype: Any) -
         start = context.cast(builder, args[1], signature.args[1], types.intp)
         at = [builder.load(builder.gep(entries, [builder.add(start, context.get_constant(types.intp, k))]))
               for k in range(1 + array_type.ndim)]
-        item_type = context.get_data_type(array_type.dtype)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item_type))
-        strides, stride = [], itemsize
-        for n in reversed(at[1:]):
-            strides.insert(0, stride)
-            stride = builder.mul(stride, n)
-        out = context.make_array(array_type)(context, builder)
-        context.populate_array(out, data=builder.inttoptr(at[0], item_type.as_pointer()),
-                               shape=cgutils.pack_array(builder, at[1:], ty=cgutils.intp_t),
-                               strides=cgutils.pack_array(builder, strides, ty=cgutils.intp_t),
-                               itemsize=itemsize, meminfo=None, parent=None)
-        return out._getvalue()
+        data = builder.inttoptr(at[0], context.get_data_type(array_type.dtype).as_pointer())
+        return _borrowed_c_array(context, builder, array_type, data, at[1:])
 
     return array_type(table, position, ndim, dtype), codegen
 
@@ -189,18 +194,8 @@ def scratch_view(typingctx: Any, scratch: Any, offset: Any, shape: Any, dtype: A
         parent = context.make_array(signature.args[0])(context, builder, args[0])
         offset = context.cast(builder, args[1], signature.args[1], types.intp)
         data = builder.gep(builder.bitcast(parent.data, cgutils.voidptr_t), [offset])
-        out = context.make_array(array_type)(context, builder)
-        item_type = context.get_data_type(array_type.dtype)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(item_type))
-        dims = cgutils.unpack_tuple(builder, args[2])
-        strides, stride = [], itemsize
-        for n in reversed(dims):
-            strides.insert(0, stride)
-            stride = builder.mul(stride, n)
-        context.populate_array(out, data=builder.bitcast(data, item_type.as_pointer()),
-                               shape=cgutils.pack_array(builder, dims), strides=cgutils.pack_array(builder, strides),
-                               itemsize=itemsize, meminfo=None, parent=None)
-        return out._getvalue()
+        data = builder.bitcast(data, context.get_data_type(array_type.dtype).as_pointer())
+        return _borrowed_c_array(context, builder, array_type, data, cgutils.unpack_tuple(builder, args[2]))
 
     return array_type(scratch, offset, shape, dtype), codegen
 
