@@ -137,11 +137,12 @@ class Function:
             fast_call = getattr(self._run, "fast_call", None)
             if fast_call is not None:  # exact arrays go straight to the compiled code
                 self._fast = fast_call(specs, return_list, self._call)
+                # Python finds ``__call__`` on the class: a class of this function's own makes the
+                # fast call the only Python frame of a call (0.1 µs less than calling it from here)
+                self.__class__ = type(type(self).__name__, (type(self),), {"__call__": staticmethod(self._fast)})
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._fast is not None and not kwargs:
-            return self._fast(*args)
         return self._call(*args, **kwargs)
 
     def _call(self, *args: Any, **kwargs: Any) -> Any:

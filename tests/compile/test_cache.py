@@ -155,3 +155,20 @@ def test_loading_falls_back_to_numbas_lookup_if_its_internals_change(monkeypatch
     dispatcher._cache = LoadingCache(namespace["double"])
     dispatcher.compile((numba.float64,))
     assert calls and dispatcher(2.5) == 5.0
+
+
+def test_generated_source_names_the_modules_that_shape_its_compiled_code() -> None:
+    """The cache key is the generated source, so it carries a hash of each module whose code changes
+    what Numba makes of it: the runtime (compiled into it) and the lowering of main functions (jit)."""
+    import numpy as np
+
+    import symflow as sf
+    import symflow.tensor as T
+    from symflow.compile.numba import jit, runtime
+    from symflow.compile.numba.codegen import module_fingerprint
+
+    x = T.vector("x")
+    f = sf.function([x], x * 2, mode="numba")
+    np.testing.assert_array_equal(f(np.ones(2)), [2.0, 2.0])
+    for module in (jit, runtime):
+        assert module_fingerprint(module) in f.source, module.__name__

@@ -516,6 +516,32 @@ def test_exact_arrays_take_the_fast_call_and_anything_else_the_general_one() -> 
     assert float(g(x, row)[1]) == 27.0
 
 
+def test_a_call_with_exact_arrays_runs_no_python_function_but_the_fast_call() -> None:
+    """The function's class has the fast call as ``__call__``: no ``Function.__call__`` frame in
+    between. The compiled code returns its array without calling Python either (Numba's boxing would
+    unpickle the ndarray class: ``jit.box_returned_array``). Other calls still take the general path."""
+    x = T.vector("x")
+    f = sf.function([x], x * 2, mode="numba")
+    value = np.ones(3)
+    f(value)
+    frames: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            frames.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        doubled = f(value)
+    finally:
+        sys.setprofile(None)
+    assert frames == ["call"], frames
+    np.testing.assert_array_equal(doubled, [2.0, 2.0, 2.0])
+    assert isinstance(f, sf.compile.function.Function) and type(f).__name__ == "Function"
+    np.testing.assert_array_equal(f(x=[1.0, 2.0]), [2.0, 4.0])
+    np.testing.assert_array_equal(sf.function([x], x * 3, mode="py")(value), [3.0, 3.0, 3.0])
+
+
 def test_the_fast_call_takes_exact_arrays_and_python_floats_for_float64_scalars() -> None:
     def refuse(*args: object) -> None:
         raise AssertionError("the general path was taken")
@@ -538,6 +564,47 @@ def test_the_fast_call_takes_exact_arrays_and_python_floats_for_float64_scalars(
     assert float(f(value.astype("float32"), 0.0)) == -15.0
     nothing = sf.function([], w.sum(), mode="numba")
     assert float(nothing._run.fast_call([], False, refuse)()) == float(w.get_value().sum())
+
+
+def test_array_arguments_take_no_memory_records_and_their_layout_is_checked_natively() -> None:
+    """Array arguments (inputs, the table of shared arrays, scratch memory) are unboxed without a
+    Numba MemInfo (``jit.unbox_borrowed_array``): a call whose updates are written in place and whose
+    output is a number allocates nothing. The compiled code checks C order itself: an array goes
+    straight to it exactly when NumPy calls it C-contiguous; any other goes to the general path."""
+    from numba.core.runtime import _nrt_python as nrt
+
+    x, lr = T.matrix("x"), T.scalar("lr")
+    w = sf.shared(np.ones((2, 3)), name="w")
+    f = sf.function([x, lr], (x * w).sum(), updates=[(w, w - lr * x)], mode="numba")
+    value = np.arange(6.0).reshape(2, 3)
+    f(value, 0.0)
+    f(value, 0.0)  # scratch memory and the table exist now
+    enabled = nrt.memsys_stats_enabled()
+    nrt.memsys_enable_stats()
+    try:
+        before = nrt.memsys_get_stats_mi_alloc()
+        assert float(f(value, 0.0)) == 15.0
+        assert nrt.memsys_get_stats_mi_alloc() == before
+    finally:
+        if not enabled:
+            nrt.memsys_disable_stats()
+
+    general: list[tuple[Any, ...]] = []
+
+    def record(*args: Any) -> Any:
+        general.append(args)
+        return f(*args)
+
+    fast = f._run.fast_call(f.specs, False, record)
+    wide = np.arange(24.0).reshape(4, 6)
+    arrays = [value, wide[:2, :3], wide[::2, :3], wide[:1, ::2], wide[:1, :3], wide[:, :1].T[:, :3],
+              np.asfortranarray(value), np.zeros((0, 3)), np.zeros((2, 0))[:, ::-1], wide[1:3, 3:]]
+    for a in arrays:
+        general.clear()
+        w.set_value(np.ones(a.shape))
+        got = fast(a, 0.0)
+        assert len(general) == (0 if a.flags.c_contiguous else 1), (a.shape, a.strides)
+        assert float(got) == a.sum()
 
 
 def test_the_fast_call_takes_numbers_that_convert_exactly_for_other_scalar_dtypes() -> None:
@@ -604,28 +671,37 @@ def test_main_function_is_lowered_at_the_glue_level() -> None:
     np.testing.assert_allclose(f(np.array([0.0, 1.0])), np.exp([0.0, 1.0]) * 0.5 + offset)
 
 
-@pytest.mark.parametrize("numba_level, expected", [(3, 1), (0, 0)])
+@pytest.mark.parametrize("numba_level, expected, release_gil", [(3, 1, True), (0, 0, False)])
 def test_glue_lowering_sets_and_restores_the_level(monkeypatch: pytest.MonkeyPatch, numba_level: int,
-                                                   expected: int) -> None:
-    """Lowering runs at the lower of MAIN_OPT_LEVEL and the user's NUMBA_OPT; the global level
-    comes back even when lowering fails."""
+                                                   expected: int, release_gil: bool) -> None:
+    """Lowering runs at the lower of MAIN_OPT_LEVEL and the user's NUMBA_OPT, boxing returned arrays
+    with ``box_returned_array`` and, in a function that releases the GIL (no object mode), unboxing
+    array arguments with ``unbox_borrowed_array``; Numba's level and its (un)boxing come back even
+    when lowering fails."""
+    from types import SimpleNamespace
+
+    from numba.core import boxing, pythonapi, types
     from numba.core import config as numba_config
     from numba.core.typed_passes import NativeLowering
 
-    from symflow.compile.numba.jit import GlueLowering
+    from symflow.compile.numba.jit import GlueLowering, box_returned_array, unbox_borrowed_array
 
     seen = []
 
     def failing_lowering(self: object, state: object) -> bool:
-        seen.append(int(numba_config.OPT))
+        seen.append((int(numba_config.OPT), pythonapi._boxers.functions[types.Array],
+                     pythonapi._unboxers.functions[types.Array]))
         raise RuntimeError("lowering failed")
 
     monkeypatch.setattr(numba_config, "OPT", type(numba_config.OPT)(numba_level))
     monkeypatch.setattr(NativeLowering, "run_pass", failing_lowering)
     with pytest.raises(RuntimeError, match="lowering failed"):
-        GlueLowering().run_pass(None)
-    assert seen == [expected]
+        GlueLowering().run_pass(SimpleNamespace(flags=SimpleNamespace(release_gil=release_gil)))
+    unbox = unbox_borrowed_array if release_gil else boxing.unbox_array
+    assert seen == [(expected, box_returned_array, unbox)]
     assert int(numba_config.OPT) == numba_level
+    assert pythonapi._boxers.functions[types.Array] is boxing.box_array
+    assert pythonapi._unboxers.functions[types.Array] is boxing.unbox_array
 
 
 def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from ...graph import Apply, Variable
 from ...scan.numba import FALLBACK
 from ...shared import SharedVariable
 from ..fgraph import FunctionGraph
-from . import runtime
+from . import jit, runtime
 from .codegen import CodeGen, NoNumbaImplementation, access_plan, module_fingerprint, np_dtype, numba_type
 
 VERSION = "3"  # bump when the generated code's conventions change
@@ -143,7 +143,8 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
         "import numpy as np",
         "import numba",
         "from numba import types as _t",
-        "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function",
+        "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function"
+        f"  # {module_fingerprint(jit)}",  # how main functions are lowered: a change compiles them again
         "from symflow.compile.numba.runtime import array_at, perform_fallback, step_row"
         f"  # {module_fingerprint(runtime)}",
         "from symflow.compile.numba.cache import load_kernel",
@@ -431,10 +432,10 @@ class NumbaRunner:
         return results
 
     def fast_call(self, specs: Sequence[Any], return_list: bool, slow: Callable[..., Any]) -> Callable[..., Any]:
-        """A ``Function.__call__`` for the common case: every argument is an array of exactly the
-        input's dtype, ndim and layout (or, for a scalar input, a number that converts to it as the
-        general path would convert it), and the call succeeds. Any other call (conversions, keywords,
-        an error) goes to ``slow``, the general path.
+        """A ``Function.__call__`` (without ``self``) for the common case: every argument is an array of
+        exactly the input's dtype, ndim and layout (or, for a scalar input, a number that converts to
+        it as the general path would convert it), and the call succeeds. Any other call (conversions,
+        keywords, an error) goes to ``slow``, the general path.
 
         It is generated Python source, so the checks and the argument list are unrolled.
         """
@@ -444,19 +445,23 @@ class NumbaRunner:
             if spec.ndim == 0:
                 converts += [f"        if {_exact_scalar(name, spec.dtype, f'scalar{i}')}:",
                              f"            {name} = array({name}, dtype{i})"]
-            tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim} "
-                         f"and {name}.flags.c_contiguous")
+            # the compiled code checks the layout itself (``jit.unbox_borrowed_array``), unless it holds the GIL
+            layout = f" and {name}.flags.c_contiguous" if self.cg.holds_gil else ""
+            tests.append(f"type({name}) is ndarray and {name}.dtype is dtype{i} and {name}.ndim == {spec.ndim}{layout}")
             tests += [f"{name}.shape[{d}] == 1" for d in spec.bcast_dims]
         shared = ["table[1]"] if self.cg.shared_table else [f"shared{i}._array" for i in range(len(self.shared))]
         constants = [f"constant{i}" for i in range(len(self.constants))]
+        values = [f"r{i}" for i in range(self.n_out + len(self.targets))]  # the results, as returned
+        for i, dtype in self.scalar_out:  # Numba returns a float64 as a Python float: no dtype needed
+            values[i] = f"array(r{i}{'' if dtype == np.float64 else f', out_dtype{i}'})"
         take, give = [], []
         if self.scratch is not None:
             take = ["            try:", "                scratch = pool.pop()", "            except IndexError:",
                     "                scratch = new_scratch()"]
             give = ["            pool.append(new_scratch(more) if more else scratch)"]
         lines = [
-            "def call(*args):",
-            f"    if len(args) == {len(names)}:",
+            "def call(*args, **kwargs):",
+            f"    if len(args) == {len(names)} and not kwargs:",
             *([f"        {', '.join(names)}, = args"] if names else []),
             *converts,
             f"        if {' and '.join(tests)}:",
@@ -465,21 +470,18 @@ class NumbaRunner:
                "                table = runner.shared_table()"] if self.cg.shared_table else []),
             *take,
             "            try:",
-            f"                err, {'more, ' if give else ''}*results = entry({', '.join(names + shared + constants)}"
-            f"{', scratch' if self.scratch is not None else ''})",
-            "            except Exception:  # only object-mode blocks raise: the general path explains",
+            f"                err, {'more, ' if give else ''}{''.join(f'r{i}, ' for i in range(len(values)))}"
+            f"= entry({', '.join(names + shared + constants)}{', scratch' if self.scratch is not None else ''})",
+            "            except Exception:  # an argument's layout, or an object-mode block: the general path",
+            *(["                pool.append(scratch)  # unused: the call did not start"] if give else []),
             "                return slow(*args)",
             *give,
             "            if not err:",
         ]
-        for i, dtype in self.scalar_out:  # Numba returns a float64 as a Python float: no dtype needed
-            given = "" if dtype == np.float64 else f", out_dtype{i}"
-            lines.append(f"                results[{i}] = array(results[{i}]{given})")
-        lines += [f"                target{k}._value = results[{self.n_out + k}]" for k in range(len(self.targets))]
-        if self.targets:
-            lines.append(f"                del results[{self.n_out}:]")
-        result = "results" if return_list else ("results[0]" if self.n_out else "None")
-        lines += [f"                return {result}", "    return slow(*args)"]
+        lines += [f"                target{k}._value = {values[self.n_out + k]}" for k in range(len(self.targets))]
+        outputs = values[: self.n_out]
+        result = f"[{', '.join(outputs)}]" if return_list else (outputs[0] if outputs else "None")
+        lines += [f"                return {result}", "    return slow(*args, **kwargs)"]
         namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "entry": self.entry, "slow": slow,
                                      "runner": self, "SharedVariable": SharedVariable,
                                      "pool": self.scratch, "new_scratch": runtime.new_scratch}

@@ -13,13 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numba
-from numba.core import caching, ir, lowering
+import numpy as np
+from llvmlite import ir as llvm_ir
+from numba.core import caching, cgutils, ir, lowering, pythonapi, types
 from numba.core import config as numba_config
 from numba.core.analysis import compute_use_defs, must_use_alloca
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import PassManager, register_pass
 from numba.core.runtime import rtsys
 from numba.core.typed_passes import NativeLowering
+from numba.np import numpy_support
 
 from ...config import config
 
@@ -98,12 +101,76 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
         self._blk_local_varmap = {}
 
 
+def box_returned_array(typ: Any, val: Any, c: Any) -> Any:
+    """Numba's boxing of an array the main function returns, with NumPy's ``ndarray`` class read from
+    the function's environment. Numba's own boxing unpickles the class at every call: a call of a
+    Python function from the compiled code, about 0.2 µs per returned array."""
+    if not c.context.enable_nrt or typ.box_type is not np.ndarray:
+        from numba.core import boxing
+
+        return boxing.box_array(typ, val, c)
+    env = c.env_manager
+    dtype = env.read_const(env.add_const(numpy_support.as_dtype(typ.dtype)))
+    ndarray_class = env.read_const(env.add_const(np.ndarray))
+    int32 = llvm_ir.IntType(32)
+    adapt = c.pyapi._get_function(
+        llvm_ir.FunctionType(c.pyapi.pyobj, [c.pyapi.voidptr, c.pyapi.pyobj, int32, int32, c.pyapi.pyobj]),
+        name="NRT_adapt_ndarray_to_python_acqref")  # takes a reference to the data (the NRT's own)
+    struct = cgutils.alloca_once_value(c.builder, val)
+    boxed = c.builder.call(adapt, [c.builder.bitcast(struct, c.pyapi.voidptr), ndarray_class,
+                                   int32(typ.ndim), int32(int(typ.mutable)), dtype])
+    c.context.nrt.decref(c.builder, typ, val)
+    return boxed
+
+
+
+def unbox_borrowed_array(typ: Any, obj: Any, c: Any) -> Any:
+    """Numba's unboxing of a C-contiguous array argument, without a MemInfo, and checking the layout.
+
+    - No MemInfo (Numba allocates one per array argument and call): the Python caller holds the
+      argument for the whole call, ``GlueLower`` takes no reference to it, and the main function
+      returns no array that could be a view of it (``backend.generate`` copies those).
+    - The layout: the type promises C order, and reading another layout as C order would read wrong
+      elements. A failed check raises TypeError, as a wrong type does; the fast call then takes the
+      general path, which makes a contiguous copy. The caller checks the type, dtype and ndim.
+    """
+    from numba.core import boxing
+    from numba.core.pythonapi import NativeValue
+
+    if typ.layout != "C" or not c.context.enable_nrt:
+        return boxing.unbox_array(typ, obj, c)
+    builder = c.builder
+    array = c.context.make_array(typ)(c.context, builder)
+    struct = array._getpointer()
+    adapt = c.pyapi._get_function(llvm_ir.FunctionType(llvm_ir.IntType(32), [c.pyapi.pyobj, c.pyapi.voidptr]),
+                                  name="numba_adapt_ndarray")  # data, shape, strides and parent; no MemInfo
+    status = builder.call(adapt, [obj, builder.bitcast(struct, c.pyapi.voidptr)])
+    failed = cgutils.alloca_once_value(builder, cgutils.is_not_null(builder, status))
+    with builder.if_then(builder.not_(builder.load(failed))):
+        intp = array.itemsize.type
+        itemsize = intp(numpy_support.as_dtype(typ.dtype).itemsize)
+        shape, strides = cgutils.unpack_tuple(builder, array.shape), cgutils.unpack_tuple(builder, array.strides)
+        ok = builder.icmp_unsigned("==", array.itemsize, itemsize)
+        expected = itemsize  # the C-order stride of each axis, from the last; axes of length 1 take any
+        for n, stride in zip(reversed(shape), reversed(strides)):
+            ok = builder.and_(ok, builder.or_(builder.icmp_signed("==", stride, expected),
+                                              builder.icmp_signed("==", n, intp(1))))
+            expected = builder.mul(expected, n)
+        empty = builder.icmp_signed("==", array.nitems, intp(0))  # NumPy calls an empty array contiguous
+        builder.store(builder.not_(builder.or_(ok, empty)), failed)
+    with builder.if_then(builder.load(failed), likely=False):
+        c.pyapi.err_set_string("PyExc_TypeError", f"expected a C-contiguous array of {typ.dtype}, {typ.ndim}-d")
+    return NativeValue(builder.load(struct), is_error=builder.load(failed))
+
+
 @register_pass(mutates_CFG=True, analysis_only=False)
 class GlueLowering(NativeLowering):  # type: ignore[misc]
-    """Numba's lowering at ``MAIN_OPT_LEVEL`` (or the user's ``NUMBA_OPT``, if lower), by ``GlueLower``.
+    """Numba's lowering at ``MAIN_OPT_LEVEL`` (or the user's ``NUMBA_OPT``, if lower), by ``GlueLower``,
+    with the Python wrapper boxing returned arrays by ``box_returned_array``.
 
     Kernels the main function calls were compiled during its type inference, before this pass,
-    so they keep the default level. The global level is restored even if lowering fails.
+    so they keep the default level and Numba's boxing. Both are restored even if lowering fails
+    (Numba compiles under one lock, so no other compilation sees them).
     """
 
     _name = "symflow_glue_lowering"
@@ -115,10 +182,17 @@ class GlueLowering(NativeLowering):  # type: ignore[misc]
     def run_pass(self, state: Any) -> bool:
         saved = numba_config.OPT
         numba_config.OPT = type(saved)(min(int(saved), MAIN_OPT_LEVEL))
+        from numba.core import boxing  # registers Numba's boxing functions (compiling only: a load needs none)
+
+        boxers, unboxers = pythonapi._boxers.functions, pythonapi._unboxers.functions
+        boxers[types.Array] = box_returned_array
+        if state.flags.release_gil:  # else object-mode blocks, which could keep a view of an argument
+            unboxers[types.Array] = unbox_borrowed_array
         try:
             return bool(super().run_pass(state))
         finally:
             numba_config.OPT = saved
+            boxers[types.Array], unboxers[types.Array] = boxing.box_array, boxing.unbox_array
 
 
 class MainCompiler(CompilerBase):  # type: ignore[misc]
