@@ -47,12 +47,17 @@ def emit_scan(node: Apply, cg: Any) -> None:
     if info.n_mapped:
         cg.check(f"{n} == 0", node, FALLBACK)
 
+    # a buffer whose output (or any view of it) the function neither returns nor stores lives in the
+    # call's scratch memory, if the scan runs once per call
+    outs = node.outputs
+    scratch = [cg.use_scratch and not cg.loop_stack and y not in cg.escaping for y in outs]
+    cg.in_scratch.update(y for y, s in zip(outs, scratch) if s)
     buffers = []
     for j, (init, y) in enumerate(zip(outer["inits"], op.inner_state_outputs)):
         lag = info.max_lag(j)
         step_dims = cg.shape_tuple(init) if info.single_tap(j) else cg.shape_tuple(init)[1:]
         buf = cg.fresh("buf")
-        cg.emit(f"{buf} = {cg.empty([f'{lag} + {n}', *step_dims], y.dtype)}")
+        cg.emit(f"{buf} = {cg.buffer([f'{lag} + {n}', *step_dims], y.dtype, scratch[j])}")
         if info.single_tap(j) and init.ndim == 0:
             cg.emit(f"{buf}[0] = {cg.value(init)}")
         elif info.single_tap(j):
@@ -85,10 +90,11 @@ def emit_scan(node: Apply, cg: Any) -> None:
         sums.append(acc)
 
     mapped = []
-    for y in op.inner_mapped_outputs:
+    mapped_scratch = scratch[info.n_states: info.n_states + info.n_mapped]
+    for y, in_scratch in zip(op.inner_mapped_outputs, mapped_scratch):
         mbuf = cg.fresh("per_step")
         if y.ndim == 0:  # a scalar per step: its buffer's shape is known now
-            cg.emit(f"{mbuf} = {cg.empty([n], y.dtype)}")
+            cg.emit(f"{mbuf} = {cg.buffer([n], y.dtype, in_scratch)}")
         mapped.append(mbuf)  # else allocated in front of the loop, or at the first step
 
     steps = cg.fresh("steps")
@@ -99,10 +105,10 @@ def emit_scan(node: Apply, cg: Any) -> None:
             # computed straight into its buffer row
             row_dims = [f"{buf}.shape[{d + 1}]" for d in range(y.ndim)]
             cg.destinations[y] = (cg.step_row(buf, f"{lag} + {t}", y.ndim), row_dims)
-    for mbuf, y in zip(mapped, op.inner_mapped_outputs):
+    for mbuf, y, in_scratch in zip(mapped, op.inner_mapped_outputs, mapped_scratch):
         if y.owner is not None and y.ndim > 0 and y not in op.inner_inputs and y not in cg.destinations \
                 and y not in cg.stacked:
-            cg.stacked[y] = (mbuf, n, t)
+            cg.stacked[y] = (mbuf, n, t, in_scratch)
     with cg.loop(f"for {t} in range({n}):"):
         for seq, taps, tap_vars in zip(seqs, info.seq_taps, inner["seqs"]):
             for k, v in zip(taps, tap_vars):
@@ -118,14 +124,14 @@ def emit_scan(node: Apply, cg: Any) -> None:
 
         for (buf, lag), y in zip(buffers, op.inner_state_outputs):
             _store(node, cg, cg.step_row(buf, f"{lag} + {t}", y.ndim), y)
-        for mbuf, y in zip(mapped, op.inner_mapped_outputs):
+        for mbuf, y, in_scratch in zip(mapped, op.inner_mapped_outputs, mapped_scratch):
             if y in cg.stored and cg.stacked[y][0] == mbuf:
                 continue  # computed straight into its row
             if y.ndim:  # allocated before the loop if the step shape is known there, else at the first step
                 dims = cg.shape_tuple(y)
-                allocation = f"{mbuf} = {cg.empty([n, *dims], y.dtype)}"
+                allocation = f"{mbuf} = {cg.buffer([n, *dims], y.dtype, in_scratch)}"
                 names = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
-                if not cg._hoist_line(allocation, names):
+                if not cg._hoist_line(allocation, names, outermost=in_scratch):
                     # a stand-in in front of the loop (``n`` is set there), replaced at the first step
                     if not cg._hoist_line(f"{mbuf} = {cg.empty([n] + ['0'] * y.ndim, y.dtype)}", {n}):
                         raise RuntimeError(f"internal error: no place in front of the loop for {mbuf}")
@@ -150,7 +156,6 @@ def emit_scan(node: Apply, cg: Any) -> None:
                 cg.emit(f"{steps} = {t} + 1")
                 cg.emit("break")
 
-    outs = node.outputs
     for j, (buf, lag) in enumerate(buffers):
         expr = f"{buf}[{lag}:{lag} + {steps}]" if info.keep_all[j] else f"{buf}[{lag} + {steps} - 1]"
         cg.emit(f"{cg.new_name(outs[j], 'scan')} = {expr}")

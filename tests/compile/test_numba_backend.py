@@ -951,11 +951,11 @@ def test_temporaries_live_in_scratch_memory_that_outputs_never_share(poison: boo
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The products' arrays come from the call's scratch memory; the outputs, also the view of a
     temporary, are arrays of their own: the next call, which reuses the scratch memory, leaves them.
-    (Without poisoned memory, outputs are allocated by the scratch kernel too, as fresh arrays.)"""
+    Outputs are allocated by the scratch kernel too, as fresh arrays (poisoned or not)."""
     monkeypatch.setattr(sf.config, "poison_memory", poison)
     inputs, outputs, _ = _products()
     f = sf.function(inputs, outputs, mode="numba")
-    assert bool(re.search(r"= g_\w+\(scratch, fresh, ", f.source)) is not poison
+    assert re.search(r"= g_\w+\(scratch, fresh, ", f.source), f.source
     reference = sf.function(inputs, outputs, mode="py")
     assert re.search(r"\n\s+dot_\d+ = g_\w+\(scratch, temporary, ", f.source), f.source
     first_x, second_x = np.arange(6.0).reshape(2, 3), -np.ones((2, 3))
@@ -965,6 +965,40 @@ def test_temporaries_live_in_scratch_memory_that_outputs_never_share(poison: boo
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
     (scratch,) = f._run.scratch
     assert scratch.shape[0] and not any(np.shares_memory(o, scratch) for o in first + second)
+
+
+@pytest.mark.parametrize("poison", [True, False])
+def test_scan_buffers_live_in_scratch_memory_unless_returned(poison: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan whose outputs the function neither returns nor stores keeps its buffers (states and
+    per-step outputs, forward and backward) in the call's scratch memory; views of them that are
+    returned are copies, which the next call leaves. Returned outputs get buffers of their own."""
+    monkeypatch.setattr(sf.config, "poison_memory", poison)
+    x = T.matrix("x")
+    W = sf.shared(np.linspace(-1, 1, 9).reshape(3, 3), name="W")
+    h0 = sf.shared(np.zeros(3), name="h0")
+    [h, y], _ = sf.scan(lambda x_t, h_tm1: [T.tanh(x_t + h_tm1.dot(W)), (x_t * h_tm1).sum()],
+                        sequences=x, outputs_info=[h0, None])
+    cost = (h ** 2).sum() + y.sum()
+    outputs = [cost, h[-1], h[::2], y[1:], *sf.grad(cost, [W, x])]
+    f = sf.function([x], outputs, mode="numba")
+    reference = sf.function([x], outputs, mode="py")
+    assert len(re.findall(r"\n\s+buf_\d+ = g_\w+\(scratch, temporary, ", f.source)) == 2, f.source
+    assert re.search(r"\n\s+per_step_\d+ = g_\w+\(scratch, temporary, ", f.source), f.source
+    assert not re.search(r"\n\s+(buf|per_step)_\d+ = g_\w+\(scratch, fresh, ", f.source), f.source
+    first_x, second_x = np.linspace(-1, 1, 15).reshape(5, 3), np.ones((5, 3))
+    f(second_x)  # the first call finds no scratch memory; the next ones do
+    first = f(first_x)
+    second = f(second_x)
+    for got, want in zip(first + second, reference(first_x) + reference(second_x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    (scratch,) = f._run.scratch
+    assert not any(np.shares_memory(o, scratch) for o in first + second)
+    returned = sf.function([x], [h, y], mode="numba")
+    assert not re.search(r"\n\s+(buf|per_step)_\d+ = g_\w+\(scratch, temporary, ", returned.source)
+    kept = returned(first_x)
+    returned(second_x)
+    for got, want in zip(kept, sf.function([x], [h, y], mode="py")(first_x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
 def test_scratch_memory_grows_to_the_largest_call() -> None:

@@ -195,8 +195,9 @@ class CodeGen(SourceWriter):
         #: shared variables whose new values the function writes into their arrays itself
         self.in_place: list[Variable] = []
         self.shared_table = False  # whether the shared variables' arrays come as one table (backend.generate)
-        #: per-step outputs of the scan being emitted: value -> (stacked buffer, steps, step index)
-        self.stacked: dict[Variable, tuple[str, str, str]] = {}
+        #: per-step outputs of the scan being emitted: value -> (stacked buffer, steps, step index,
+        #: whether the buffer may live in scratch memory)
+        self.stacked: dict[Variable, tuple[str, str, str, bool]] = {}
         #: an object-mode block needs the GIL, so the main function must not release it
         self.holds_gil = False
         self.stored: set[Variable] = set()  # per-step values already written into their buffer
@@ -387,7 +388,7 @@ class CodeGen(SourceWriter):
         """
         from ...config import config
 
-        if self.use_scratch and not config.poison_memory:  # the same kernel as the temporaries'
+        if self.use_scratch:  # the same kernel as the temporaries'
             return self.scratch_array(dims, dtype, fresh=True)
         params = [f"d{i}" for i in range(len(dims))]
         shape = ", ".join(f"max({p}, 0)" for p in params)
@@ -401,7 +402,8 @@ class CodeGen(SourceWriter):
     def scratch_array(self, dims: Sequence[str], dtype: str, fresh: bool = False) -> str:
         """Expression for a temporary in the call's scratch memory (or with ``fresh``, or when it is
         large or does not fit, a new array): a generated kernel, one per ndim and dtype, which also
-        serves ``empty``.
+        serves ``empty``. Under ``config.poison_memory`` it fills the array with ``poison`` (scratch
+        memory holds the values of earlier temporaries).
 
         Allocating and freeing each temporary, with its reference counts, took a third of a small
         model's call (the parity model: 26 arrays per call). The scratch array is an argument: the
@@ -409,12 +411,20 @@ class CodeGen(SourceWriter):
         The kernel has plain dimensions and calls only intrinsics: with a tuple of dimensions in the
         main function and a jitted helper, the language model compiled 1.5 s slower.
         """
+        from ...config import config
         from . import runtime
 
         self.scratch_used = True
         params = [f"d{i}" for i in range(len(dims))]
         sizes = [f"n{i}" for i in range(len(dims))]
         shape = f"({', '.join(sizes)},)"
+        view = f"runtime.scratch_view(scratch, offset, {shape}, {np_dtype(dtype)})"
+        if config.poison_memory:
+            in_scratch = [f"            array = {view}", f"            array.fill({poison(dtype)})",
+                          "            return array"]
+            new = f"np.full({shape}, {poison(dtype)}, {np_dtype(dtype)})"
+        else:
+            in_scratch, new = [f"            return {view}"], f"np.empty({shape}, {np_dtype(dtype)})"
         source = "\n".join([
             f"def kernel(scratch, fresh, {', '.join(params)}):",
             f"    # runtime {module_fingerprint(runtime)}",  # a change to it gives new kernels
@@ -425,10 +435,16 @@ class CodeGen(SourceWriter):
             "        end = offset + (size + 63) // 64 * 64",
             "        runtime.set_scratch_offset(scratch, end)",
             "        if end <= scratch.shape[0]:",
-            f"            return runtime.scratch_view(scratch, offset, {shape}, {np_dtype(dtype)})",
-            f"    return np.empty({shape}, {np_dtype(dtype)})",
+            *in_scratch,
+            f"    return {new}",
         ]) + "\n"
         return self.kernel_call(self.generated_kernel(source), "scratch", "fresh" if fresh else "temporary", *dims)
+
+    def buffer(self, dims: Sequence[str], dtype: str, scratch: bool) -> str:
+        """Expression allocating a scan's buffer: in the call's scratch memory with ``scratch`` (the
+        caller checked that the function neither returns nor stores it, and that it is allocated
+        once per call), else a new array."""
+        return self.scratch_array(dims, dtype) if scratch else self.empty(dims, dtype)
 
     def alloc(self, v: Variable, dims: Sequence[str], hint: str = "a") -> str:
         """The array that will hold ``v``: its destination if it has one, else a new array.
@@ -450,15 +466,14 @@ class CodeGen(SourceWriter):
             return name
         used = set(_NAME.findall(", ".join(dims))) - {"max", "min", "np", "math"}
         if v in self.stacked:  # a per-step output: compute it into its row of the stacked buffer
-            buffer, steps, t = self.stacked[v]
-            if self._hoist_line(f"{buffer} = {self.empty([steps, *dims], v.dtype)}", used):
+            buffer, steps, t, scratch = self.stacked[v]
+            if self._hoist_line(f"{buffer} = {self.buffer([steps, *dims], v.dtype, scratch)}", used,
+                                outermost=scratch):
                 name = self.new_name(v, "row")
                 self.emit(f"{name} = {self.step_row(buffer, t, v.ndim)}")
                 self.shape_hints[v] = [f"{buffer}.shape[{d + 1}]" for d in range(v.ndim)]
                 self.stored.add(v)
                 return name
-        from ...config import config
-
         name = self.new_name(v, hint)
         self.owned.add(v)
         if self.use_scratch and v not in self.escaping:  # at the top level only: once per call
@@ -467,8 +482,6 @@ class CodeGen(SourceWriter):
                 if not self.loop_stack:
                     self.emit(line)
                 self.in_scratch.add(v)
-                if config.poison_memory:  # scratch memory holds old values: poison it as ``empty`` does
-                    self.elementwise(name, len(dims), [], lambda kw, idx: kw.param(poison(v.dtype)))
                 return name
         line = f"{name} = {self.empty(dims, v.dtype)}"
         if not (self.loop_stack and self._hoist_line(line, used)):
