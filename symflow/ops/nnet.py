@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..graph import Apply, Op, Variable, as_variable
+from ..types import TensorType
 from . import math as m
 from .reduce import sum as sum_
 from .shape import dimshuffle
@@ -172,6 +173,60 @@ class SoftmaxAndLog(Op):
         return [(y, True) for y in type(self)()(values[0])]
 
 
+class LogSumExp(Op):
+    """``log(sum(exp(x)))`` of each row of a matrix, as a column (and, ``with_softmax``, first
+    ``softmax(x)``) from one pass over the rows.
+
+    Not built by users: the ``pick_log_softmax`` rewrite puts it where a graph reads a log-softmax
+    at one entry per row, as a cross-entropy does: ``log_softmax(x)[r, c]`` is ``x[r, c] - lse[r, 0]``,
+    so the full log-softmax is never written.
+    """
+
+    __props__ = ("with_softmax",)
+
+    def __init__(self, with_softmax: bool) -> None:
+        self.with_softmax = with_softmax
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        _check_float(x, "logsumexp")
+        if x.ndim != 2:
+            raise TypeError(f"logsumexp takes the rows of a matrix, got {x.describe()}")
+        lse = TensorType(x.dtype, (x.broadcastable[0], True))
+        return Apply(self, [x], [x.type, lse] if self.with_softmax else [lse])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        if not x.shape[1]:  # the sum of no terms is 0
+            lse = np.full(x.shape[0], -np.inf, x.dtype)
+        else:
+            top = x.max(axis=1)
+            lse = top + np.log(np.exp(x - top[:, None]).sum(axis=1))
+        lse = np.asarray(lse, dtype=x.dtype)[:, None]
+        return Softmax().perform(node, inputs) + [lse] if self.with_softmax else [lse]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (x,) = node.inputs
+        *g_sm, g_lse = output_grads
+        y = node.outputs[0] if self.with_softmax else Softmax()(x)
+        parts = [SoftmaxGrad()(g, y) for g in g_sm if g is not None]
+        if g_lse is not None:  # d lse / dx = softmax(x)
+            parts.append(m.mul(y, g_lse))
+        return [m.add(*parts) if len(parts) > 1 else (parts[0] if parts else None)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        (shape,) = input_shapes
+        column = (shape[0], as_variable(1, "int64"))
+        return [shape, column] if self.with_softmax else [column]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        (x,) = node.inputs
+        dims = cg.shape_tuple(x)
+        outs = [cg.alloc(y, [dims[0], "1"] if y.broadcastable[1] else dims, "sm") for y in node.outputs]
+        source = SOFTMAX_AND_LOGSUMEXP_SOURCE if self.with_softmax else LOGSUMEXP_SOURCE
+        cg.emit(f"{cg.generated_kernel(source)}({cg.value(x)}, {', '.join(outs)})")
+
+
 def _emit_rows(node: Apply, cg: Any, source: str) -> None:
     """Call a generated row-wise kernel on ``x`` viewed as a matrix of its last axis."""
     (x,) = node.inputs
@@ -248,6 +303,18 @@ SOFTMAX_AND_LOG_SOURCE = _HEADER + "def kernel(x, out, out_log):\n" + _row_max_a
         for j in range(m):
             out[i, j] = out[i, j] * inv
             out_log[i, j] = x[i, j] - shift
+"""
+
+# the same ``top + log(total)`` as the kernels above subtract: ``x[i, j] - lse[i, 0]`` is their log-softmax
+SOFTMAX_AND_LOGSUMEXP_SOURCE = _HEADER + "def kernel(x, out, lse):\n" + _row_max_and_exp("out[i, j] = e") + """\
+        inv = 1.0 / total
+        lse[i, 0] = top + math.log(total)
+        for j in range(m):
+            out[i, j] = out[i, j] * inv
+"""
+
+LOGSUMEXP_SOURCE = _HEADER + "def kernel(x, lse):\n" + _row_max_and_exp("pass") + """\
+        lse[i, 0] = top + math.log(total)
 """
 
 

@@ -504,7 +504,7 @@ class AdvancedSubtensor(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, *components = node.inputs
-        if not _is_pairs(self.idx, x, components):  # the general case: one generated kernel
+        if not is_pairs(self.idx, x, components):  # the general case: one generated kernel
             source = _advanced_source(self.idx, x.ndim, [c.ndim for c in components], None)
             out, status = cg.new_name(node.outputs[0], "adv"), cg.fresh("st")
             args = [cg.value(x), *(cg.value(c) for c in components)]
@@ -566,7 +566,7 @@ class AdvancedIncSubtensor(Op):
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         x, y, *components = node.inputs
-        if not _is_pairs(self.idx, x, components):  # the general case: copy x, then one generated kernel
+        if not is_pairs(self.idx, x, components):  # the general case: copy x, then one generated kernel
             out = cg.alloc_copy(node.outputs[0], x, "incadv", node)
             source = _advanced_source(self.idx, x.ndim, [c.ndim for c in components],
                                       "=" if self.set_instead_of_inc else "+=")
@@ -651,7 +651,7 @@ def _numba_index(node: Apply, cg: Any, idx: tuple[Entry, ...], x: Variable, comp
     return view
 
 
-def _is_pairs(idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> bool:
+def is_pairs(idx: tuple[Entry, ...], x: Variable, components: list[Variable]) -> bool:
     """``x[rows, cols]`` on a matrix with two index vectors (the book's ``p[arange(n), y]``)."""
     return idx == ("a", "a") and x.ndim == 2 and all(c.ndim == 1 for c in components)
 

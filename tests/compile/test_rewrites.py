@@ -49,6 +49,9 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "the book's cost gradient": sf.grad(-T.mean(T.log(T.nnet.softmax(x * 2)[T.arange(y.shape[0]), y])), x),
         "fusion": T.exp(T.tanh(x * 2 + 1) - x) * 3,
         "softmax and log-softmax of the same rows": T.nnet.softmax(x3) + T.nnet.log_softmax(x3),
+        "a log-softmax read at one entry per row": T.nnet.log_softmax(x * 2)[T.arange(y.shape[0]), y],
+        "a picked log-softmax and the softmax": (T.nnet.log_softmax(x - 1)[y[:1], y].sum()
+                                                 + T.nnet.softmax(x - 1)[::-1]),
     }
     scattered = T.inc_subtensor(T.zeros_like(x)[y], T.tanh(x))  # rows added into zeros (an embedding's gradient)
     out["a scaled row increment subtracted"] = x * 0.9 - 0.1 * scattered
@@ -170,6 +173,45 @@ def test_row_share_of_scattered_values(mode: str, rows: list[int], cols: list[in
     assert not any(type(n.op).__name__ == "Reduce" for n in rewritten.fgraph.nodes())
     want = sf.function([x, vals, r, c], out, mode=mode, rewrite=False)(*args)
     np.testing.assert_allclose(rewritten(*args), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("rows, cols", [
+    ([0, 1, 2, 3], [0, 2, 1, 2]),  # one target per row (the book's cost)
+    ([2, 2, -1, 0], [1, 1, -3, 2]),  # repeated pairs and negative indices
+    ([1], [0, 2, 1]),  # one row for every column
+    ([3, 0], [2]),  # one column for every row
+])
+@pytest.mark.parametrize("with_softmax", [False, True])
+def test_a_picked_log_softmax_is_read_only_at_its_entries(mode: str, rows: list[int], cols: list[int],
+                                                          with_softmax: bool) -> None:
+    """``log_softmax(x)[r, c]`` (alone, or with the softmax of the same rows, as a cost and its
+    gradient need them) becomes ``x[r, c]`` minus the rows' log-sum-exp: no (rows, columns)
+    log-softmax is computed, and the values are those of the graph without rewrites, also for
+    repeated and negative indices, one index broadcast to the other's length, and logits far apart."""
+    x, r, c = T.matrix("x"), T.ivector("r"), T.ivector("c")
+    picked = T.nnet.log_softmax(x)[r, c]
+    outputs = [picked, T.nnet.softmax(x) * 2] if with_softmax else [picked]
+    f = sf.function([x, r, c], outputs, mode=mode)
+    ops = [type(n.op).__name__ for n in f.fgraph.nodes()]
+    assert "LogSoftmax" not in ops and "SoftmaxAndLog" not in ops and ops.count("LogSumExp") == 1, ops
+    reference = sf.function([x, r, c], outputs, mode=mode, rewrite=False)
+    index = (np.array(rows, "int32"), np.array(cols, "int32"))
+    apart = VALUES[0] * np.array([1.0, 800.0, -900.0])  # exp of the differences underflows
+    for values in (VALUES[0], apart):
+        for got, want in zip(f(values, *index), reference(values, *index), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(sf.errors.SymflowError):
+        f(VALUES[0], np.array([4], "int32"), np.array([0], "int32"))  # row out of range, as without rewrites
+
+
+def test_a_log_softmax_read_elsewhere_too_is_kept(mode: str) -> None:
+    """A log-softmax the graph also reads whole (here returned) is computed as before."""
+    x, y = T.matrix("x"), T.ivector("y")
+    lsm = T.nnet.log_softmax(x)
+    f = sf.function([x, y], [lsm[T.arange(y.shape[0]), y], lsm], mode=mode)
+    assert "LogSumExp" not in [type(n.op).__name__ for n in f.fgraph.nodes()]
+    picked, whole = f(VALUES[0], VALUES[2])
+    np.testing.assert_allclose(picked, whole[np.arange(4), VALUES[2]], rtol=0, atol=0)
 
 
 def test_summed_outer_product_of_sliced_rows(mode: str) -> None:

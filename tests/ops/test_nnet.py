@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import symflow as sf
 import symflow.tensor as T
-from symflow.ops.nnet import SoftmaxAndLog
+from symflow.ops.nnet import LogSumExp, SoftmaxAndLog
 from symflow.testing import strategies as sst
 
 
@@ -141,7 +141,31 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
         "softmax and log_softmax from one op": (lambda x: _both(x)[0] * 0.5 + _both(x)[1], [logits]),
         "only the log_softmax of the pair": (lambda x: _both(x)[1], [logits]),
         "only the softmax of the pair": (lambda x: _both(x)[0], [vector]),
+        "logsumexp": (lambda x: LogSumExp(False)(x), [logits]),
+        "softmax and logsumexp": (lambda x: LogSumExp(True)(x)[0] * 0.5 + LogSumExp(True)(x)[1], [logits]),
+        "only the logsumexp of the pair": (lambda x: LogSumExp(True)(x)[1], [logits]),
     })
+
+
+def test_logsumexp_of_rows(run: Any, check_infer_shape: Any) -> None:
+    """Each row's log-sum-exp, as a column, with or without the softmax: finite for logits far apart,
+    -inf for rows of no entries, and exactly what the log-softmax subtracts."""
+    x = T.matrix("x")
+    (lse,) = LogSumExp(False).make_node(x).outputs
+    sm, lse2 = LogSumExp(True)(x)
+    assert lse.broadcastable == (False, True) and sm.type == x.type
+    value = np.random.default_rng(4).normal(size=(3, 5)) * np.array([1.0, 1.0, 800.0])[:, None]
+    got = run([x], [lse, sm, lse2, x - T.nnet.log_softmax(x)], value)
+    top = value.max(axis=1, keepdims=True)
+    expected = top + np.log(np.exp(value - top).sum(axis=1, keepdims=True))
+    for column in (got[0], got[2], got[3][:, :1]):
+        np.testing.assert_allclose(column, expected, rtol=1e-13)
+    np.testing.assert_allclose(got[1], _softmax(value), rtol=1e-12)
+    check_infer_shape([x], [lse, sm, lse2], value)
+    (empty,) = run([x], [lse], np.zeros((2, 0)))
+    assert empty.shape == (2, 1) and np.all(empty == -np.inf)
+    with pytest.raises(TypeError, match="rows of a matrix"):
+        LogSumExp(False)(T.vector("v"))
 
 
 def _both(x: Any) -> list[Any]:

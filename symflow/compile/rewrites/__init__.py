@@ -44,6 +44,7 @@ PIPELINE = [
     "stability",  # again: views of per-step values are only comparable once canonical
     "canonicalize",
     "share_softmax",
+    "pick_log_softmax",
     "fusion",
     "merge",
 ]

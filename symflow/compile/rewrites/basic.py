@@ -1,5 +1,5 @@
-"""Generic passes: merge identical computations, fold constants, and compute a softmax and a
-log-softmax of the same rows once."""
+"""Generic passes: merge identical computations, fold constants, compute a softmax and a
+log-softmax of the same rows once, and read a log-softmax only where a graph reads it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from ...graph import Apply, Constant, Variable, rebuild
-from ...ops.nnet import LogSoftmax, Softmax, SoftmaxAndLog
-from ...ops.shape import patternbroadcast
+from ...ops import math as m
+from ...ops.nnet import LogSoftmax, LogSumExp, Softmax, SoftmaxAndLog
+from ...ops.shape import patternbroadcast, zeros_like
+from ...ops.subtensor import AdvancedSubtensor, is_pairs
 from ..fgraph import FunctionGraph
 from . import register
 
@@ -116,5 +118,41 @@ def share_softmax(fgraph: FunctionGraph) -> FunctionGraph:
             return None
         softmax, log_softmax = made.setdefault(node.inputs[0], SoftmaxAndLog()(node.inputs[0]))
         return [softmax if type(node.op) is Softmax else log_softmax]
+
+    return rewrite_nodes(fgraph, local)
+
+
+@register("pick_log_softmax", scan_bodies=True)
+def pick_log_softmax(fgraph: FunctionGraph) -> FunctionGraph:
+    """A log-softmax read only at one entry per row (``lsm[rows, cols]``, as a cross-entropy reads
+    it) becomes ``x[rows, cols] - lse[rows, 0]``, with ``lse`` the rows' log-sum-exp (``LogSumExp``,
+    which also gives the softmax when the graph needs it): the whole log-softmax is never written."""
+    clients = fgraph.clients()
+    picked = set()  # log-softmax outputs whose every reader is such a pick
+    for node in fgraph.nodes():
+        if type(node.op) in (LogSoftmax, SoftmaxAndLog) and node.outputs[-1].ndim == 2:
+            lsm = node.outputs[-1]
+            readers = clients.get(lsm, [])
+            if readers and all(r is not None and r.inputs[0] is lsm and lsm not in r.inputs[1:]
+                               and isinstance(r.op, AdvancedSubtensor) and is_pairs(r.op.idx, lsm, r.inputs[1:])
+                               for r in readers):
+                picked.add(lsm)
+    if not picked:
+        return fgraph
+    made: dict[Variable, list[Variable]] = {}
+
+    def lse_of(x: Variable, with_softmax: bool) -> list[Variable]:
+        return made.setdefault(x, LogSumExp(with_softmax).make_node(x).outputs)
+
+    def local(node: Apply) -> list[Variable] | None:
+        if type(node.op) is SoftmaxAndLog and node.outputs[1] in picked:
+            return [lse_of(node.inputs[0], True)[0], node.outputs[1]]  # the log-softmax is left unread
+        if isinstance(node.op, AdvancedSubtensor) and node.inputs[0] in picked:
+            x = node.inputs[0].owner.inputs[0]  # type: ignore[union-attr]
+            lse = lse_of(x, type(node.inputs[0].owner.op) is SoftmaxAndLog)[-1]  # type: ignore[union-attr]
+            rows, cols = node.inputs[1:]
+            # the same pairs (lengths, repeats, range checks) pick each row's log-sum-exp
+            return [m.sub(node.op(x, rows, cols), node.op(lse, rows, zeros_like(cols)))]
+        return None
 
     return rewrite_nodes(fgraph, local)
