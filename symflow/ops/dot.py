@@ -198,6 +198,9 @@ def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
                 out[i, j] += aip * b[p, j]
 
 
+dot_mm.calls_blas = True  # type: ignore[attr-defined]  # compile_numba loads the BLAS bindings up front
+
+
 def dot_vm(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out = a @ b for a vector and a matrix."""
     k, n = b.shape

@@ -172,3 +172,35 @@ def test_generated_source_names_the_modules_that_shape_its_compiled_code() -> No
     np.testing.assert_array_equal(f(np.ones(2)), [2.0, 2.0])
     for module in (jit, runtime):
         assert module_fingerprint(module) in f.source, module.__name__
+
+
+BLAS_SCRIPT = """
+import sys
+import numpy as np
+import symflow as sf, symflow.tensor as T
+warm = sys.argv[1] == 'warm'  # (compiling loads all of Numba's linear algebra, scipy.linalg included)
+x = T.matrix('x')
+doubled = sf.function([x], x * 2, mode='numba')
+doubled(np.ones((2, 2)))
+assert not warm or 'scipy.linalg.cython_blas' not in sys.modules  # no matrix product: nothing loaded
+product = sf.function([x], x.dot(x.T), mode='numba')
+value = np.arange(1600.0).reshape(40, 40) / 1000  # 64,000 multiply-adds: BLAS
+np.testing.assert_allclose(product(value), value @ value.T, rtol=1e-12)
+assert not warm or ('scipy.linalg.cython_blas' in sys.modules and 'scipy.linalg' not in sys.modules)
+import scipy.linalg
+from scipy.linalg import blas, cython_blas
+np.testing.assert_allclose(blas.dgemm(1.0, value, value.T), value @ value.T, rtol=1e-12)
+print(len(cython_blas.__pyx_capi__))
+"""
+
+
+def test_matrix_products_load_blas_without_importing_scipy_linalg(tmp_path: Path) -> None:
+    """A function whose kernels call BLAS loads SciPy's BLAS bindings (the extension module alone,
+    which Numba calls into) when it is built from the cache: a warm start does not pay for
+    ``scipy.linalg``'s own import at the first product. SciPy imported later by the user works."""
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(tmp_path))
+    for phase in ("cold", "warm"):
+        done = subprocess.run([sys.executable, "-c", BLAS_SCRIPT, phase], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, f"{phase}: {done.stderr}"
+        assert int(done.stdout.strip().splitlines()[-1]) > 0
