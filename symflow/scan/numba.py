@@ -47,8 +47,8 @@ def emit_scan(node: Apply, cg: Any) -> None:
     if info.n_mapped:
         cg.check(f"{n} == 0", node, FALLBACK)
 
-    # a buffer whose output (or any view of it) the function neither returns nor stores lives in the
-    # call's scratch memory, if the scan runs once per call
+    # a buffer whose output the function neither returns nor stores lives in the call's scratch memory,
+    # if the scan runs once per call; the output then counts as scratch memory (a returned view is copied)
     outs = node.outputs
     scratch = [cg.use_scratch and not cg.loop_stack and y not in cg.escaping for y in outs]
     cg.in_scratch.update(y for y, s in zip(outs, scratch) if s)

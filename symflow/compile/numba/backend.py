@@ -546,7 +546,7 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     """Compile ``fgraph``; the returned callable takes input values and returns outputs."""
     from numba.core.errors import NumbaError
 
-    from .cache import load_module, module_dir, preload_blas, source_key, store_kernel
+    from .cache import load_module, module_dir, source_key, store_kernel
     from .runtime import keep_freed_memory
 
     keep_freed_memory()  # once per process: large temporaries reuse freed memory between calls
@@ -558,7 +558,7 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
         warnings.warn(f"symflow: {exc}; this function runs on the NumPy backend instead", stacklevel=4)
         return _py_fallback(fgraph, function)
     if any(getattr(fn, "calls_blas", False) for fn in cg.kernels):
-        preload_blas()
+        jit.preload_blas()
     for name, kernel_source in cg.generated.items():
         store_kernel(name, kernel_source)
     try:

@@ -11,7 +11,6 @@ cannot read is deleted and compiled again, with a warning.
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
 import importlib.util
 import marshal
 import os
@@ -25,31 +24,6 @@ from pathlib import Path
 from ...config import config
 
 _PACKAGE = "_symflow_generated"
-
-
-_BLAS_MODULE = "scipy.linalg.cython_blas"
-
-
-def preload_blas() -> None:
-    """Load SciPy's BLAS bindings, which Numba's matrix products call, without importing
-    ``scipy.linalg``: Numba imports ``scipy.linalg.cython_blas`` at the first product, and the
-    package's ``__init__`` (most of SciPy's linear algebra and its array-API layer) took 0.1-0.15 s
-    of a warm start; the extension module alone takes about 15 ms. Does nothing once it or the
-    package is loaded, and leaves the import to Numba if the module is not where SciPy keeps it."""
-    if _BLAS_MODULE in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    try:
-        scipy = importlib.util.find_spec("scipy")
-        folder = Path(scipy.origin).parent / "linalg"  # type: ignore[union-attr,arg-type]
-        path = next(folder / f"cython_blas{s}" for s in importlib.machinery.EXTENSION_SUFFIXES
-                    if (folder / f"cython_blas{s}").exists())
-        loader = importlib.machinery.ExtensionFileLoader(_BLAS_MODULE, str(path))
-        spec = importlib.util.spec_from_file_location(_BLAS_MODULE, path, loader=loader)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[_BLAS_MODULE] = module
-        loader.exec_module(module)
-    except Exception:  # no SciPy, another layout, or a failed load: Numba imports it as usual
-        sys.modules.pop(_BLAS_MODULE, None)
 
 
 def source_key(source: str) -> str:

@@ -2,14 +2,19 @@
 
 Kernels (small helpers kept next to each op) and generated functions are cached by Numba on
 disk under ``symflow.config.cache_dir`` (``SYMFLOW_CACHE_DIR``), so a new process loads them
-instead of compiling.
+instead of compiling, and loads only what they need (``LoadingCache``, ``preload_blas``). Main
+functions are lowered by ``MainCompiler``, with their own wrapper (un)boxing of arrays.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -123,7 +128,6 @@ def box_returned_array(typ: Any, val: Any, c: Any) -> Any:
     return boxed
 
 
-
 def unbox_borrowed_array(typ: Any, obj: Any, c: Any) -> Any:
     """Numba's unboxing of a C-contiguous array argument, without a MemInfo, and checking the layout.
 
@@ -135,7 +139,6 @@ def unbox_borrowed_array(typ: Any, obj: Any, c: Any) -> Any:
       general path, which makes a contiguous copy. The caller checks the type, dtype and ndim.
     """
     from numba.core import boxing
-    from numba.core.pythonapi import NativeValue
 
     if typ.layout != "C" or not c.context.enable_nrt:
         return boxing.unbox_array(typ, obj, c)
@@ -160,17 +163,18 @@ def unbox_borrowed_array(typ: Any, obj: Any, c: Any) -> Any:
         builder.store(builder.not_(builder.or_(ok, empty)), failed)
     with builder.if_then(builder.load(failed), likely=False):
         c.pyapi.err_set_string("PyExc_TypeError", f"expected a C-contiguous array of {typ.dtype}, {typ.ndim}-d")
-    return NativeValue(builder.load(struct), is_error=builder.load(failed))
+    return pythonapi.NativeValue(builder.load(struct), is_error=builder.load(failed))
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
 class GlueLowering(NativeLowering):  # type: ignore[misc]
     """Numba's lowering at ``MAIN_OPT_LEVEL`` (or the user's ``NUMBA_OPT``, if lower), by ``GlueLower``,
-    with the Python wrapper boxing returned arrays by ``box_returned_array``.
+    with a Python wrapper that boxes returned arrays by ``box_returned_array`` and, when the function
+    releases the GIL (no object-mode block), unboxes array arguments by ``unbox_borrowed_array``.
 
     Kernels the main function calls were compiled during its type inference, before this pass,
-    so they keep the default level and Numba's boxing. Both are restored even if lowering fails
-    (Numba compiles under one lock, so no other compilation sees them).
+    so they keep the default level and Numba's (un)boxing. All three are restored even if lowering
+    fails (Numba compiles under one lock, so no other compilation sees them).
     """
 
     _name = "symflow_glue_lowering"
@@ -180,10 +184,10 @@ class GlueLowering(NativeLowering):  # type: ignore[misc]
         return GlueLower
 
     def run_pass(self, state: Any) -> bool:
-        saved = numba_config.OPT
-        numba_config.OPT = type(saved)(min(int(saved), MAIN_OPT_LEVEL))
         from numba.core import boxing  # registers Numba's boxing functions (compiling only: a load needs none)
 
+        saved = numba_config.OPT
+        numba_config.OPT = type(saved)(min(int(saved), MAIN_OPT_LEVEL))
         boxers, unboxers = pythonapi._boxers.functions, pythonapi._unboxers.functions
         boxers[types.Array] = box_returned_array
         if state.flags.release_gil:  # else object-mode blocks, which could keep a view of an argument
@@ -256,6 +260,31 @@ class LoadingCache(caching.FunctionCache):  # type: ignore[misc]
         rtsys.initialize(target_context)
         with guard():
             return load(sig, target_context)
+
+
+_BLAS_MODULE = "scipy.linalg.cython_blas"
+
+
+def preload_blas() -> None:
+    """Load SciPy's BLAS bindings, which Numba's matrix products call, without importing
+    ``scipy.linalg``: Numba imports ``scipy.linalg.cython_blas`` at the first product, and the
+    package's ``__init__`` (most of SciPy's linear algebra and its array-API layer) took 0.1-0.15 s
+    of a warm start; the extension module alone takes about 15 ms. Does nothing once it or the
+    package is loaded, and leaves the import to Numba if the module is not where SciPy keeps it."""
+    if _BLAS_MODULE in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    try:
+        scipy = importlib.util.find_spec("scipy")
+        folder = Path(scipy.origin).parent / "linalg"  # type: ignore[union-attr,arg-type]
+        path = next(folder / f"cython_blas{s}" for s in importlib.machinery.EXTENSION_SUFFIXES
+                    if (folder / f"cython_blas{s}").exists())
+        loader = importlib.machinery.ExtensionFileLoader(_BLAS_MODULE, str(path))
+        spec = importlib.util.spec_from_file_location(_BLAS_MODULE, path, loader=loader)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[_BLAS_MODULE] = module
+        loader.exec_module(module)
+    except Exception:  # no SciPy, another layout, or a failed load: Numba imports it as usual
+        sys.modules.pop(_BLAS_MODULE, None)
 
 
 def main_function(signature: tuple[Any, ...], options: dict[str, Any]) -> Callable[[Callable[..., Any]], Any]:
