@@ -768,6 +768,58 @@ def test_main_function_borrows_its_array_arguments() -> None:
     np.testing.assert_array_equal(b.get_value(), yv)
 
 
+def _compiled_main(f: Any) -> Any:
+    """The compiled main function (Numba's compile result) behind ``f``."""
+    main = sys.modules[next(m for m in sys.modules if m.endswith(_source_key(f.source)))].symflow_main
+    [compiled] = main.overloads.values()
+    return compiled
+
+
+def _kernel_calls(compiled: Any) -> set[str]:
+    """Names of the functions that the optimised main function itself calls."""
+    ir = compiled.library.get_llvm_str()
+    start = next(m.start() for m in re.finditer(r"^define .*$", ir, re.M)
+                 if "symflow_main" in m.group() and "cpython" not in m.group())
+    body = ir[start:ir.index("\n}\n", start)]
+    return set(re.findall(r"call [^@\n]*@(\"?[\w.$]+)", body))
+
+
+def _scan_step_function(offset: float, mode: str) -> tuple[Any, Any]:
+    x = T.matrix("x")
+    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
+    cost = (h ** 2).sum() + offset
+    return sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode=mode), w
+
+
+@pytest.mark.parametrize("limit", [None, 0])
+def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch, limit: int | None) -> None:
+    """Calls of kernels up to ``INLINE_MAX_INSTRUCTIONS`` instructions are inlined into the main
+    function, larger ones stay calls; with the limit at 0, LLVM (at the main function's level)
+    inlines none by itself, so the marking is what does it. Results are the NumPy backend's."""
+    from symflow.compile.numba import jit
+
+    if limit is not None:
+        monkeypatch.setattr(jit, "INLINE_MAX_INSTRUCTIONS", limit)
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    f, w = _scan_step_function(offset, "numba")
+    compiled = _compiled_main(f)
+    sizes = {name: size for library in compiled.library._linking_libraries
+             for name, size in jit._KERNEL_SIZES.get(library, {}).items()}
+    small = {name for name, size in sizes.items() if size <= jit.INLINE_MAX_INSTRUCTIONS}
+    called = _kernel_calls(compiled)
+    if limit is None:
+        assert small and set(sizes) - small, sizes  # kernels on both sides of the limit
+        assert not called & small, called & small
+        assert called & (set(sizes) - small)
+    else:
+        assert len(called & set(sizes)) >= 5, called  # kernel calls are left as calls
+    reference, w_reference = _scan_step_function(offset, "py")
+    value = np.random.default_rng(1).normal(size=(4, 3))
+    np.testing.assert_allclose(f(value), reference(value), rtol=1e-12)
+    np.testing.assert_allclose(w.get_value(), w_reference.get_value(), rtol=1e-12)
+
+
 def _reassigned(x):  # type: ignore[no-untyped-def]
     a = x + 1
     a = a * 2  # assigned twice in one block: not singly assigned

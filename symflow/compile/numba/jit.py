@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -35,10 +36,14 @@ from ...config import config
 #: kernel calls, loops over steps); the arithmetic runs in kernels, which keep Numba's level (3).
 #: Level 1 makes the language model's main function compile ~1 s faster at the same run time.
 MAIN_OPT_LEVEL = 1
+#: A main function's calls of kernels of at most this many LLVM instructions are inlined: passing
+#: ~30 arguments costs about as much as running such a kernel. 150 takes the parity model's
+#: per-step kernels, its allocations and its updates (20 of 42 functions), and none of the softmax.
+INLINE_MAX_INSTRUCTIONS = 150
 
 
 class GlueLower(lowering.Lower):  # type: ignore[misc]
-    """Numba's lowering of one function, with two changes for main functions:
+    """Numba's lowering of one function, with three changes for main functions:
 
     - its search for singly assigned variables takes linear time. Numba's version rescans a block's
       statements once per variable, which is quadratic on the long blocks of a main function
@@ -47,6 +52,8 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
       variable an argument is assigned to (once) takes no reference of its own. Numba would count
       one in at the start and one out after the last use: two atomic operations per argument and
       call (0.1-0.2 µs of the parity model's 6 µs, with 14 arrays).
+    - calls of small kernels are marked ``alwaysinline`` (``small_kernels``). At the main function's
+      optimisation level LLVM inlines none of them: each call passes every array field by value.
     """
 
     _borrowed: frozenset[str] | set[str] = frozenset()  # variables holding an argument, taking no reference
@@ -60,6 +67,14 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
                           for stmt in block.find_insts(ir.Assign)
                           if isinstance(stmt.value, ir.Arg) and assigned[stmt.target.name] == 1}
         self._counting = True
+
+    def post_lower(self) -> None:
+        super().post_lower()
+        small = small_kernels(self.library)
+        for block in self.function.blocks:
+            for instruction in block.instructions:
+                if isinstance(instruction, llvm_ir.CallInstr) and getattr(instruction.callee, "name", None) in small:
+                    instruction.attributes.add("alwaysinline")
 
     def incref(self, typ: Any, val: Any) -> None:
         if self._counting:
@@ -104,6 +119,24 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
                     singly.add(name)
         self._singly_assigned_vars = singly
         self._blk_local_varmap = {}
+
+
+_KERNEL_SIZES: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def small_kernels(library: Any) -> set[str]:
+    """Names of the functions of ``library``'s linked kernels (their optimised IR, which Numba keeps
+    also for kernels loaded from its cache) with at most ``INLINE_MAX_INSTRUCTIONS`` instructions."""
+    small = set()
+    for kernel_library in getattr(library, "_linking_libraries", ()):
+        sizes = _KERNEL_SIZES.get(kernel_library)
+        if sizes is None:
+            module = kernel_library._get_module_for_linking()
+            sizes = {fn.name: str(fn).count("\n  ")  # its instructions: the indented lines of its IR
+                     for fn in module.functions if not fn.is_declaration}
+            _KERNEL_SIZES[kernel_library] = sizes
+        small.update(name for name, size in sizes.items() if size <= INLINE_MAX_INSTRUCTIONS)
+    return small
 
 
 def box_returned_array(typ: Any, val: Any, c: Any) -> Any:
