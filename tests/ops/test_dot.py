@@ -94,6 +94,23 @@ def test_sum_kernels_may_reassociate_and_stay_accurate() -> None:
     np.testing.assert_allclose(got[1], b @ b, rtol=1e-12)
 
 
+def test_blas_products_run_in_a_helper_kernel() -> None:
+    """``dot_mm`` calls BLAS through ``blas_mm``, a kernel of its own (``helpers``): its compiled code
+    reads the helper's dispatcher, while the module keeps the plain function for the NumPy backend."""
+    from symflow.compile.numba.jit import KERNEL_OPTIONS, jit_kernel
+    from symflow.ops import dot as dot_module
+
+    compiled = jit_kernel(dot_module.dot_mm)
+    helper = compiled.py_func.__globals__["blas_mm"]
+    assert helper is jit_kernel(dot_module.blas_mm)
+    assert helper.targetoptions["no_cpython_wrapper"] is KERNEL_OPTIONS["no_cpython_wrapper"]
+    assert dot_module.blas_mm.__module__ == dot_module.__name__ and not hasattr(dot_module.blas_mm, "py_func")
+    assert compiled.py_func.__code__ is dot_module.dot_mm.__code__
+    a, b = T.matrix("a"), T.matrix("b")
+    x, y = RNG.normal(size=(40, 30)), RNG.normal(size=(30, 30))  # above BLAS_THRESHOLD
+    np.testing.assert_allclose(sf.function([a, b], a.dot(b), mode="numba")(x, y), x @ y, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_matrix_products_of_every_size_and_layout(run: Any, dtype: str) -> None:
     """Narrow and wide products run in loops, those above ``BLAS_THRESHOLD`` multiply-adds in BLAS;

@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import types as types_module
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -338,9 +339,16 @@ _KERNELS: dict[Callable[..., Any], Any] = {}
 
 def jit_kernel(fn: Callable[..., Any]) -> Any:
     """The cached Numba version of a plain-Python kernel (one dispatcher per function), with the
-    kernel's own ``numba_options`` (e.g. ``fastmath``) added to ``KERNEL_OPTIONS``."""
+    kernel's own ``numba_options`` (e.g. ``fastmath``) added to ``KERNEL_OPTIONS``. The kernels it
+    names in ``fn.helpers`` are compiled too, and its code calls their Numba versions."""
     if fn not in _KERNELS:
-        _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS, **getattr(fn, "numba_options", {}))(fn)
+        source = fn
+        helpers = getattr(fn, "helpers", ())
+        if helpers:  # the same code, reading the helpers' dispatchers where its module has plain functions
+            namespace = {**fn.__globals__, **{helper.__name__: jit_kernel(helper) for helper in helpers}}
+            source = types_module.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+            source.__qualname__, source.__module__ = fn.__qualname__, fn.__module__
+        _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS, **getattr(fn, "numba_options", {}))(source)
     return _KERNELS[fn]
 
 
