@@ -38,8 +38,9 @@ from ...config import config
 #: Level 1 makes the language model's main function compile ~1 s faster at the same run time.
 MAIN_OPT_LEVEL = 1
 #: A main function's calls of kernels of at most this many LLVM instructions are inlined: passing
-#: ~30 arguments costs about as much as running such a kernel. 150 takes the parity model's
-#: per-step kernels, its allocations and its updates (20 of 42 functions), and none of the softmax.
+#: ~30 arguments costs about as much as running such a kernel. In the parity model, 150 takes its
+#: allocations, its backward step, small fills and sums, and Numba's NRT_incref/NRT_decref (which
+#: the kernels' modules carry), 19 of 42 functions; not its forward step, softmax or updates.
 INLINE_MAX_INSTRUCTIONS = 150
 
 
