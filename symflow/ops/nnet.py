@@ -251,12 +251,13 @@ def _emit_rows(node: Apply, cg: Any, source: str) -> None:
 # Numba's scalar exp does not vectorise (no SVML in the PyPI builds), so these kernels use an
 # exp that does: x = k ln2 + r, exp(r) by its Taylor series to degree 13 (within one ulp of
 # NumPy's), and 2**k built from exponent bits (``runtime.float_from_bits``). Arguments below -708
-# give 0. One loop computes each row's exponentials and their total.
+# give 0. One loop computes each row's exponentials and their total. The kernels may use 512-bit
+# vectors (``WIDE_KERNEL_OPTIONS``): on this machine's AVX-512, a softmax took 23% less time.
 _EXP_POLY = repr(1.0 / math.factorial(13))
 for _k in range(12, -1, -1):  # Horner form of sum r**k / k!
     _EXP_POLY = f"({1.0 / math.factorial(_k)!r} + r * {_EXP_POLY})"
 
-_HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **KERNEL_OPTIONS)\n"
+_HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **WIDE_KERNEL_OPTIONS)\n"
 
 
 def _row_max_and_exp(store: str) -> str:

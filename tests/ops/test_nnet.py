@@ -200,3 +200,33 @@ def test_softmax_gradient_of_matrices_runs_on_them_directly() -> None:
     assert sum(f.source.count(f"{name}(") for name in reshapers) == 3  # g3, y3 and the result only
     for got, want in zip(f(*values), sf.function([g, y, g3, y3], outputs, mode="py")(*values), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+
+
+def test_softmax_kernels_ask_for_wide_vectors() -> None:
+    """The softmax kernels' LLVM functions carry ``"prefer-vector-width"="512"`` (``WIDE_KERNEL_OPTIONS``),
+    and on a CPU with AVX-512 their loops use its 512-bit registers, which LLVM otherwise leaves unused.
+    The kernel computes the softmax."""
+    import llvmlite.binding as llvm
+    import numba
+
+    from symflow.compile.numba import cache
+    from symflow.ops import nnet
+
+    source = nnet.SOFTMAX_SOURCE + f"# {np.random.default_rng().integers(1 << 62)}\n"  # compiled, not loaded
+    name = "g_test_" + cache.source_key(source)
+    cache.store_kernel(name, source)
+    kernel = cache.load_kernel(name)
+    signature = (numba.float64[:, ::1], numba.float64[:, ::1])
+    kernel.compile(signature)
+    assert '"prefer-vector-width"="512"' in kernel.inspect_llvm(signature)
+    if "+avx512f" in llvm.get_host_cpu_features().flatten():
+        assert "zmm" in kernel.inspect_asm(signature)
+
+    @numba.njit
+    def call(x, out):  # type: ignore[no-untyped-def]  # kernels have no Python wrapper
+        kernel(x, out)
+
+    x = np.random.default_rng(0).normal(size=(3, 50)) * 5
+    out = np.empty_like(x)
+    call(x, out)
+    np.testing.assert_allclose(out, _softmax(x), rtol=1e-14)

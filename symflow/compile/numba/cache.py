@@ -68,7 +68,7 @@ import math
 import numpy as np
 import numba
 from symflow.compile.numba import runtime
-from symflow.compile.numba.jit import KERNEL_OPTIONS
+from symflow.compile.numba.jit import KERNEL_OPTIONS, WIDE_KERNEL_OPTIONS
 
 
 @numba.njit(cache=True, **KERNEL_OPTIONS)

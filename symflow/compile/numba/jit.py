@@ -234,14 +234,62 @@ class GlueLowering(NativeLowering):  # type: ignore[misc]
             boxers[types.Array], unboxers[types.Array] = boxing.box_array, boxing.unbox_array
 
 
-class MainCompiler(CompilerBase):  # type: ignore[misc]
-    """Numba's nopython pipeline with ``GlueLowering`` in place of its native lowering."""
+class _LoweredBy(CompilerBase):  # type: ignore[misc]
+    """Numba's nopython pipeline with the pass ``lowering`` in place of its native lowering."""
+
+    lowering: type = NativeLowering
 
     def define_pipelines(self) -> list[PassManager]:
         pipeline = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pipeline.passes = [(GlueLowering if p is NativeLowering else p, what) for p, what in pipeline.passes]
+        pipeline.passes = [(self.lowering if p is NativeLowering else p, what) for p, what in pipeline.passes]
         pipeline.finalize()
         return [pipeline]
+
+
+class MainCompiler(_LoweredBy):
+    """Numba's nopython pipeline with ``GlueLowering`` in place of its native lowering."""
+
+    lowering = GlueLowering
+
+
+class _FunctionAttributes(llvm_ir.values.FunctionAttributes):  # type: ignore[misc]
+    """llvmlite's function attributes, also taking LLVM's string attributes (``"name"="value"``),
+    which llvmlite does not list."""
+
+    def add(self, name: str) -> None:
+        if name.startswith('"'):
+            set.add(self, name)
+        else:
+            super().add(name)
+
+
+class WideVectorLower(lowering.Lower):  # type: ignore[misc]
+    """Numba's lowering, marking the function ``"prefer-vector-width"="512"``: on Intel CPUs with
+    AVX-512, LLVM vectorises with 256-bit registers unless a function asks for more. Where the CPU
+    has no AVX-512 the attribute changes nothing. (A 20 x 2000 softmax: 1.63 -> 1.25 ns per element.)"""
+
+    def post_lower(self) -> None:
+        super().post_lower()
+        attributes = _FunctionAttributes(self.function.attributes)
+        attributes.add('"prefer-vector-width"="512"')
+        self.function.attributes = attributes
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class WideVectorLowering(NativeLowering):  # type: ignore[misc]
+    """Numba's native lowering by ``WideVectorLower``."""
+
+    _name = "symflow_wide_vector_lowering"
+
+    @property
+    def lowering_class(self) -> type:
+        return WideVectorLower
+
+
+class WideVectorCompiler(_LoweredBy):
+    """Numba's nopython pipeline with ``WideVectorLowering`` in place of its native lowering."""
+
+    lowering = WideVectorLowering
 
 
 #: Numba options for all symflow code: NumPy's division-by-zero semantics, no GIL needed
@@ -250,6 +298,8 @@ JIT_OPTIONS: dict[str, Any] = {"error_model": "numpy", "nogil": True}
 KERNEL_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 #: main functions are called from Python only (no C wrapper) and lowered by ``MainCompiler``
 MAIN_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cfunc_wrapper": True, "pipeline_class": MainCompiler}
+#: arithmetic-bound kernels (the softmax's exponentials): vectors as wide as the CPU has
+WIDE_KERNEL_OPTIONS: dict[str, Any] = {**KERNEL_OPTIONS, "pipeline_class": WideVectorCompiler}
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
