@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 SCRIPT = """
 import json, warnings
 import numpy as np
@@ -204,3 +207,20 @@ def test_matrix_products_load_blas_without_importing_scipy_linalg(tmp_path: Path
                               timeout=600)
         assert done.returncode == 0, f"{phase}: {done.stderr}"
         assert int(done.stdout.strip().splitlines()[-1]) > 0
+
+
+def test_a_kernel_file_carries_hashes_of_the_code_it_compiles_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generated kernel's file names hashes of ``runtime`` (whose functions it inlines) and ``jit``
+    (its options), so a change of either rewrites the file, and Numba compiles the kernel again."""
+    from symflow.compile.numba import cache, jit, runtime
+    from symflow.compile.numba.codegen import module_fingerprint
+
+    source = f"def kernel(x):\n    return x + {np.random.default_rng().integers(1 << 40)}\n"
+    name = "g_test_" + cache.source_key(source)
+    path = cache.module_dir() / f"{name}.py"
+    cache.store_kernel(name, source)
+    text = path.read_text()
+    assert module_fingerprint(runtime) in text and module_fingerprint(jit) in text
+    monkeypatch.setattr(cache, "kernel_header", lambda: cache.KERNEL_HEADER.format(runtime="0" * 16, jit="0" * 16))
+    cache.store_kernel(name, source)
+    assert path.read_text() != text and path.read_text().endswith(source)

@@ -145,8 +145,9 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
         "from numba import types as _t",
         "from symflow.compile.numba.jit import MAIN_OPTIONS, jit_kernel, main_function"
         f"  # {module_fingerprint(jit)}",  # how main functions are lowered: a change compiles them again
-        "from symflow.compile.numba.runtime import array_at, perform_fallback, step_row"
+        "from symflow.compile.numba import runtime"
         f"  # {module_fingerprint(runtime)}",
+        "from symflow.compile.numba.runtime import array_at, perform_fallback, step_row",
         "from symflow.compile.numba.cache import load_kernel",
     ]
     for name in cg.generated:

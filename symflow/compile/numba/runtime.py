@@ -5,12 +5,14 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib
+import math
 import os
 import platform
 import sys
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 from numba import types
 from numba.core import cgutils
@@ -128,6 +130,45 @@ def float_from_bits(typingctx: Any, bits: Any) -> Any:
         return builder.bitcast(value, context.get_value_type(types.float64))
 
     return types.float64(bits), codegen
+
+
+# Elementwise sigmoid and tanh in straight-line code that LLVM vectorises (Numba's math.exp and
+# math.tanh are calls into libm, one element at a time): on 30 elements, 200 -> 89 ns for the
+# sigmoid, within 2 ulp of the exact values, and 3 ulp for tanh (measured here). v = k ln2 + r with
+# |r| <= ln2 / 2, and exp(r) - 1 by its Taylor series to degree 13, evaluated by Estrin's scheme:
+# its dependency chains are shorter than Horner's (30 sigmoids: 89 against 112 ns; 4: 13 against 18).
+_C = tuple(1.0 / math.factorial(n + 1) for n in range(13))  # exp(r) - 1 = r * sum(_C[n] * r**n)
+_TWO_TO_MINUS_64 = 2.0**-64  # 2**k is built as 2**(k + 64) * 2**-64, so that k down to -1086 stays exact
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _exp_parts(v: float) -> tuple[float, float]:
+    """For v <= 0: ``(2**k, exp(r) - 1)`` with ``v = k ln2 + r`` (v below -746 is taken as -746,
+    whose exp is below the smallest float): ``exp(v) = 2**k * (exp(r) - 1) + 2**k``."""
+    w = max(v, -746.0)
+    k = math.floor(w * 1.4426950408889634 + 0.5)
+    r = (w - k * 0.6931471803691238) - k * 1.9082149292705877e-10  # ln2 in two parts: r is exact
+    r2 = r * r
+    r4 = r2 * r2
+    low = (_C[0] + _C[1] * r) + (_C[2] + _C[3] * r) * r2 + ((_C[4] + _C[5] * r) + (_C[6] + _C[7] * r) * r2) * r4
+    high = (_C[8] + _C[9] * r) + (_C[10] + _C[11] * r) * r2 + _C[12] * r4
+    return float_from_bits((np.int64(k) + 1023 + 64) << 52) * _TWO_TO_MINUS_64, (low + high * (r4 * r4)) * r
+
+
+@numba.njit(inline="always", error_model="numpy")
+def sigmoid(x: float) -> float:
+    """``1 / (1 + exp(-x))``, through ``exp(-|x|)``, which cannot overflow."""
+    scale, expm1_r = _exp_parts(-abs(x))
+    e = scale * expm1_r + scale  # exp(-|x|)
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def tanh(x: float) -> float:
+    """``tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|))`` with x's sign; expm1 keeps small x exact."""
+    scale, expm1_r = _exp_parts(-2.0 * abs(x))
+    em = scale * expm1_r + (scale - 1.0)  # exp(-2|x|) - 1
+    return math.copysign(-em / (2.0 + em), x)
 
 
 @intrinsic(prefer_literal=True)
