@@ -175,3 +175,20 @@ def test_sigmoid_and_tanh_kernels_vectorise() -> None:
         assembly = "".join(kernel.inspect_asm(signature) for signature in kernel.signatures)
         assert re.search(r"\tv(mul|add|sub|div)pd\s+[^\n]*%[yz]mm", assembly), function
         assert not re.search(r"\b(exp|expm1|tanh)\b", assembly), function  # no call into libm
+
+
+def test_scalar_sigmoid_and_tanh_compile_in_the_main_function() -> None:
+    """0-d sigmoid and tanh are computed in the main function itself, which imports ``runtime``: the
+    function compiles (no warning of a fall back to NumPy) and gives NumPy's values."""
+    import warnings
+
+    from symflow.tensor import nnet, scalar, tanh
+
+    s = scalar("s")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new function: compiled now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = sf.function([s], [nnet.sigmoid(s * offset), tanh(s - offset)], mode="numba")
+        got = f(0.3)
+    np.testing.assert_allclose(got[0], 1 / (1 + np.exp(-0.3 * offset)), rtol=1e-15)
+    np.testing.assert_allclose(got[1], np.tanh(0.3 - offset), rtol=1e-15)
