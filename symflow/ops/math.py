@@ -60,7 +60,7 @@ TAN = scalar_op("tan", 1, np.tan, "math.tan({0})", dtype_rule="float")
 ARCTAN = scalar_op("arctan", 1, np.arctan, "math.atan({0})", dtype_rule="float")
 SINH = scalar_op("sinh", 1, np.sinh, "math.sinh({0})", dtype_rule="float")
 COSH = scalar_op("cosh", 1, np.cosh, "math.cosh({0})", dtype_rule="float")
-TANH = scalar_op("tanh", 1, np.tanh, "runtime.tanh({0})", dtype_rule="float")  # runtime's vectorise
+TANH = scalar_op("tanh", 1, np.tanh, "runtime.tanh({0})", dtype_rule="float")  # vectorises, unlike math.tanh
 SIGMOID = scalar_op("sigmoid", 1, _stable_sigmoid, "runtime.sigmoid({0})", dtype_rule="float")
 SOFTPLUS = scalar_op("softplus", 1, lambda x: np.logaddexp(0, x),
                      "({0} + math.log1p(math.exp(-{0})) if {0} > 0 else math.log1p(math.exp({0})))",
