@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
+from ..compile.numba.runtime import xgemm
 from ..graph import Apply, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
@@ -142,6 +143,61 @@ class BatchedDot(Op):
         cg.emit(f"{cg.kernel(batched_mm)}({av}, {bv}, {out})")
 
 
+class Gemm(Op):
+    """``beta * c + alpha * (a @ b)`` for matrices, with constant ``alpha`` and ``beta`` (BLAS's gemm).
+
+    Not built by users: the ``gemm`` rewrite makes it from a momentum step or an SGD update
+    (``mu * v - lr * dot(x, y)``), so that the product is added into the shared variable's array
+    in place (``backend.plan_in_place``) instead of into a new array that a second loop then reads.
+    """
+
+    __props__ = ("alpha", "beta")
+
+    def __init__(self, alpha: float, beta: float) -> None:
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def make_node(self, c: Variable, a: Variable, b: Variable) -> Apply:
+        c, a, b = as_variable(c), as_variable(a), as_variable(b)
+        if (c.ndim, a.ndim, b.ndim) != (2, 2, 2) or not dtypes.is_float(c.dtype) or not c.dtype == a.dtype == b.dtype:
+            raise TypeError(f"Gemm takes three float matrices of one dtype, got {c.describe()}, {a.describe()} "
+                            f"and {b.describe()}")
+        return Apply(self, [c, a, b], [c.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        c, a, b = inputs
+        if a.shape[1] != b.shape[0] or c.shape != (a.shape[0], b.shape[1]):
+            raise ValueError(f"gemm of shapes {c.shape}, {a.shape} and {b.shape}: a @ b must have c's shape")
+        dtype = node.outputs[0].dtype
+        return [np.asarray(self.beta * c + self.alpha * np.dot(a, b), dtype=dtype)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        c, a, b = node.inputs
+        (g,) = output_grads
+        if g is None:
+            return [None, None, None]
+        return [m.mul(self.beta, g), m.mul(self.alpha, dot(g, b.T)), m.mul(self.alpha, dot(a.T, g))]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_check(self, node: Apply, cg: Any, rows: str, cols: str) -> None:
+        """Check that ``a @ b`` has ``rows`` x ``cols`` entries (the result's shape)."""
+        c, a, b = node.inputs
+        cg.check(f"{cg.dim(a, 1)} != {cg.dim(b, 0)}", node, "inner dimensions differ")
+        cg.check(f"{cg.dim(a, 0)} != {rows} or {cg.dim(b, 1)} != {cols}", node, "a @ b does not have c's shape")
+
+    def numba_call(self, node: Apply, cg: Any, out: str) -> str:
+        """The statement adding the product into ``out``, which holds ``c``."""
+        _, a, b = node.inputs
+        return f"{cg.kernel(gemm)}({self.alpha!r}, {cg.value(a)}, {cg.value(b)}, {self.beta!r}, {out})"
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        c = node.inputs[0]
+        self.numba_check(node, cg, cg.dim(c, 0), cg.dim(c, 1))
+        out = cg.alloc_copy(node.outputs[0], c, "gemm", node)
+        cg.emit(self.numba_call(node, cg, out))
+
+
 # ---------------------------------------------------------------------------------------------
 # Numba kernels: loops for small products (no call overhead), BLAS above this many multiply-adds
 BLAS_THRESHOLD = 16384
@@ -206,6 +262,44 @@ def blas_mm(a, b, out):  # type: ignore[no-untyped-def]
 
 dot_mm.helpers = (blas_mm,)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
 dot_mm.calls_blas = True  # type: ignore[attr-defined]  # compile_numba loads the BLAS bindings up front
+
+
+def gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = alpha * (a @ b) + beta * out for matrices (the caller checked the shapes): BLAS
+    above ``BLAS_THRESHOLD`` multiply-adds when it can read the arrays as they are (a transposed
+    view is read transposed, without a copy), else loops. BLAS is column-major: out's memory holds
+    out.T, which is b.T @ a.T."""
+    m, k = a.shape
+    n = b.shape[1]
+    item = out.itemsize
+    if m * n * k > BLAS_THRESHOLD and out.strides[1] == item and out.strides[0] >= n * item:
+        trans_b, ld_b = blas_layout(b.strides[0], b.strides[1], n, k, item)
+        trans_a, ld_a = blas_layout(a.strides[0], a.strides[1], k, m, item)
+        if ld_a and ld_b and xgemm(trans_b, trans_a, n, m, k, alpha, b, ld_b, a, ld_a, beta, out,
+                                   out.strides[0] // item) == 0:
+            return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] *= beta
+        for p in range(k):
+            aip = alpha * a[i, p]
+            for j in range(n):
+                out[i, j] += aip * b[p, j]
+
+
+def blas_layout(s0, s1, rows, cols, item):  # type: ignore[no-untyped-def]
+    """How BLAS reads a row-major matrix with byte strides ``s0``, ``s1`` as the column-major
+    ``rows`` x ``cols`` matrix that is its transpose: (``ord('n')`` or ``ord('t')``, leading
+    dimension), with a leading dimension of 0 if it cannot."""
+    if s1 == item and s0 >= rows * item and s0 % item == 0:  # contiguous rows: read as they are
+        return 110, s0 // item
+    if s0 == item and s1 >= cols * item and s1 % item == 0:  # contiguous columns: read transposed
+        return 116, s1 // item
+    return 110, 0
+
+
+gemm.helpers = (blas_layout,)  # type: ignore[attr-defined]
+gemm.calls_blas = True  # type: ignore[attr-defined]
 
 
 def dot_vm(a, b, out):  # type: ignore[no-untyped-def]

@@ -1117,3 +1117,88 @@ def test_updates_are_never_stored_in_scratch_memory() -> None:
     expected = W.get_value().T @ W.get_value() @ W.get_value().T
     np.testing.assert_allclose(kept, expected + 6, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(V.get_value(), expected + 12, rtol=1e-12, atol=1e-15)
+
+
+def _large_step(mode: str, shape: tuple[int, int] = (64, 80), sgd: bool = False,
+                coefficient: float = 0.9) -> tuple[Any, Any, Any]:
+    """A momentum (or SGD) step on ``W`` of ``shape`` for the cost ``sum(tanh(X . W) ** 2)``: the
+    function and the shared W and V."""
+    rng = np.random.default_rng(5)
+    W = sf.shared(rng.normal(size=shape) * 0.1, name="W")
+    V = sf.shared(rng.normal(size=shape) * 0.01, name="V")
+    X = T.matrix("X")
+    cost = (T.tanh(X.dot(W)) ** 2).sum()
+    g = sf.grad(cost, W)
+    updates = [(W, W - 0.1 * g)] if sgd else [(V, coefficient * V - 0.1 * g), (W, W + (coefficient * V - 0.1 * g))]
+    return sf.function([X], cost, updates=updates, mode=mode), W, V
+
+
+@pytest.mark.parametrize("sgd", [False, True])
+def test_a_large_update_adds_its_product_in_place_by_blas(sgd: bool) -> None:
+    """Momentum's step ``mu * V - lr * X.T . d`` (and SGD's ``W - lr * X.T . d``) on a large matrix
+    is one Gemm, which BLAS adds into V's (W's) own array: no array holds the gradient. Values
+    agree with the NumPy backend over several calls, and an error leaves both variables as they were."""
+    x = np.random.default_rng(6).normal(size=(20, 64))
+    results = {}
+    for mode in ("py", "numba"):
+        f, W, V = _large_step(mode, sgd=sgd)
+        costs = [f(x) for _ in range(3)]
+        results[mode] = costs, W.get_value(), V.get_value()
+    target = W if sgd else V
+    assert [type(n.op).__name__ for n in f.fgraph.nodes()].count("Gemm") == 1
+    assert set(f._run.cg.in_place) == {W} | ({W} if sgd else {V})
+    writes = f.source.split("if err == 0:", 1)[1]
+    (call,) = [line.strip() for line in writes.splitlines() if "k_gemm" in line]
+    assert call.endswith(f"{'1.0' if sgd else '0.9'}, dst_{call.rsplit('dst_', 1)[1]}")
+    assert f"dst_{call.rsplit('dst_', 1)[1][:-1]} = {f._run.cg.value(target)}" in writes  # its own array
+    for got, want in zip(results["numba"], results["py"], strict=True):  # BLAS sums in its own order
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    before = W.get_value(), V.get_value()
+    with pytest.raises(SymflowError):
+        f(np.ones((20, 63)))
+    np.testing.assert_array_equal(W.get_value(), before[0])
+    np.testing.assert_array_equal(V.get_value(), before[1])
+
+
+def test_updates_that_stay_elementwise() -> None:
+    """No Gemm for a matrix below ``MIN_ELEMENTS``, or with a zero coefficient on the variable
+    (``0 * nan`` is nan, which BLAS would drop); a Gemm whose product reads the variable itself
+    through a view is computed into a new array. Values agree with the NumPy backend."""
+    from symflow.compile.rewrites.gemm import MIN_ELEMENTS
+
+    x = np.random.default_rng(6).normal(size=(20, 30))
+    small, _, _ = _large_step("numba", shape=(30, 20))
+    assert 30 * 20 < MIN_ELEMENTS <= 64 * 80
+    assert "Gemm" not in [type(n.op).__name__ for n in small.fgraph.nodes()]
+    for mode in ("py", "numba"):
+        f, W, V = _large_step(mode, shape=(30, 140), coefficient=0.0)
+        V.set_value(np.full((30, 140), np.nan))
+        f(x)
+        assert np.isnan(W.get_value()).all() and np.isnan(V.get_value()).all()
+    assert "Gemm" not in [type(n.op).__name__ for n in f.fgraph.nodes()]
+
+    M = T.matrix("M")
+    values = {}
+    for mode in ("py", "numba"):
+        V = sf.shared(np.arange(64.0 * 64).reshape(64, 64) / 4096, name="V")
+        g = sf.function([M], [], updates=[(V, 0.5 * V - 0.1 * V.T.dot(M))], mode=mode)
+        g(np.eye(64) + 1)
+        values[mode] = V.get_value()
+    assert [type(n.op).__name__ for n in g.fgraph.nodes()].count("Gemm") == 1
+    assert V not in g._run.cg.in_place
+    np.testing.assert_allclose(values["numba"], values["py"], rtol=1e-12)
+
+
+def test_a_product_that_does_not_fit_its_variable_is_an_error() -> None:
+    """The shapes of an in-place Gemm's product are checked before anything is written: the error
+    names the product and leaves the variable as it was."""
+    V = sf.shared(np.ones((64, 80)), name="V")
+    A, B = T.matrix("A"), T.matrix("B")
+    f = sf.function([A, B], [], updates=[(V, 0.9 * V - 0.1 * A.dot(B))], mode="numba")
+    assert f._run.cg.in_place == [V] and "k_gemm" in f.source
+    f(np.ones((64, 5)), np.ones((5, 80)))
+    np.testing.assert_allclose(V.get_value(), 0.9 - 0.5)
+    for a, b in [((63, 5), (5, 80)), ((64, 5), (5, 81)), ((64, 5), (4, 80))]:
+        with pytest.raises(SymflowError, match="gemm of shapes"):
+            f(np.ones(a), np.ones(b))
+        np.testing.assert_allclose(V.get_value(), 0.9 - 0.5)

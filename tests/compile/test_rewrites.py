@@ -18,6 +18,7 @@ NAMES = [getattr(r, "name", r) for r in REWRITES]
 RNG = np.random.default_rng(0)
 VALUES = [RNG.normal(size=(4, 3)), RNG.normal(size=3), np.array([0, 2, 1, 2], "int32"), 0.5]
 W0 = RNG.normal(size=(3, 3)) * 0.5
+G0 = RNG.normal(size=(64, 64))  # a shared matrix large enough for the gemm rewrite
 
 
 def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
@@ -80,9 +81,11 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
     out["per-step output"] = per_step
     out["sum over steps"] = sf.grad(hs.sum(), x)
     E = sf.shared(W0.copy(), name="E")  # an embedding: its gradient adds rows into zeros
+    G = sf.shared(G0.copy(), name="G")
+    rows = T.tanh(T.alloc(x.sum(), 64, 4) + x[:, 0])  # (64, 4)
     updates = [(counter, counter + s * v), (W, W - 0.1 * out["gradient of a scan"]),
-               (E, E - 0.1 * sf.grad((E[y] ** 2).sum(), E))]
-    return [x, v, y, s], out, updates, [W, counter, E]
+               (E, E - 0.1 * sf.grad((E[y] ** 2).sum(), E)), (G, 0.9 * G - 0.1 * rows.dot(rows.T))]
+    return [x, v, y, s], out, updates, [W, counter, E, G]
 
 
 def _per_step_softmax_cost(x: Any, y: Any, W: Any, V: Any) -> Any:
@@ -139,7 +142,7 @@ def test_rewire_copies_a_node_whose_inputs_keep_their_types(monkeypatch: pytest.
 def test_rewrites_preserve_results(mode: str, rewrite: Any) -> None:
     reference, ref_shared = _reference(mode)
     results, shared, _ = _run(mode, rewrite)
-    labels = list(corpus()[1]) + ["update of W", "update of counter", "update of E"]
+    labels = list(corpus()[1]) + ["update of W", "update of counter", "update of E", "update of G"]
     for label, want, got in zip(labels, reference + ref_shared, results + shared, strict=True):
         assert got.shape == want.shape and got.dtype == want.dtype, label
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=label)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import symflow as sf
 import symflow.tensor as T
 from symflow.errors import ShapeError
-from symflow.ops.dot import Dot
+from symflow.ops.dot import Dot, Gemm
 from symflow.testing import strategies as sst
 
 RNG = np.random.default_rng(0)
@@ -172,3 +172,93 @@ def test_gradient_dtypes_follow_inputs() -> None:
     assert (gx.dtype, gw.dtype) == ("float32", "float64")
     r = T.row("r")
     assert sf.grad(T.dot(r, w).sum(), r).broadcastable == (True, False)
+
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gemm_values_of_every_size_and_layout(run: Any, dtype: str) -> None:
+    """``Gemm(alpha, beta)(c, a, b)`` is ``beta * c + alpha * (a @ b)``, in loops and in BLAS (above
+    ``BLAS_THRESHOLD`` multiply-adds), with transposed and reversed views as operands."""
+    from symflow.ops.dot import BLAS_THRESHOLD
+
+    c, a, b = (T.matrix(name, dtype=dtype) for name in "cab")
+    gemm = Gemm(-0.5, 0.25)
+    shapes = [(5, 3, 2), (12, 1, 4), (40, 30, 30), (30, 20, 200)]
+    assert 12 * 1 * 4 <= BLAS_THRESHOLD < 40 * 30 * 30
+    outputs = [gemm(c, a, b), gemm(c, a[::-1], b), gemm(c, a, b[::-1]), gemm(c.T, b.T, a.T).T]
+    for m, k, n in shapes:
+        x, y = RNG.normal(size=(m, k)).astype(dtype), RNG.normal(size=(k, n)).astype(dtype)
+        z = RNG.normal(size=(m, n)).astype(dtype)
+        products = [x @ y, x[::-1] @ y, x @ y[::-1], x @ y]
+        tolerance = 1e-12 if dtype == "float64" else 1e-5
+        for got, product in zip(run([c, a, b], outputs, z, x, y), products, strict=True):
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, 0.25 * z - 0.5 * product, rtol=tolerance, atol=tolerance,
+                                       err_msg=str((m, k, n)))
+
+
+def _gemm_kernel() -> Any:
+    """The compiled ``gemm`` kernel behind a wrapper Python can call (kernels have none)."""
+    import numba
+
+    from symflow.compile.numba.jit import jit_kernel
+    from symflow.ops.dot import gemm
+
+    kernel = jit_kernel(gemm)
+
+    @numba.njit
+    def call(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, out: np.ndarray) -> None:
+        kernel(alpha, a, b, beta, out)
+
+    return call
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gemm_kernel_reads_each_layout_or_falls_back_to_loops(dtype: str) -> None:
+    """BLAS reads row-major and transposed operands and an output whose rows are further apart
+    than its width; reversed, strided and overlapping operands (which BLAS would reject) go to the
+    loops. Each gives NumPy's values."""
+    from numpy.lib.stride_tricks import as_strided
+
+    from symflow.ops.dot import blas_layout
+
+    def windows(flat: np.ndarray, shape: tuple[int, int], strides: tuple[int, int]) -> np.ndarray:
+        return as_strided(flat, shape, strides, writeable=False)
+
+    call = _gemm_kernel()
+    x, y = RNG.normal(size=(30, 40)).astype(dtype), RNG.normal(size=(40, 50)).astype(dtype)
+    wide = RNG.normal(size=(30, 70)).astype(dtype)
+    item = x.itemsize
+    assert blas_layout(*x.strides, 40, 30, item) == (ord("n"), 40)  # rows contiguous
+    assert blas_layout(*np.asfortranarray(x).strides, 40, 30, item) == (ord("t"), 30)  # columns contiguous
+    assert blas_layout(*x[::-1].strides, 40, 30, item)[1] == 0  # reversed: loops
+    assert blas_layout(*x[:, ::2].strides, 20, 30, item)[1] == 0  # strided: loops
+    cases = {
+        "row-major": (x, y),
+        "transposed operands": (np.asfortranarray(x), np.asfortranarray(y)),
+        "transposed views": (np.ascontiguousarray(x.T).T, np.ascontiguousarray(y.T).T),
+        "reversed rows": (x[::-1], y),
+        "every other column": (RNG.normal(size=(30, 80)).astype(dtype)[:, ::2], y),
+        "overlapping rows": (windows(x.ravel(), (30, 40), (2 * item, item)), y),  # BLAS needs lda >= 40
+        "overlapping columns": (windows(x.ravel(), (30, 40), (item, 2 * item)), y),  # BLAS needs lda >= 30
+    }
+    tolerance = 1e-12 if dtype == "float64" else 1e-4
+    for label, (a, b) in cases.items():
+        for out in (np.array(wide[:, :50]), wide.copy()[:, :50]):  # contiguous, and rows 70 apart
+            want = 0.5 * out - 2.0 * (a.astype(np.float64) @ b.astype(np.float64))
+            call(-2.0, a, b, 0.5, out)
+            np.testing.assert_allclose(out, want, rtol=tolerance, atol=tolerance, err_msg=label)
+
+
+def test_gemm_types_shapes_and_gradients(run: Any, verify_grads: Any) -> None:
+    c, a, b = T.matrix("c"), T.matrix("a"), T.matrix("b")
+    with pytest.raises(TypeError, match="Gemm takes three float matrices"):
+        Gemm(1.0, 1.0)(c, a, T.vector("v"))
+    with pytest.raises(TypeError, match="Gemm takes three float matrices"):
+        Gemm(1.0, 1.0)(c, a, T.fmatrix("f"))
+    with pytest.raises(ShapeError, match="gemm of shapes"):
+        run([c, a, b], Gemm(1.0, 2.0)(c, a, b), np.ones((2, 2)), np.ones((2, 3)), np.ones((3, 4)))
+    with pytest.raises(ShapeError, match="gemm of shapes"):
+        run([c, a, b], Gemm(1.0, 2.0)(c, a, b), np.ones((2, 4)), np.ones((2, 3)), np.ones((2, 4)))
+    points = [RNG.normal(size=(3, 2)), RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))]
+    verify_grads({"gemm": (lambda c, a, b: Gemm(-0.5, 0.75)(c, a, b), points)})

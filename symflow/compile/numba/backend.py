@@ -98,10 +98,11 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
     deferred = {v for _, e in in_place for v in [e, loop_value(e)] + [n.outputs[0] for n in row_increments(e)]}
     # (computed at the end, into the shared variables' arrays)
     cg.escaping = _escaping(clients, set(fgraph.outputs) | {e for _, e in fgraph.updates if e not in deferred})
-    loop_inputs = [x for _, e in in_place if loop_value(e).owner is not None
-                   for x in loop_value(e).owner.inputs if x not in deferred]  # type: ignore[union-attr]
+    loop_nodes = [loop_value(e).owner for _, e in in_place if loop_value(e).owner is not None]
+    loop_inputs = [x for node in loop_nodes for x in node.inputs if x not in deferred]  # type: ignore[union-attr]
     row_inputs = [x for _, e in in_place for node in row_increments(e) for x in node.inputs[1:]]
     needed = fgraph.outputs + [e for _, e in fgraph.updates if e not in deferred] + row_inputs
+    needed += [x for node in loop_nodes if _is_gemm(node) for x in node.inputs[1:]]  # type: ignore[union-attr]
     emit_graph(cg, needed + loop_inputs, arg_vars, by_element=[x for x in loop_inputs if x not in needed])
 
     results: list[str] = []
@@ -192,6 +193,25 @@ def _reads_storage(x: Variable, target: Variable) -> bool:
     return x is target
 
 
+def _is_gemm(node: Apply | None) -> bool:
+    """Whether ``node`` adds a product into its first input (``ops.dot.Gemm``), which an in-place
+    update computes by BLAS in the shared variable's array instead of by an element loop."""
+    return node is not None and type(node.op).__name__ == "Gemm"
+
+
+def _writes_every_element(node: Apply | None, sv: Variable, d: Variable) -> bool:
+    """Whether ``node``, computing ``d`` from ``sv``, can write ``d`` into ``sv``'s array: an element
+    loop with ``sv`` among its inputs at ``d``'s pattern and no other view of it, or a Gemm adding
+    into ``sv`` a product of arrays that are not views of it."""
+    if node is None or not d.ndim:
+        return False
+    if _is_gemm(node):
+        return node.inputs[0] is sv and not any(_reads_storage(x, sv) for x in node.inputs[1:])
+    return (type(node.op).__name__ in ("Elemwise", "FusedElemwise")
+            and any(x is sv and x.broadcastable == d.broadcastable for x in node.inputs)
+            and not any(x is not sv and _reads_storage(x, sv) for x in node.inputs))
+
+
 def plan_in_place(fgraph: FunctionGraph,
                   clients: dict[Variable, list[Any]] | None = None) -> list[tuple[Variable, Variable]]:
     """Updates computed straight into the shared variable's array, in a safe order.
@@ -200,8 +220,9 @@ def plan_in_place(fgraph: FunctionGraph,
     shared variable is one of the loop's inputs with the result's broadcastable pattern (so the
     shapes are equal) and no other input is a view of it (``b - b[::-1]`` would read elements
     already written), and the new value is used only by other such updates (momentum's step
-    feeds the parameter's update). An update is written after every other in-place update that
-    reads its old value and after those whose new values it reads; a cycle (a swap) leaves one
+    feeds the parameter's update). A Gemm adding a product into the shared variable qualifies the
+    same way (``_writes_every_element``). An update is written after every other in-place update
+    that reads its old value and after those whose new values it reads; a cycle (a swap) leaves one
     update out, computed into a new array before any is written.
 
     An update that adds rows into such a loop's value, or into the shared variable itself (an
@@ -220,11 +241,7 @@ def plan_in_place(fgraph: FunctionGraph,
             continue
         reader = None if d is None else row_increments(e)[0]  # what reads the loop's value: the update
         d = e if d is None else d  # output (None), or the first increment
-        node = d.owner
-        if (d.ndim and node is not None and type(node.op).__name__ in ("Elemwise", "FusedElemwise")
-                and any(x is sv and x.broadcastable == d.broadcastable for x in node.inputs)
-                and not any(x is not sv and _reads_storage(x, sv) for x in node.inputs)
-                and clients.get(d, []).count(reader) == 1):
+        if _writes_every_element(d.owner, sv, d) and clients.get(d, []).count(reader) == 1:
             candidates[sv], dense[sv] = e, d
     while True:  # keep updates whose new value nothing but other in-place updates reads
         nodes = {d.owner for d in dense.values()} | {n for e in candidates.values() for n in row_increments(e)}
@@ -290,6 +307,9 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
     home = {d: sv for sv, d in loops}  # where each new value will live
     for sv, d in loops:
         node = d.owner
+        if _is_gemm(node):
+            node.op.numba_check(node, cg, f"{cg.value(sv)}.shape[0]", f"{cg.value(sv)}.shape[1]")  # type: ignore[union-attr]
+            continue
         for x in node.inputs:  # type: ignore[union-attr]
             offset = d.ndim - x.ndim
             for k in range(x.ndim):
@@ -307,11 +327,16 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
             writes, inputs = [], []
             for sv, d in group:
                 node = d.owner
-                cg.destinations[d] = (cg.value(sv), [f"{cg.value(sv)}.shape[{k}]" for k in range(d.ndim)])
+                target_dims = [f"{cg.value(sv)}.shape[{k}]" for k in range(d.ndim)]
+                cg.destinations[d] = (cg.value(sv), target_dims)
+                if _is_gemm(node):  # alone in its group: BLAS adds the product into the array
+                    cg.emit(node.op.numba_call(node, cg, cg.alloc(d, target_dims)))  # type: ignore[union-attr]
+                    continue
                 name = cg.alloc(d, cg.broadcast_dims(node, node.inputs, d.ndim))  # type: ignore[union-attr]
                 writes.append((name, node.op.numba_body(node)))  # type: ignore[union-attr]
                 inputs += node.inputs  # type: ignore[union-attr]
-            cg.elementwise_many(writes, d.ndim, inputs, node=node)
+            if writes:
+                cg.elementwise_many(writes, d.ndim, inputs, node=node)
         with cg.block("if err == 0:") if loops and scatters else contextlib.nullcontext():
             for call in scatters:  # after every loop: they read the values before the rows are added
                 cg.emit(call)
@@ -337,6 +362,8 @@ def _one_loop(first: tuple[Variable, Variable], second: tuple[Variable, Variable
     """Whether one element loop can write ``first`` and then ``second``, which reads it."""
     (sv1, e1), (sv2, e2) = first, second
     nodes = [e1.owner, e2.owner]
+    if any(_is_gemm(n) for n in nodes):
+        return False
     if e1 not in e2.owner.inputs or e1.broadcastable != e2.broadcastable:  # type: ignore[union-attr]
         return False
     for n in nodes:

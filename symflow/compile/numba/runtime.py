@@ -14,6 +14,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -130,6 +131,50 @@ def float_from_bits(typingctx: Any, bits: Any) -> Any:
         return builder.bitcast(value, context.get_value_type(types.float64))
 
     return types.float64(bits), codegen
+
+
+@intrinsic
+def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alpha: Any, a: Any, lda: Any,
+          b: Any, ldb: Any, beta: Any, c: Any, ldc: Any) -> Any:
+    """BLAS's column-major ``c = alpha * op(a) @ op(b) + beta * c`` (``?gemm``) through the binding
+    Numba's products use (``numba_xxgemm``): ``transa``/``transb`` are ``ord('n')`` or ``ord('t')``,
+    the arrays' data pointers are passed as they are. Returns BLAS's status (0: done). The caller
+    checks shapes and leading dimensions (``ops.dot.gemm``); float32 and float64 arrays only."""
+    arrays = (a, b, c)
+    if not (all(isinstance(x, types.Array) and x.dtype in (types.float32, types.float64) for x in arrays)
+            and a.dtype == b.dtype == c.dtype):
+        return None
+    dtype = c.dtype
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        char, intp, voidp = ir.IntType(8), cgutils.intp_t, cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp, voidp, intp,
+                                                 voidp, intp, voidp, voidp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        values = dict(zip(("transa", "transb", "m", "n", "k", "alpha", "a", "lda", "b", "ldb", "beta", "c", "ldc"),
+                          zip(args, signature.args)))
+
+        def integer(name: str, ty: Any) -> Any:
+            value, from_type = values[name]
+            return builder.trunc(context.cast(builder, value, from_type, types.int64), ty) if ty is char \
+                else context.cast(builder, value, from_type, types.intp)
+
+        def scalar_slot(name: str) -> Any:
+            value, from_type = values[name]
+            slot = cgutils.alloca_once_value(builder, context.cast(builder, value, from_type, dtype))
+            return builder.bitcast(slot, voidp)
+
+        def data(name: str) -> Any:
+            value, array_type = values[name]
+            return builder.bitcast(context.make_array(array_type)(context, builder, value).data, voidp)
+
+        kind = ir.Constant(char, ord("d" if dtype == types.float64 else "s"))
+        return builder.call(fn, [kind, integer("transa", char), integer("transb", char), integer("m", intp),
+                                 integer("n", intp), integer("k", intp), scalar_slot("alpha"), data("a"),
+                                 integer("lda", intp), data("b"), integer("ldb", intp), scalar_slot("beta"),
+                                 data("c"), integer("ldc", intp)])
+
+    return types.int32(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
 
 
 # Elementwise sigmoid and tanh in straight-line code that LLVM vectorises (Numba's math.exp and

@@ -45,6 +45,7 @@ PIPELINE = [
     "canonicalize",
     "share_softmax",
     "pick_log_softmax",
+    "gemm",
     "fusion",
     "merge",
 ]
@@ -101,4 +102,4 @@ def rewrite_graph(fgraph: FunctionGraph, only: Iterable[str] | None = None) -> F
     return fgraph
 
 
-from . import basic, canonical, fusion, scan, stability  # noqa: E402,F401  (registers the passes)
+from . import basic, canonical, fusion, gemm, scan, stability  # noqa: E402,F401  (registers the passes)
