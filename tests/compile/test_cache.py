@@ -224,3 +224,31 @@ def test_a_kernel_file_carries_hashes_of_the_code_it_compiles_in(monkeypatch: py
     monkeypatch.setattr(cache, "kernel_header", lambda: cache.KERNEL_HEADER.format(runtime="0" * 16, jit="0" * 16))
     cache.store_kernel(name, source)
     assert path.read_text() != text and path.read_text().endswith(source)
+
+
+def test_symflows_own_kernels_are_cached_per_version_of_runtime_and_jit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numba checks only a function's own file before loading its cached code, yet symflow's fixed
+    kernels compile in ``runtime``'s intrinsics (``ops.dot.gemm`` calls ``runtime.xgemm``): their
+    cache folder is named by a hash of ``runtime.py`` and ``jit.py``, so a change of either compiles
+    them again. Generated modules keep their place (their source carries the hashes)."""
+    import hashlib
+
+    from symflow.compile.numba import cache, jit, runtime
+    from symflow.ops import dot as dot_module
+
+    files = Path(runtime.__file__).read_bytes() + Path(jit.__file__).read_bytes()
+    assert jit.support_fingerprint() == hashlib.sha256(files).hexdigest()[:16]
+
+    def folder() -> str:
+        locator = jit.SymflowCacheLocator.from_function(dot_module.gemm, dot_module.__file__)
+        return locator.get_cache_path()  # type: ignore[no-any-return,union-attr]
+
+    here = folder()
+    assert f"symflow-{jit.support_fingerprint()}" in here
+    monkeypatch.setattr(jit, "support_fingerprint", lambda: "0" * 16)
+    assert folder() != here and "symflow-" + "0" * 16 in folder()
+    generated = cache.module_dir() / "g_test_locator.py"
+    generated.parent.mkdir(parents=True, exist_ok=True)
+    generated.write_text("def kernel(x):\n    return x\n")
+    locator = jit.SymflowCacheLocator.from_function(dot_module.gemm, str(generated))
+    assert "symflow-" not in locator.get_cache_path()  # type: ignore[union-attr]

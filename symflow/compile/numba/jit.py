@@ -8,6 +8,8 @@ functions are lowered by ``MainCompiler``, with their own wrapper (un)boxing of 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.machinery
 import importlib.util
 import os
@@ -304,13 +306,30 @@ WIDE_KERNEL_OPTIONS: dict[str, Any] = {**KERNEL_OPTIONS, "pipeline_class": WideV
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@functools.cache
+def support_fingerprint() -> str:
+    """A hash of ``runtime.py`` and this file, whose code (intrinsics, pipelines) is compiled into
+    symflow's kernels."""
+    folder = Path(__file__).parent
+    return hashlib.sha256((folder / "runtime.py").read_bytes() + Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 class SymflowCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):  # type: ignore[misc,name-defined]
-    """Caches code from symflow's own modules and generated modules under ``config.cache_dir``."""
+    """Caches code from symflow's own modules and generated modules under ``config.cache_dir``.
+
+    Numba checks only a function's own file before loading it, so the code of symflow's modules
+    is kept under a folder named by ``support_fingerprint``: a kernel calling a changed intrinsic
+    of ``runtime`` is compiled again. (Generated kernels carry the same hashes in their source.)
+    """
 
     def __init__(self, py_func: Any, py_file: str) -> None:
         self._py_file = py_file
         self._lineno = py_func.__code__.co_firstlineno
-        self._cache_path = os.path.join(str(config.cache_dir), "numba", self.get_suitable_cache_subpath(py_file))
+        folder = os.path.join(str(config.cache_dir), "numba")
+        path = os.path.abspath(py_file)
+        if path.startswith(_PACKAGE_DIR) and not path.startswith(os.path.abspath(str(config.cache_dir))):
+            folder = os.path.join(folder, "symflow-" + support_fingerprint())
+        self._cache_path = os.path.join(folder, self.get_suitable_cache_subpath(py_file))
 
     def get_cache_path(self) -> str:
         return self._cache_path
