@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
-from ..compile.numba.runtime import xgemm
 from ..graph import Apply, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
@@ -275,7 +274,7 @@ def gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
     if m * n * k > BLAS_THRESHOLD and out.strides[1] == item and out.strides[0] >= n * item:
         trans_b, ld_b = blas_layout(b.strides[0], b.strides[1], n, k, item)
         trans_a, ld_a = blas_layout(a.strides[0], a.strides[1], k, m, item)
-        if ld_a and ld_b and xgemm(trans_b, trans_a, n, m, k, alpha, b, ld_b, a, ld_a, beta, out,
+        if ld_a and ld_b and xgemm(trans_b, trans_a, n, m, k, alpha, b, ld_b, a, ld_a, beta, out,  # noqa: F821
                                    out.strides[0] // item) == 0:
             return
     for i in range(m):
@@ -299,6 +298,7 @@ def blas_layout(s0, s1, rows, cols, item):  # type: ignore[no-untyped-def]
 
 
 gemm.helpers = (blas_layout,)  # type: ignore[attr-defined]
+gemm.intrinsics = ("xgemm",)  # type: ignore[attr-defined]  # runtime's, bound by jit.jit_kernel (runtime imports Numba)
 gemm.calls_blas = True  # type: ignore[attr-defined]
 
 

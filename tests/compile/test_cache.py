@@ -252,3 +252,13 @@ def test_symflows_own_kernels_are_cached_per_version_of_runtime_and_jit(monkeypa
     generated.write_text("def kernel(x):\n    return x\n")
     locator = jit.SymflowCacheLocator.from_function(dot_module.gemm, str(generated))
     assert "symflow-" not in locator.get_cache_path()  # type: ignore[union-attr]
+
+
+def test_importing_symflow_does_not_import_numba() -> None:
+    """Numba loads only when a function is compiled for it (about 0.3 s of every start): the op
+    modules' kernels name ``runtime``'s intrinsics (``gemm.intrinsics``), which ``jit_kernel``
+    binds when it compiles them, instead of importing ``runtime``."""
+    script = "import sys, symflow, symflow.tensor; print('numba' in sys.modules, 'llvmlite' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

@@ -410,12 +410,18 @@ _KERNELS: dict[Callable[..., Any], Any] = {}
 def jit_kernel(fn: Callable[..., Any]) -> Any:
     """The cached Numba version of a plain-Python kernel (one dispatcher per function), with the
     kernel's own ``numba_options`` (e.g. ``fastmath``) added to ``KERNEL_OPTIONS``. The kernels it
-    names in ``fn.helpers`` are compiled too, and its code calls their Numba versions."""
+    names in ``fn.helpers`` are compiled too, and its code calls their Numba versions; the names in
+    ``fn.intrinsics`` are bound to ``runtime``'s functions (an op's module does not import
+    ``runtime``, which imports Numba: ``import symflow`` does not)."""
     if fn not in _KERNELS:
         source = fn
         helpers = getattr(fn, "helpers", ())
-        if helpers:  # the same code, reading the helpers' dispatchers where its module has plain functions
-            namespace = {**fn.__globals__, **{helper.__name__: jit_kernel(helper) for helper in helpers}}
+        intrinsics = getattr(fn, "intrinsics", ())
+        if helpers or intrinsics:  # the same code, reading dispatchers where its module has plain functions
+            from . import runtime
+
+            namespace = {**fn.__globals__, **{helper.__name__: jit_kernel(helper) for helper in helpers},
+                         **{name: getattr(runtime, name) for name in intrinsics}}
             source = types_module.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
             source.__qualname__, source.__module__ = fn.__qualname__, fn.__module__
         _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS, **getattr(fn, "numba_options", {}))(source)
