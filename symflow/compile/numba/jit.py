@@ -9,7 +9,6 @@ functions are lowered by ``MainCompiler``, with their own wrapper (un)boxing of 
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.machinery
 import importlib.util
 import os
@@ -310,8 +309,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 def support_fingerprint() -> str:
     """A hash of ``runtime.py`` and this file, whose code (intrinsics, pipelines) is compiled into
     symflow's kernels."""
-    folder = Path(__file__).parent
-    return hashlib.sha256((folder / "runtime.py").read_bytes() + Path(__file__).read_bytes()).hexdigest()[:16]
+    from . import runtime
+    from .codegen import module_fingerprint
+
+    return f"{module_fingerprint(runtime)}-{module_fingerprint(sys.modules[__name__])}"
 
 
 class SymflowCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):  # type: ignore[misc,name-defined]
