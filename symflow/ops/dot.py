@@ -271,11 +271,12 @@ def gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
     m, k = a.shape
     n = b.shape[1]
     item = out.itemsize
-    if m * n * k > BLAS_THRESHOLD and out.strides[1] == item and out.strides[0] >= n * item:
+    if m * n * k > BLAS_THRESHOLD:
+        trans_out, ld_out = blas_layout(out.strides[0], out.strides[1], n, m, item)  # BLAS writes rows as they are
         trans_b, ld_b = blas_layout(b.strides[0], b.strides[1], n, k, item)
         trans_a, ld_a = blas_layout(a.strides[0], a.strides[1], k, m, item)
-        if ld_a and ld_b and xgemm(trans_b, trans_a, n, m, k, alpha, b, ld_b, a, ld_a, beta, out,  # noqa: F821
-                                   out.strides[0] // item) == 0:
+        if trans_out == 110 and ld_out and ld_a and ld_b and \
+                xgemm(trans_b, trans_a, n, m, k, alpha, b, ld_b, a, ld_a, beta, out, ld_out) == 0:  # noqa: F821
             return
     for i in range(m):
         for j in range(n):

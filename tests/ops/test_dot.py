@@ -243,11 +243,18 @@ def test_gemm_kernel_reads_each_layout_or_falls_back_to_loops(dtype: str) -> Non
         "overlapping columns": (windows(x.ravel(), (30, 40), (item, 2 * item)), y),  # BLAS needs lda >= 30
     }
     tolerance = 1e-12 if dtype == "float64" else 1e-4
+    unaligned = np.zeros(30 * 70 * item, np.uint8)[1:1 - item].view(dtype)
+    outputs = {  # each is updated in place, case after case
+        "contiguous": np.array(wide[:, :50]),
+        "rows 70 apart": wide.copy()[:, :50],
+        "column order": np.asfortranarray(wide[:, :50]),  # BLAS would write it transposed: loops
+        "rows 70 items and a byte apart": as_strided(unaligned, (30, 50), (70 * item + 1, item)),  # loops
+    }
     for label, (a, b) in cases.items():
-        for out in (np.array(wide[:, :50]), wide.copy()[:, :50]):  # contiguous, and rows 70 apart
+        for out_label, out in outputs.items():
             want = 0.5 * out - 2.0 * (a.astype(np.float64) @ b.astype(np.float64))
             call(-2.0, a, b, 0.5, out)
-            np.testing.assert_allclose(out, want, rtol=tolerance, atol=tolerance, err_msg=label)
+            np.testing.assert_allclose(out, want, rtol=tolerance, atol=tolerance, err_msg=f"{label}, {out_label}")
 
 
 def test_gemm_types_shapes_and_gradients(run: Any, verify_grads: Any) -> None:
