@@ -12,7 +12,7 @@ from ..graph import Apply, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
 from .reduce import sum as sum_
-from .shape import dimshuffle
+from .shape import DimShuffle, dimshuffle
 
 
 def _check_float(x: Variable, what: str) -> None:
@@ -174,57 +174,119 @@ class SoftmaxAndLog(Op):
 
 
 class LogSumExp(Op):
-    """``log(sum(exp(x)))`` of each row of a matrix, as a column (and, ``with_softmax``, first
-    ``softmax(x)``) from one pass over the rows.
+    """``log(sum(exp(z)))`` of each row of ``z``, as a column, and (``with_softmax``) first
+    ``softmax(z)``, from one pass over the rows. ``z`` is the matrix ``x``, or ``x + b`` for a row
+    ``b`` (``with_bias``); ``scaled`` multiplies the softmax by a column ``s``, one factor per row.
 
     Not built by users: the ``pick_log_softmax`` rewrite puts it where a graph reads a log-softmax
     at one entry per row, as a cross-entropy does: ``log_softmax(x)[r, c]`` is ``x[r, c] - lse[r, 0]``,
-    so the full log-softmax is never written.
+    so the full log-softmax is never written. ``softmax_bias`` and ``softmax_scale`` fold the logits'
+    bias and the cross-entropy gradient's factor per row into the same pass, so that neither
+    ``x + b`` nor the unscaled softmax is written either.
     """
 
-    __props__ = ("with_softmax",)
+    __props__ = ("with_softmax", "with_bias", "scaled")
 
-    def __init__(self, with_softmax: bool) -> None:
-        self.with_softmax = with_softmax
+    def __init__(self, with_softmax: bool, with_bias: bool = False, scaled: bool = False) -> None:
+        if scaled and not with_softmax:
+            raise ValueError("logsumexp: only the softmax can be scaled")
+        self.with_softmax, self.with_bias, self.scaled = with_softmax, with_bias, scaled
 
-    def make_node(self, x: Variable) -> Apply:
+    def make_node(self, x: Variable, *extra: Variable) -> Apply:
         x = as_variable(x)
         _check_float(x, "logsumexp")
         if x.ndim != 2:
             raise TypeError(f"logsumexp takes the rows of a matrix, got {x.describe()}")
+        extra_vars = [as_variable(e) for e in extra]
+        if len(extra_vars) != self.with_bias + self.scaled:
+            raise TypeError(f"{self} takes {1 + self.with_bias + self.scaled} inputs, got {1 + len(extra_vars)}")
+        if self.with_bias:  # a row as wide as x (z has x's type)
+            b = extra_vars[0]
+            if b.dtype != x.dtype or b.broadcastable != (True, x.broadcastable[1]):
+                raise TypeError(f"logsumexp's bias must be a row of {x.dtype} as wide as {x.describe()}, "
+                                f"got {b.describe()}")
+        if self.scaled:  # a column with as many rows as x
+            s = extra_vars[-1]
+            if s.dtype != x.dtype or s.broadcastable != (x.broadcastable[0], True):
+                raise TypeError(f"logsumexp's softmax scale must be a column of {x.dtype} with the rows of "
+                                f"{x.describe()}, got {s.describe()}")
         lse = TensorType(x.dtype, (x.broadcastable[0], True))
-        return Apply(self, [x], [x.type, lse] if self.with_softmax else [lse])
+        return Apply(self, [x, *extra_vars], [x.type, lse] if self.with_softmax else [lse])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        (x,) = inputs
+        x, *extra = inputs
+        if self.with_bias:
+            if extra[0].shape[1] != x.shape[1]:
+                raise ValueError(f"x + b, the rows of a softmax and their bias row, of shapes {x.shape} and "
+                                 f"{extra[0].shape}: the bias must have one entry per column")
+            x = x + extra[0]
         if not x.shape[1]:  # the sum of no terms is 0
             lse = np.full(x.shape[0], -np.inf, x.dtype)
         else:
             top = x.max(axis=1)
             lse = top + np.log(np.exp(x - top[:, None]).sum(axis=1))
         lse = np.asarray(lse, dtype=x.dtype)[:, None]
-        return Softmax().perform(node, inputs) + [lse] if self.with_softmax else [lse]
+        if not self.with_softmax:
+            return [lse]
+        (y,) = Softmax().perform(node, [x])
+        if self.scaled:
+            if extra[-1].shape[0] != x.shape[0]:
+                raise ValueError(f"a softmax of shape {x.shape} scaled by a column of shape {extra[-1].shape}: "
+                                 "the scale must have one entry per row")
+            y = np.asarray(y * extra[-1], dtype=x.dtype)
+        return [y, lse]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
-        (x,) = node.inputs
+        x, *extra = node.inputs
         *g_sm, g_lse = output_grads
-        y = node.outputs[0] if self.with_softmax else Softmax()(x)
-        parts = [SoftmaxGrad()(g, y) for g in g_sm if g is not None]
-        if g_lse is not None:  # d lse / dx = softmax(x)
+        z = m.add(x, extra[0]) if self.with_bias else x
+        y = node.outputs[0] if self.with_softmax and not self.scaled else Softmax()(z)
+        parts, g_scale = [], None
+        if g_sm and g_sm[0] is not None:
+            g = g_sm[0]
+            if self.scaled:  # d(y * s) = dy * s, and ds = sum(g * y) per row
+                g_scale = sum_(m.mul(g, y), axis=1, keepdims=True)
+                g = m.mul(g, extra[-1])
+            parts.append(SoftmaxGrad()(g, y))
+        if g_lse is not None:  # d lse / dz = softmax(z)
             parts.append(m.mul(y, g_lse))
-        return [m.add(*parts) if len(parts) > 1 else (parts[0] if parts else None)]
+        g_z = m.add(*parts) if len(parts) > 1 else (parts[0] if parts else None)
+        grads: list[Variable | None] = [g_z]
+        if self.with_bias:
+            grads.append(None if g_z is None else sum_(g_z, axis=0, keepdims=True))
+        if self.scaled:
+            grads.append(g_scale)
+        return grads
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        (shape,) = input_shapes
+        shape = input_shapes[0]
         column = (shape[0], as_variable(1, "int64"))
         return [shape, column] if self.with_softmax else [column]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        (x,) = node.inputs
+        x, *extra = node.inputs
         dims = cg.shape_tuple(x)
+        args = [cg.value(x)]
+        if self.with_bias:
+            b = extra[0]
+            cg.check(f"{cg.dim(b, 1)} != {dims[1]}", node, "the bias must have one entry per column")
+            args.append(_row_as_vector(b, cg))
+        if self.scaled:
+            s = extra[-1]
+            cg.check(f"{cg.dim(s, 0)} != {dims[0]}", node, "the softmax scale must have one entry per row")
+            args.append(cg.value(s))
         outs = [cg.alloc(y, [dims[0], "1"] if y.broadcastable[1] else dims, "sm") for y in node.outputs]
-        source = SOFTMAX_AND_LOGSUMEXP_SOURCE if self.with_softmax else LOGSUMEXP_SOURCE
-        cg.emit(f"{cg.generated_kernel(source)}({cg.value(x)}, {', '.join(outs)})")
+        kernel = cg.generated_kernel(logsumexp_source(self.with_softmax, self.with_bias, self.scaled))
+        cg.emit(f"{kernel}({', '.join(args + outs)})")
+
+
+def _row_as_vector(row: Variable, cg: Any) -> str:
+    """A row's entries as a vector: the vector itself when the row is one made into a row (a
+    bias ``b`` added to a matrix), which keeps it contiguous for the kernel's vector loops."""
+    owner = row.owner
+    if owner is not None and isinstance(owner.op, DimShuffle) and owner.op.new_order == ("x", 0):
+        return cg.value(owner.inputs[0])  # type: ignore[no-any-return]
+    return f"{cg.value(row)}[0]"
 
 
 def _emit_rows(node: Apply, cg: Any, source: str) -> None:
@@ -260,23 +322,27 @@ for _k in range(12, -1, -1):  # Horner form of sum r**k / k!
 _HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **WIDE_KERNEL_OPTIONS)\n"
 
 
-def _row_max_and_exp(store: str) -> str:
-    """Kernel body: for each row i, ``top`` (its maximum), ``e = exp(x[i, j] - top)`` for each j,
-    kept by the statement ``store``, and ``total`` (their sum)."""
+def _row_max_and_exp(store: str, element: str = "x[i, {j}]", row: str = "") -> str:
+    """Kernel body: for each row i, ``top`` (its maximum), ``e = exp(z[i, j] - top)`` for each j,
+    kept by the statement ``store``, and ``total`` (their sum). ``element`` is the source of
+    ``z[i, j]`` with ``{j}`` for the column; ``row`` is code that first writes the row there."""
+    def z(j: str) -> str:
+        return element.format(j=j)
+
     return f"""    n, m = x.shape
     for i in range(n):
-        m0 = m1 = m2 = m3 = -np.inf
+{row}        m0 = m1 = m2 = m3 = -np.inf
         for j in range(0, m - 3, 4):
-            m0 = x[i, j] if x[i, j] > m0 else m0
-            m1 = x[i, j + 1] if x[i, j + 1] > m1 else m1
-            m2 = x[i, j + 2] if x[i, j + 2] > m2 else m2
-            m3 = x[i, j + 3] if x[i, j + 3] > m3 else m3
+            m0 = {z("j")} if {z("j")} > m0 else m0
+            m1 = {z("j + 1")} if {z("j + 1")} > m1 else m1
+            m2 = {z("j + 2")} if {z("j + 2")} > m2 else m2
+            m3 = {z("j + 3")} if {z("j + 3")} > m3 else m3
         for j in range(m - m % 4, m):
-            m0 = x[i, j] if x[i, j] > m0 else m0
+            m0 = {z("j")} if {z("j")} > m0 else m0
         top = max(max(m0, m1), max(m2, m3))
         total = 0.0
         for j in range(m):
-            v = x[i, j] - top
+            v = {z("j")} - top
             w = v if not (v < -708.0) else -708.0
             kf = math.floor(w * 1.4426950408889634 + 0.5)
             r = (w - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
@@ -287,17 +353,19 @@ def _row_max_and_exp(store: str) -> str:
 """
 
 
-def _softmax_kernel(params: str, per_row: str = "") -> str:
-    """Source of a kernel writing the softmax of ``x`` into ``out``, and running ``per_row`` (code
-    using ``top`` and ``total``) for each row. The exponentials are scaled by 1 / total in a second
-    pass over all rows: right after each row's, a 20 x 2000 softmax took 2.1 instead of 1.6 ns per
-    element (measured here)."""
-    return _HEADER + f"def kernel({params}):\n    scale = np.empty(x.shape[0])\n" + _row_max_and_exp("out[i, j] = e") \
-        + "        scale[i] = 1.0 / total\n" + per_row + """\
+def _softmax_kernel(params: str, per_row: str = "", element: str = "x[i, {j}]", row: str = "",
+                    row_scale: str = "1.0") -> str:
+    """Source of a kernel writing the softmax of ``z`` (see ``_row_max_and_exp``), times
+    ``row_scale`` in each row, into ``out``, and running ``per_row`` (code using ``top`` and
+    ``total``) for each row. The exponentials are scaled by 1 / total in a second pass over all
+    rows: right after each row's, a 20 x 2000 softmax took 2.1 instead of 1.6 ns per element
+    (measured here)."""
+    return _HEADER + f"def kernel({params}):\n    scale = np.empty(x.shape[0])\n" \
+        + _row_max_and_exp("out[i, j] = e", element, row) + f"        scale[i] = {row_scale} / total\n" + per_row + """\
     for i in range(n):
-        s = scale[i]
+        f = scale[i]
         for j in range(m):
-            out[i, j] = out[i, j] * s
+            out[i, j] = out[i, j] * f
 """
 
 
@@ -315,12 +383,23 @@ SOFTMAX_AND_LOG_SOURCE = _softmax_kernel("x, out, out_log", """\
             out_log[i, j] = x[i, j] - shift
 """)
 
-# the same ``top + log(total)`` as the kernels above subtract: ``x[i, j] - lse[i, 0]`` is their log-softmax
-SOFTMAX_AND_LOGSUMEXP_SOURCE = _softmax_kernel("x, out, lse", "        lse[i, 0] = top + math.log(total)\n")
 
-LOGSUMEXP_SOURCE = _HEADER + "def kernel(x, lse):\n" + _row_max_and_exp("pass") + """\
-        lse[i, 0] = top + math.log(total)
-"""
+def logsumexp_source(with_softmax: bool, with_bias: bool, scaled: bool) -> str:
+    """Source of ``LogSumExp``'s kernel: ``kernel(x, [b,] [s,] [out,] lse)``, with the bias ``b``
+    as a vector. Its log-sum-exp is the same ``top + log(total)`` as the kernels above subtract:
+    ``z[i, j] - lse[i, 0]`` is their log-softmax. With a bias, each row of ``x + b`` is first
+    written where the exponentials go (or into a row of its own), and the loops read it there:
+    adding ``b[j]`` inside them made a 20 x 2000 kernel 20 us slower, writing it first 6 us
+    (measured here; the sum as a pass of its own took 12 us)."""
+    params = ", ".join(["x"] + ["b"] * with_bias + ["s"] * scaled + ["out"] * with_softmax + ["lse"])
+    lse = "        lse[i, 0] = top + math.log(total)\n"
+    where = "out[i, {j}]" if with_softmax else "z[{j}]"
+    element, row = ("x[i, {j}]", "") if not with_bias else \
+        (where, f"        for j in range(m):\n            {where.format(j='j')} = x[i, j] + b[j]\n")
+    if with_softmax:
+        return _softmax_kernel(params, lse, element, row, "s[i, 0]" if scaled else "1.0")
+    start = "    z = np.empty(x.shape[1])\n" if with_bias else ""
+    return _HEADER + f"def kernel({params}):\n" + start + _row_max_and_exp("pass", element, row) + lse
 
 
 def softmax_grad_rows(g, y, out):  # type: ignore[no-untyped-def]

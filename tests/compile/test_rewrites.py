@@ -5,6 +5,7 @@ corpus must trigger each of them (add a case when that test fails)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 
 import symflow as sf
 import symflow.tensor as T
-from symflow.compile.rewrites import REWRITES
+from symflow.compile.rewrites import PIPELINE, REWRITES
+from symflow.ops.nnet import LogSumExp
 
 NAMES = [getattr(r, "name", r) for r in REWRITES]
 RNG = np.random.default_rng(0)
@@ -54,6 +56,10 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "a picked log-softmax and the softmax": (T.nnet.log_softmax(x - 1)[y[:1], y].sum()
                                                  + T.nnet.softmax(x - 1)[::-1]),
     }
+    with_bias = x * 2 + v  # logits and their bias row
+    sm, lse = LogSumExp(True)(with_bias)
+    out["a log-sum-exp of rows with a bias"] = with_bias[T.arange(y.shape[0]), y] - lse[:, 0]
+    out["a softmax scaled by a column"] = -(sm * x.sum(axis=1, keepdims=True))
     scattered = T.inc_subtensor(T.zeros_like(x)[y], T.tanh(x))  # rows added into zeros (an embedding's gradient)
     out["a scaled row increment subtracted"] = x * 0.9 - 0.1 * scattered
     out["a negated row increment plus a row"] = -scattered + v
@@ -215,6 +221,79 @@ def test_a_log_softmax_read_elsewhere_too_is_kept(mode: str) -> None:
     assert "LogSumExp" not in [type(n.op).__name__ for n in f.fgraph.nodes()]
     picked, whole = f(VALUES[0], VALUES[2])
     np.testing.assert_allclose(picked, whole[np.arange(4), VALUES[2]], rtol=0, atol=0)
+
+
+def _logits_cost(h: Any, y: Any, W: Any, b: Any) -> tuple[Any, Any, int]:
+    """The language model's cost on logits ``h . W + b``, its softmax, and the line that adds the bias."""
+    logits = h.dot(W) + b
+    line = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
+    p = T.nnet.softmax(logits)
+    return -T.mean(T.log(p[T.arange(y.shape[0]), y])), p, line
+
+
+def _logsumexps(f: Any) -> list[tuple[bool, bool, bool]]:
+    return [(n.op.with_softmax, n.op.with_bias, n.op.scaled) for n in f.fgraph.nodes() if type(n.op) is LogSumExp]
+
+
+def test_a_softmax_cost_with_a_bias_is_one_pass_over_the_logits(mode: str) -> None:
+    """The language model's cost ``-mean(log(softmax(h . W + b)[arange(n), y]))`` and its gradients:
+    one LogSumExp adds the bias, and gives the softmax already multiplied by the gradient's factor per
+    row (the softmax's shape, also returned, is read from the logits); nothing else reads the product
+    ``h . W`` whole (neither ``h . W + b`` nor the unscaled softmax is written). Costs, gradients and
+    updated weights are those without these two passes, also for repeated targets and logits far
+    apart. A bias of the wrong length is the sum's error, and changes nothing."""
+    h, y = T.matrix("h"), T.ivector("y")
+    rng = np.random.default_rng(7)
+    weights = rng.normal(size=(3, 6))
+
+    def build(rewrite: Any) -> tuple[Any, list[Any], int]:
+        W, b = sf.shared(weights.copy(), name="W"), sf.shared(np.linspace(-1, 1, 6), name="b")
+        cost, p, line = _logits_cost(h, y, W, b)
+        gh, gW, gb = sf.grad(cost, [h, W, b])
+        f = sf.function([h, y], [cost, gh, p.shape[1]], updates=[(W, W - 0.5 * gW), (b, b - 0.5 * gb)], mode=mode,
+                        rewrite=rewrite)
+        return f, [W, b], line
+
+    f, shared, line = build(True)
+    reference, ref_shared, _ = build([n for n in PIPELINE if n not in ("softmax_bias", "softmax_scale")])
+    assert _logsumexps(f) == [(True, True, True)] and _logsumexps(reference) == [(True, False, False)]
+    product = next(n.outputs[0] for n in f.fgraph.nodes() if type(n.op).__name__ == "Dot")
+    readers = {type(r.op).__name__ for r in f.fgraph.clients()[product]}
+    assert readers == {"LogSumExp", "AdvancedSubtensor", "ShapeI"}, readers
+    softmax = next(n.outputs[0] for n in f.fgraph.nodes() if type(n.op) is LogSumExp)
+    assert [type(r.op).__name__ for r in f.fgraph.clients()[softmax]] == ["AdvancedIncSubtensor"]  # the targets
+    H = rng.normal(size=(5, 3)) * np.array([1, 1, 300, 1, 1])[:, None]
+    Y = np.array([2, 2, 0, 5, 2], "int32")
+    for _ in range(2):
+        for got, want in zip(f(H, Y) + [v.get_value() for v in shared],
+                             reference(H, Y) + [v.get_value() for v in ref_shared], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    W, b = (v.get_value() for v in shared)
+    shared[1].set_value(np.zeros(7))
+    with pytest.raises(sf.errors.SymflowError, match="the bias must have one entry per column") as error:
+        f(H, Y)
+    assert f"line {line}" in str(error.value)  # where h . W + b was written
+    np.testing.assert_array_equal(shared[0].get_value(), W)
+
+
+def test_softmax_rewrites_leave_a_softmax_read_whole_or_scaled_by_its_own_values(mode: str) -> None:
+    """The softmax keeps an output of its own when the graph also reads it whole (here, a returned
+    softmax), and when the factor of its rows depends on the softmax's values (a cost weighting each
+    log-probability by the probability): the bias is added in the pass all the same, and the
+    values are those without these two passes."""
+    x, y = T.matrix("x"), T.ivector("y")
+    b = sf.shared(np.linspace(-1, 1, 3), name="b")
+    p = T.nnet.softmax(x + b)
+    log_p = T.log(p[T.arange(y.shape[0]), y])
+    returned = [-log_p.mean(), sf.grad(-log_p.mean(), x), p]
+    weighted = -(T.exp(log_p) * log_p).mean()
+    for outputs in (returned, [weighted, sf.grad(weighted, x)]):
+        f = sf.function([x, y], outputs, mode=mode)
+        assert _logsumexps(f) == [(True, True, False)]
+        without = [n for n in PIPELINE if n not in ("softmax_bias", "softmax_scale")]
+        want = sf.function([x, y], outputs, mode=mode, rewrite=without)(VALUES[0], VALUES[2])
+        for got, expected in zip(f(VALUES[0], VALUES[2]), want, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
 def test_summed_outer_product_of_sliced_rows(mode: str) -> None:

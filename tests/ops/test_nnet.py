@@ -168,6 +168,66 @@ def test_logsumexp_of_rows(run: Any, check_infer_shape: Any) -> None:
         LogSumExp(False)(T.vector("v"))
 
 
+def test_logsumexp_with_a_bias_row_and_a_scaled_softmax(run: Any, check_infer_shape: Any) -> None:
+    """With a bias row ``b`` the rows are those of ``x + b``; ``scaled``, the softmax comes multiplied
+    by a column, one factor per row: each variant gives the values of the expression written out,
+    also for logits far apart and a factor of 0 or inf. Inputs of the wrong type or shape are errors."""
+    x, b, s = T.matrix("x"), T.row("b"), T.col("s")
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3, 5)) * np.array([1.0, 1.0, 800.0])[:, None]
+    B, S = rng.normal(size=(1, 5)) * 3, np.array([[-0.5], [0.0], [np.inf]])
+    outputs = [LogSumExp(False, True)(x, b), *LogSumExp(True, True)(x, b), *LogSumExp(True, False, True)(x, s),
+               *LogSumExp(True, True, True)(x, b, s)]
+    assert all(y.type == x.type for y in outputs[1::2]) and outputs[0].broadcastable == (False, True)
+
+    def lse(z: np.ndarray) -> np.ndarray:
+        top = z.max(axis=1, keepdims=True)
+        return top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))  # type: ignore[no-any-return]
+
+    Z = X + B
+    with np.errstate(invalid="ignore"):  # inf * 0 is nan, as in the product written out
+        expected = [lse(Z), _softmax(Z), lse(Z), _softmax(X) * S, lse(X), _softmax(Z) * S, lse(Z)]
+    for got, want in zip(run([x, b, s], outputs, X, B, S), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+    check_infer_shape([x, b, s], outputs, X, B, S)
+    with pytest.raises(sf.errors.ShapeError, match="the bias must have one entry per column"):
+        run([x, b], LogSumExp(True, True)(x, b), X, B[:, :4])
+    with pytest.raises(sf.errors.ShapeError, match="the scale must have one entry per row"):
+        run([x, s], LogSumExp(True, False, True)(x, s), X, S[:2])
+    with pytest.raises(TypeError, match="bias must be a row of float64"):
+        LogSumExp(False, True)(x, x)
+    with pytest.raises(TypeError, match="bias must be a row of float64"):
+        LogSumExp(False, True)(x, T.frow("f"))
+    with pytest.raises(TypeError, match="scale must be a column of float64"):
+        LogSumExp(True, False, True)(x, b)
+    with pytest.raises(TypeError, match="takes 3 inputs, got 2"):
+        LogSumExp(True, True, True)(x, b)
+    with pytest.raises(ValueError, match="only the softmax can be scaled"):
+        LogSumExp(False, False, True)
+
+
+@given(data=st.data())
+def test_gradients_of_logsumexp_with_bias_and_scale(verify_grads: Any, data: Any) -> None:
+    n, k = data.draw(st.integers(2, 4)), data.draw(st.integers(2, 4))
+    logits = data.draw(sst.arrays("float64", (n, k), -3, 3))
+    bias = data.draw(sst.arrays("float64", (1, k), -3, 3))
+    scale = data.draw(sst.arrays("float64", (n, 1), -2, 2))
+    verify_grads({
+        "logsumexp with a bias": (lambda x, b: LogSumExp(False, True)(x, b), [logits, bias]),
+        "softmax and logsumexp with a bias": (lambda x, b: _weighted(LogSumExp(True, True)(x, b)), [logits, bias]),
+        "scaled softmax": (lambda x, s: _weighted(LogSumExp(True, False, True)(x, s)), [logits, scale]),
+        "scaled softmax with a bias": (lambda x, b, s: _weighted(LogSumExp(True, True, True)(x, b, s)),
+                                       [logits, bias, scale]),
+        "only its logsumexp": (lambda x, b, s: LogSumExp(True, True, True)(x, b, s)[1], [logits, bias, scale]),
+    })
+
+
+def _weighted(outputs: list[Any]) -> Any:
+    """Both outputs of a LogSumExp in one value, the softmax's entries with different weights."""
+    y, lse = outputs
+    return (y * T.arange(y.shape[1]).astype("float64")).sum(axis=1) + lse[:, 0]
+
+
 def _both(x: Any) -> list[Any]:
     return SoftmaxAndLog()(x if x.ndim == 2 else x.dimshuffle("x", 0))  # type: ignore[no-any-return]
 

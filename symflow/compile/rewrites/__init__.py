@@ -45,6 +45,8 @@ PIPELINE = [
     "canonicalize",
     "share_softmax",
     "pick_log_softmax",
+    "softmax_bias",
+    "softmax_scale",
     "gemm",
     "fusion",
     "merge",

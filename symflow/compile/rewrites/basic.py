@@ -1,5 +1,6 @@
 """Generic passes: merge identical computations, fold constants, compute a softmax and a
-log-softmax of the same rows once, and read a log-softmax only where a graph reads it."""
+log-softmax of the same rows once, read a log-softmax only where a graph reads it, and fold the
+logits' bias and the gradient's factor per row into the pass that computes the rows' softmax."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from ...graph import Apply, Constant, Variable, rebuild
+from ...graph import Apply, Constant, Variable, ancestors, built_at, clone_replace, rebuild, toposort
 from ...ops import math as m
+from ...ops.elemwise import Elemwise
 from ...ops.nnet import LogSoftmax, LogSumExp, Softmax, SoftmaxAndLog
-from ...ops.shape import patternbroadcast, zeros_like
+from ...ops.shape import ShapeI, patternbroadcast, shape_i, zeros_like
 from ...ops.subtensor import AdvancedSubtensor, is_pairs
 from ..fgraph import FunctionGraph
 from . import register
@@ -133,9 +135,7 @@ def pick_log_softmax(fgraph: FunctionGraph) -> FunctionGraph:
         if type(node.op) in (LogSoftmax, SoftmaxAndLog) and node.outputs[-1].ndim == 2:
             lsm = node.outputs[-1]
             readers = clients.get(lsm, [])
-            if readers and all(r is not None and r.inputs[0] is lsm and lsm not in r.inputs[1:]
-                               and isinstance(r.op, AdvancedSubtensor) and is_pairs(r.op.idx, lsm, r.inputs[1:])
-                               for r in readers):
+            if readers and all(_picks_pairs(r, lsm) for r in readers):
                 picked.add(lsm)
     if not picked:
         return fgraph
@@ -156,3 +156,124 @@ def pick_log_softmax(fgraph: FunctionGraph) -> FunctionGraph:
         return None
 
     return rewrite_nodes(fgraph, local)
+
+
+def _picks_pairs(reader: Apply | None, x: Variable) -> bool:
+    """Whether ``reader`` is ``x[rows, cols]``, a pick of one entry per pair of indices."""
+    return (reader is not None and isinstance(reader.op, AdvancedSubtensor) and reader.inputs[0] is x
+            and x not in reader.inputs[1:] and is_pairs(reader.op.idx, x, reader.inputs[1:]))
+
+
+def _is_elementwise(node: Apply | None, name: str) -> bool:
+    return node is not None and isinstance(node.op, Elemwise) and node.op.scalar_op.name == name
+
+
+def _matrix_plus_row(z: Variable) -> tuple[Variable, Variable] | None:
+    """``(x, b)`` when ``z = x + b`` adds a row ``b`` to a matrix ``x`` of z's own type."""
+    node = z.owner
+    if not _is_elementwise(node, "add") or len(node.inputs) != 2 or z.ndim != 2:  # type: ignore[union-attr]
+        return None
+    a, b = node.inputs  # type: ignore[union-attr]
+    for x, row in ((a, b), (b, a)):
+        if x.type == z.type and row.dtype == z.dtype and row.broadcastable == (True, z.broadcastable[1]):
+            return x, row
+    return None
+
+
+@register("softmax_bias", scan_bodies=True)
+def softmax_bias(fgraph: FunctionGraph) -> FunctionGraph:
+    """The rows' log-sum-exp (and softmax) of ``x + b``, logits with their bias row, come from
+    ``x`` and ``b`` in one pass, and picks ``(x + b)[r, c]`` (a cross-entropy's) read
+    ``x[r, c] + b[0, c]``: the sum is never written."""
+    clients = fgraph.clients()
+    sums = set()  # x + b read only by LogSumExps, picks and shape lookups
+    for node in fgraph.nodes():
+        if type(node.op) is LogSumExp and not node.op.with_bias and _matrix_plus_row(node.inputs[0]):
+            z = node.inputs[0]
+            if all((r is not None and r.inputs[0] is z and z not in r.inputs[1:]
+                    and (type(r.op) is LogSumExp and not r.op.with_bias or type(r.op) is ShapeI))
+                   or _picks_pairs(r, z) for r in clients[z]):
+                sums.add(z)
+    if not sums:
+        return fgraph
+
+    def local(node: Apply) -> list[Variable] | None:
+        z = node.inputs[0] if node.inputs else None
+        if z not in sums:
+            return None
+        x, b = _matrix_plus_row(z)  # type: ignore[misc]
+        if type(node.op) is ShapeI:
+            return [shape_i(x, node.op.i)]
+        with built_at(z.owner.trace):  # type: ignore[union-attr]  # a bias that does not fit is the sum's error
+            if type(node.op) is LogSumExp:
+                op = LogSumExp(node.op.with_softmax, True, node.op.scaled)
+                return op.make_node(x, b, *node.inputs[1:]).outputs
+            rows, cols = node.inputs[1:]  # the same pairs (lengths, repeats, range checks) pick the bias
+            return [m.add(node.op(x, rows, cols), node.op(b, zeros_like(rows), cols))]
+
+    return rewrite_nodes(fgraph, local)
+
+
+def _scaled_softmax(node: Apply, clients: dict[Variable, list[Apply | None]]) -> tuple[Variable, Variable] | None:
+    """For a LogSumExp whose softmax ``y`` is read only as ``y * s`` or ``-(y * s)`` (and its shape),
+    with ``s`` a product of columns and numbers: that value and ``s`` (negated for the second form)."""
+    y = node.outputs[0]
+    readers = [r for r in clients.get(y, []) if r is None or type(r.op) is not ShapeI]
+    if len(readers) != 1 or not _is_elementwise(readers[0], "mul") or sum(v is y for v in readers[0].inputs) != 1:  # type: ignore[union-attr]
+        return None
+    product = readers[0].outputs[0]  # type: ignore[union-attr]
+    factors = [v for v in readers[0].inputs if v is not y]  # type: ignore[union-attr]
+    if product.type != y.type or not all(v.dtype == y.dtype and (v.ndim == 0 or v.broadcastable[-1]) for v in factors):
+        return None
+    scale = m.mul(*factors) if len(factors) > 1 else factors[0]
+    after = clients.get(product, [])
+    if len(after) == 1 and _is_elementwise(after[0], "neg") and after[0].outputs[0].type == y.type:  # type: ignore[union-attr]
+        product, scale = after[0].outputs[0], m.neg(scale)  # type: ignore[union-attr]
+    if scale.broadcastable != (y.broadcastable[0], True):
+        return None
+    return product, scale
+
+
+def _apart_from(v: Variable, avoid: set[Variable], depth: int = 8) -> Variable | None:
+    """``v`` computed without the values in ``avoid`` where it reads only their shapes (each
+    ``u.shape[i]`` through the shape rules of the ops that made ``u``), or None if it cannot be."""
+    def reads(u: Variable) -> bool:
+        return not avoid.isdisjoint(ancestors([u]))
+
+    if not reads(v):
+        return v
+    lengths = {}
+    for node in toposort([v]):
+        if type(node.op) is ShapeI and node.inputs[0].owner is not None and reads(node.inputs[0]):
+            u = node.inputs[0]
+            maker = u.owner
+            shapes = [tuple(shape_i(x, d) for d in range(x.ndim)) for x in maker.inputs]  # type: ignore[union-attr]
+            rule = maker.op.infer_shape(maker, shapes)  # type: ignore[union-attr]
+            lengths[node.outputs[0]] = rule[maker.outputs.index(u)][node.op.i]  # type: ignore[union-attr,attr-defined]
+    if not lengths or depth == 0:
+        return None
+    return _apart_from(clone_replace([v], lengths)[0], avoid, depth - 1)
+
+
+@register("softmax_scale", scan_bodies=True)
+def softmax_scale(fgraph: FunctionGraph) -> FunctionGraph:
+    """A LogSumExp's softmax read only times a column (a cross-entropy's gradient is
+    ``-softmax * row totals``) is written already multiplied, in the pass that computes it: the
+    softmax itself is never written."""
+    clients = fgraph.clients()
+    replace: dict[Variable, Variable] = {}
+    for node in fgraph.nodes():
+        if type(node.op) is LogSumExp and node.op.with_softmax and not node.op.scaled:
+            found = _scaled_softmax(node, clients)
+            scale = None if found is None else _apart_from(found[1], set(node.outputs))  # the column counts rows
+            if scale is None:
+                continue
+            with built_at(node.trace):
+                y, lse = LogSumExp(True, node.op.with_bias, True).make_node(*node.inputs, scale).outputs
+            replace[found[0]], replace[node.outputs[1]] = y, lse  # type: ignore[index]
+            for r in clients[node.outputs[0]]:
+                if r is not None and type(r.op) is ShapeI:  # y has the shape of the rows it is made from
+                    replace[r.outputs[0]] = shape_i(node.inputs[0], r.op.i)  # type: ignore[attr-defined]
+    if not replace or any(v in replace for v in ancestors(list(replace.values()), stop_at=replace)):
+        return fgraph  # a new value built on another's replaced one: leave the graph as it is
+    return fgraph.replace_outputs(clone_replace(fgraph.all_outputs, replace))
