@@ -239,8 +239,10 @@ class LogSumExp(Op):
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
         x, *extra = node.inputs
         *g_sm, g_lse = output_grads
-        z = m.add(x, extra[0]) if self.with_bias else x
-        y = node.outputs[0] if self.with_softmax and not self.scaled else Softmax()(z)
+        if self.with_softmax and not self.scaled:
+            y = node.outputs[0]
+        else:
+            y = Softmax()(m.add(x, extra[0]) if self.with_bias else x)
         parts, g_scale = [], None
         if g_sm and g_sm[0] is not None:
             g = g_sm[0]
@@ -389,8 +391,8 @@ def logsumexp_source(with_softmax: bool, with_bias: bool, scaled: bool) -> str:
     as a vector. Its log-sum-exp is the same ``top + log(total)`` as the kernels above subtract:
     ``z[i, j] - lse[i, 0]`` is their log-softmax. With a bias, each row of ``x + b`` is first
     written where the exponentials go (or into a row of its own), and the loops read it there:
-    adding ``b[j]`` inside them made a 20 x 2000 kernel 20 us slower, writing it first 6 us
-    (measured here; the sum as a pass of its own took 12 us)."""
+    adding ``b[j]`` inside them made a 20 x 2000 kernel about 20 us slower, writing it first 6-12 us
+    (measured here; the sum as a pass of its own took about 12 us)."""
     params = ", ".join(["x"] + ["b"] * with_bias + ["s"] * scaled + ["out"] * with_softmax + ["lse"])
     lse = "        lse[i, 0] = top + math.log(total)\n"
     where = "out[i, {j}]" if with_softmax else "z[{j}]"

@@ -203,7 +203,7 @@ def softmax_bias(fgraph: FunctionGraph) -> FunctionGraph:
             return None
         x, b = _matrix_plus_row(z)  # type: ignore[misc]
         if type(node.op) is ShapeI:
-            return [shape_i(x, node.op.i)]
+            return [_length_by_rule(node)]
         with built_at(z.owner.trace):  # type: ignore[union-attr]  # a bias that does not fit is the sum's error
             if type(node.op) is LogSumExp:
                 op = LogSumExp(node.op.with_softmax, True, node.op.scaled)
@@ -234,22 +234,28 @@ def _scaled_softmax(node: Apply, clients: dict[Variable, list[Apply | None]]) ->
     return product, scale
 
 
+def _length_by_rule(shape_node: Apply) -> Variable:
+    """``u.shape[i]`` for a ``ShapeI(i)(u)`` node, from the shape rule of the op that made ``u``
+    (so that it no longer reads ``u`` itself)."""
+    u = shape_node.inputs[0]
+    maker = u.owner
+    shapes = [tuple(shape_i(x, d) for d in range(x.ndim)) for x in maker.inputs]  # type: ignore[union-attr]
+    rule = maker.op.infer_shape(maker, shapes)  # type: ignore[union-attr]
+    return rule[maker.outputs.index(u)][shape_node.op.i]  # type: ignore[union-attr,attr-defined,no-any-return]
+
+
 def _apart_from(v: Variable, avoid: set[Variable], depth: int = 8) -> Variable | None:
     """``v`` computed without the values in ``avoid`` where it reads only their shapes (each
-    ``u.shape[i]`` through the shape rules of the ops that made ``u``), or None if it cannot be."""
-    def reads(u: Variable) -> bool:
-        return not avoid.isdisjoint(ancestors([u]))
-
-    if not reads(v):
+    ``u.shape[i]`` through ``_length_by_rule``), or None if it cannot be."""
+    nodes = toposort([v])
+    reading = set(avoid)  # the values that depend on those in ``avoid``
+    for node in nodes:
+        if not reading.isdisjoint(node.inputs):
+            reading.update(node.outputs)
+    if v not in reading:
         return v
-    lengths = {}
-    for node in toposort([v]):
-        if type(node.op) is ShapeI and node.inputs[0].owner is not None and reads(node.inputs[0]):
-            u = node.inputs[0]
-            maker = u.owner
-            shapes = [tuple(shape_i(x, d) for d in range(x.ndim)) for x in maker.inputs]  # type: ignore[union-attr]
-            rule = maker.op.infer_shape(maker, shapes)  # type: ignore[union-attr]
-            lengths[node.outputs[0]] = rule[maker.outputs.index(u)][node.op.i]  # type: ignore[union-attr,attr-defined]
+    lengths = {node.outputs[0]: _length_by_rule(node) for node in nodes
+               if type(node.op) is ShapeI and node.inputs[0] in reading and node.inputs[0].owner is not None}
     if not lengths or depth == 0:
         return None
     return _apart_from(clone_replace([v], lengths)[0], avoid, depth - 1)
@@ -273,7 +279,7 @@ def softmax_scale(fgraph: FunctionGraph) -> FunctionGraph:
             replace[found[0]], replace[node.outputs[1]] = y, lse  # type: ignore[index]
             for r in clients[node.outputs[0]]:
                 if r is not None and type(r.op) is ShapeI:  # y has the shape of the rows it is made from
-                    replace[r.outputs[0]] = shape_i(node.inputs[0], r.op.i)  # type: ignore[attr-defined]
+                    replace[r.outputs[0]] = _length_by_rule(r)
     if not replace or any(v in replace for v in ancestors(list(replace.values()), stop_at=replace)):
         return fgraph  # a new value built on another's replaced one: leave the graph as it is
     return fgraph.replace_outputs(clone_replace(fgraph.all_outputs, replace))
