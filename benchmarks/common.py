@@ -11,9 +11,12 @@ import importlib
 import importlib.util
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -230,10 +233,13 @@ def time_runs(run_once: Callable[[], object], repeats: int, warm_up: Callable[[]
               ) -> list[float]:
     """Seconds taken by each of ``repeats`` calls of ``run_once``, after one untimed ``warm_up()``
     (by default one ``run_once()``). The garbage collector is off during each timed call, as in ``timeit``.
+    In a child measured in turns, each call first waits for the parent's word (``_measure_in_turns``).
     """
     (warm_up or run_once)()
     seconds = []
     for _ in range(repeats):
+        if os.environ.get(TURNS_ENV):
+            _wait_for_turn()
         gc.collect()
         gc.disable()
         try:
@@ -358,8 +364,15 @@ def script_command(script: str, mode: str, quick: bool, repeats: int | None, *ex
 # frameworks had run in the same process). A child runs the same script with BENCH_ONLY naming the
 # one implementation to measure and prints that row as a JSON line. BENCH_IN_PROCESS=1 measures
 # everything in the calling process instead.
+#
+# The children take their timed runs in turns, one run each per round: this machine's speed drifts
+# within minutes (the same process ran one language-model pass at 21 and a later one at 38 us/token),
+# so timing one implementation after another would compare different stretches of time. A child
+# says BENCH_READY when it is idle, before each timed run, and waits for a line on stdin.
 ONLY_ENV = "BENCH_ONLY"
+TURNS_ENV = "BENCH_TURNS"
 ROW_PREFIX = "BENCH_ROW "
+READY = "BENCH_READY"
 CHILD_TIMEOUT_S = 3600
 
 
@@ -368,11 +381,13 @@ def run_variants(kind: str, symflow_mode: str, measure: Callable[[Trainer], Timi
                  ) -> list[Row]:
     """Build and measure each implementation of ``kind``; missing or failing ones become note rows.
 
-    With ``command`` (the script's own command line) each implementation runs in a fresh process.
+    With ``command`` (the script's own command line) each implementation runs in a fresh process,
+    and those processes take their timed runs in turns.
     """
     only = os.environ.get(ONLY_ENV)
     isolate = command is not None and only is None and os.environ.get("BENCH_IN_PROCESS") != "1"
-    rows = []
+    rows: list[Row] = []
+    in_children: list[tuple[int, Variant, str]] = []  # (row index, variant, BENCH_ONLY key)
     for v in variants(symflow_mode, kind, unit):
         key = f"{kind}|{unit}|{v.label}"
         if only is not None and only != key:
@@ -380,10 +395,11 @@ def run_variants(kind: str, symflow_mode: str, measure: Callable[[Trainer], Timi
         if not installed(v.requires):
             rows.append(Row(v.label, note=NOT_INSTALLED))
             continue
-        progress(f"  {kind}: {v.label}{' (own process)' if isolate else ''} ...")
         if isolate:
-            rows.append(_measure_in_child(v, key, list(command or [])))
+            in_children.append((len(rows), v, key))
+            rows.append(Row(v.label, note="not measured"))
             continue
+        progress(f"  {kind}: {v.label} ...")
         try:
             row = Row(v.label, measure(make(v)), "different model, for reference" if v.reference_only else "")
         except Exception as exc:  # one framework failing must not stop the others
@@ -392,23 +408,103 @@ def run_variants(kind: str, symflow_mode: str, measure: Callable[[Trainer], Timi
             samples = row.timing.samples if row.timing is not None else None
             print(ROW_PREFIX + json.dumps({"samples": samples, "note": row.note}), flush=True)
         rows.append(row)
+    if in_children:
+        measured = _measure_in_turns([(v, key) for _, v, key in in_children], list(command or []))
+        for (index, _, _), row in zip(in_children, measured, strict=True):
+            rows[index] = row
     return rows
 
 
-def _measure_in_child(v: Variant, key: str, command: list[str]) -> Row:
-    """Run ``command`` in a new process that measures only ``v``; its JSON line becomes the row."""
-    env = dict(os.environ, **{ONLY_ENV: key})
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return Row(v.label, note=f"failed: no result within {CHILD_TIMEOUT_S} s")
-    found = [line[len(ROW_PREFIX):] for line in done.stdout.splitlines() if line.startswith(ROW_PREFIX)]
-    if done.returncode != 0 or not found:
-        tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["(no stderr)"]
-        return Row(v.label, note=f"failed: child exited with {done.returncode}: {tail[0][:120]}")
-    result = json.loads(found[-1])
-    samples = result["samples"]
-    return Row(v.label, Timing(samples) if samples is not None else None, result["note"])
+def _wait_for_turn() -> None:
+    """In a child measured in turns: say that this process is idle, then wait for the parent's word."""
+    print(READY, flush=True)
+    if not sys.stdin.readline():
+        raise SystemExit("the benchmark's parent process has gone")
+
+
+def _measure_in_turns(jobs: Sequence[tuple[Variant, str]], command: list[str]) -> list[Row]:
+    """One child process per implementation; each builds and warms up while the others wait, then
+    the children take their timed runs in turns (the order reversed every round), one at a time."""
+    children = []
+    for v, key in jobs:
+        progress(f"  {key.split('|')[0]}: {v.label} (own process; building and warming up) ...")
+        children.append(_Child(v, key, command))
+    order = [c for c in children if c.ready]
+    rounds = 0
+    while order:
+        rounds += 1
+        for child in order:
+            child.take_turn()
+        order = [c for c in reversed(order) if c.ready]
+    progress(f"  timed runs taken in turns: {rounds} rounds")
+    return [c.row() for c in children]
+
+
+class _Child:
+    """One implementation measured in its own process, driven through its stdin and stdout."""
+
+    def __init__(self, variant: Variant, key: str, command: list[str]) -> None:
+        self.variant = variant
+        self.deadline = time.monotonic() + CHILD_TIMEOUT_S
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        env = dict(os.environ, **{ONLY_ENV: key, TURNS_ENV: "1"})
+        self.proc = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True, bufsize=1)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self.found: list[str] = []  # its JSON rows
+        self.ready = False
+        self.timed_out = False
+        self._advance()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def _advance(self) -> None:
+        """Read the child's output until it is idle again (ready) or has exited."""
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, self.deadline - time.monotonic()))
+            except queue.Empty:
+                self.proc.kill()
+                self.timed_out = True
+                line = None
+            if line is None:
+                self.ready = False
+                self.proc.wait()
+                return
+            if line == READY:
+                self.ready = True
+                return
+            if line.startswith(ROW_PREFIX):
+                self.found.append(line[len(ROW_PREFIX):])
+
+    def take_turn(self) -> None:
+        """Let the child take one timed run; return when it waits again or has finished."""
+        assert self.proc.stdin is not None
+        self.ready = False
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it exited after saying it was ready; _advance reads its end
+            pass
+        self._advance()
+
+    def row(self) -> Row:
+        """The child's table row, or a note saying how it failed."""
+        label = self.variant.label
+        if self.timed_out:
+            return Row(label, note=f"failed: no result within {CHILD_TIMEOUT_S} s")
+        if self.proc.returncode != 0 or not self.found:
+            self.stderr.seek(0)
+            tail = [line for line in self.stderr.read().strip().splitlines() if line.strip()][-1:] or ["(no stderr)"]
+            return Row(label, note=f"failed: child exited with {self.proc.returncode}: {tail[0][:120]}")
+        result = json.loads(self.found[-1])
+        samples = result["samples"]
+        return Row(label, Timing(samples) if samples is not None else None, result["note"])
 
 
 def print_tables(tables: Sequence[Table]) -> None:
