@@ -122,11 +122,12 @@ class LogSoftmax(Op):
         return [shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        # the softmax of the input, not exp(log-softmax): the rewrites then compute both in one
+        # pass (share_softmax), and a log-softmax read only at targets is never written whole
         (g,) = output_grads
-        y = node.outputs[0]
         if g is None:
             return [None]
-        return [m.sub(g, m.mul(m.exp(y), sum_(g, axis=-1, keepdims=True)))]
+        return [m.sub(g, m.mul(Softmax()(node.inputs[0]), sum_(g, axis=-1, keepdims=True)))]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
@@ -171,6 +172,10 @@ class SoftmaxAndLog(Op):
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
         return [(y, True) for y in type(self)()(values[0])]
+
+
+#: the row-wise ops whose outputs have their input's shape (rewrites read that shape from the input)
+ROW_NORMALISED = (Softmax, LogSoftmax, SoftmaxAndLog)
 
 
 class LogSumExp(Op):

@@ -56,6 +56,9 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
         "a picked log-softmax and the softmax": (T.nnet.log_softmax(x - 1)[y[:1], y].sum()
                                                  + T.nnet.softmax(x - 1)[::-1]),
     }
+    lsm = T.nnet.log_softmax(x + 1)  # a cost counting its rows from the log-softmax, and its accuracy
+    hits = T.eq(T.argmax(lsm, axis=1), y).sum()
+    out["a log-softmax cost and its accuracy"] = sf.grad(-lsm[T.arange(lsm.shape[0]), y].mean(), x) * hits
     with_bias = x * 2 + v  # logits and their bias row
     sm, lse = LogSumExp(True)(with_bias)
     out["a log-sum-exp of rows with a bias"] = with_bias[T.arange(y.shape[0]), y] - lse[:, 0]
@@ -294,6 +297,85 @@ def test_softmax_rewrites_leave_a_softmax_read_whole_or_scaled_by_its_own_values
         want = sf.function([x, y], outputs, mode=mode, rewrite=without)(VALUES[0], VALUES[2])
         for got, expected in zip(f(VALUES[0], VALUES[2]), want, strict=True):
             np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_a_log_softmax_cost_and_its_accuracy_are_one_pass_over_the_logits(mode: str) -> None:
+    """A cost written with ``log_softmax`` as ``models/`` writes it (the rows counted from the
+    log-softmax, the accuracy from its argmax) takes the same passes as the book's
+    ``log(softmax)``: one LogSumExp gives the softmax scaled by the gradient's factor per row,
+    which only the targets' increment reads; no (log-)softmax is written whole, and the argmax
+    reads the logits (their sum with the bias, so that sum stays). Values and updated weights are
+    those without rewrites, also for repeated targets and logits far apart."""
+    h, y = T.matrix("h"), T.ivector("y")
+    rng = np.random.default_rng(3)
+    weights = rng.normal(size=(3, 6))
+
+    def build(rewrite: Any) -> tuple[Any, list[Any]]:
+        W, b = sf.shared(weights.copy(), name="W"), sf.shared(np.linspace(-1, 1, 6), name="b")
+        lp = T.nnet.log_softmax(h.dot(W) + b)
+        cost = -lp[T.arange(lp.shape[0]), y].mean()
+        hits = T.eq(T.argmax(lp, axis=1), y).sum()
+        gh, gW, gb = sf.grad(cost, [h, W, b])
+        f = sf.function([h, y], [cost, hits, gh], updates=[(W, W - 0.5 * gW), (b, b - 0.5 * gb)], mode=mode,
+                        rewrite=rewrite)
+        return f, [W, b]
+
+    f, shared = build(True)
+    reference, ref_shared = build(False)
+    ops = [type(n.op).__name__ for n in f.fgraph.nodes()]
+    assert not {"LogSoftmax", "SoftmaxAndLog", "Softmax"} & set(ops), ops
+    assert not [n for n in f.fgraph.nodes() if type(n.op).__name__ == "Reduce" and n.op.axis == (1,)]  # row totals
+    assert _logsumexps(f) == [(True, False, True)]
+    lse = next(n for n in f.fgraph.nodes() if type(n.op) is LogSumExp)
+    assert [type(r.op).__name__ for r in f.fgraph.clients()[lse.outputs[0]]] == ["AdvancedIncSubtensor"]
+    assert {type(r.op).__name__ for r in f.fgraph.clients()[lse.inputs[0]]} >= {"ArgReduce"}
+    H = rng.normal(size=(5, 3)) * np.array([1, 1, 300, 1, 1])[:, None]
+    Y = np.array([2, 2, 0, 5, 2], "int32")
+    for _ in range(2):
+        for got, want in zip(f(H, Y) + [v.get_value() for v in shared],
+                             reference(H, Y) + [v.get_value() for v in ref_shared], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, arg, axis, keepdims, row", [
+    (T.nnet.softmax, T.argmax, 1, False, [0.0, 1e-17, -3.0]),
+    (T.nnet.log_softmax, T.argmax, -1, False, [0.0, 1e-17, -3.0]),
+    (T.nnet.log_softmax, T.argmax, 1, True, [0.0, 1e-17, -3.0]),
+    (T.nnet.softmax, T.argmin, 1, False, [0.0, -800.0, -900.0]),  # both underflow to 0 in the softmax
+])
+def test_argmax_of_a_softmax_is_the_logits_argmax(mode: str, make: Any, arg: Any, axis: int, keepdims: bool,
+                                                  row: list[float]) -> None:
+    """The argmax (or argmin) of a (log-)softmax along its rows is read from the logits; where
+    rounding made two entries of a row equal (the last row), it is the index of the larger
+    (smaller) logit."""
+    x = T.matrix("x")
+    f = sf.function([x], arg(make(x), axis=axis, keepdims=keepdims), mode=mode)
+    assert [type(n.op).__name__ for n in f.fgraph.nodes()] == ["ArgReduce"]
+    values = np.vstack([VALUES[0], [row]])
+    want = (np.argmax if arg is T.argmax else np.argmin)(values, axis=1)
+    np.testing.assert_array_equal(f(values), want[:, None] if keepdims else want)
+    rounded = sf.function([x], arg(make(x), axis=axis, keepdims=keepdims), mode=mode, rewrite=False)(values)
+    assert np.ravel(rounded)[-1] != want[-1]  # the tie that rounding made in the (log-)softmax
+
+
+def test_argmax_of_a_softmax_down_its_columns_keeps_the_softmax(mode: str) -> None:
+    """Along the other axis the softmax does not keep the order, so that argmax reads it."""
+    x = T.matrix("x")
+    f = sf.function([x], T.argmax(T.nnet.softmax(x), axis=0), mode=mode)
+    assert "Softmax" in [type(n.op).__name__ for n in f.fgraph.nodes()]
+    values = np.array([[0.0, 5.0, 1.0], [4.0, 0.0, 1.0]])  # column 0's largest softmax entry is in row 0
+    e = np.exp(values - values.max(axis=1, keepdims=True))
+    want = np.argmax(e / e.sum(axis=1, keepdims=True), axis=0)
+    assert not np.array_equal(want, np.argmax(values, axis=0))
+    np.testing.assert_array_equal(f(values), want)
+
+
+def test_shape_of_a_softmax_is_read_from_its_input(mode: str) -> None:
+    """Counting a (log-)softmax's rows or columns computes no softmax."""
+    x = T.matrix("x")
+    f = sf.function([x], [T.nnet.softmax(x).shape[0], T.nnet.log_softmax(x).shape[1]], mode=mode)
+    assert not {"Softmax", "LogSoftmax"} & {type(n.op).__name__ for n in f.fgraph.nodes()}
+    assert [int(v) for v in f(VALUES[0])] == [4, 3]
 
 
 def test_summed_outer_product_of_sliced_rows(mode: str) -> None:

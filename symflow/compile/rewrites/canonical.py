@@ -15,13 +15,14 @@ from ...graph import Apply, Constant, Variable, ancestors
 from ...ops import math as m
 from ...ops.dot import dot
 from ...ops.elemwise import Elemwise
-from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
-from ...ops.reduce import Reduce
+from ...ops.nnet import ROW_NORMALISED, LogSoftmax, Softmax, SoftmaxGrad
+from ...ops.reduce import ArgReduce, Reduce
 from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1, Subtensor, length_one_picks
 from ..fgraph import FunctionGraph
 from . import register
 from .basic import rewrite_nodes
+from .stability import same_shape
 
 Rule = Callable[[Apply], "list[Variable] | None"]
 RULES: dict[type, list[Rule]] = {}
@@ -289,7 +290,7 @@ def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
         summed = total.owner
         if (y.ndim == 2 and summed is not None and isinstance(summed.op, Reduce) and summed.op.kind == "sum"
                 and summed.op.axis == (1,) and summed.op.keepdims and summed.inputs[0] is g
-                and _is_length(zeros.owner.inputs[1], y, 0) and _is_length(zeros.owner.inputs[2], y, 1)
+                and same_shape(zeros, y)
                 and y.dtype == g.dtype):
             # the same pairs with every column 0: each row's total, as a column
             column = alloc(Constant(np.zeros((), g.dtype)), zeros.owner.inputs[1], 1)
@@ -432,6 +433,29 @@ def slices_before_dimshuffle(node: Apply) -> list[Variable] | None:
         return None
     out = dimshuffle(op(x.owner.inputs[0], *node.inputs[1:]), order)
     return [out] if _same_type(out, node.outputs[0]) else None
+
+
+@rule(ShapeI)
+def shape_of_softmax(node: Apply) -> list[Variable] | None:
+    """A dimension of a (log-)softmax is that of its input: counting its rows (``T.arange(lp.shape[0])``)
+    does not keep the whole (log-)softmax for the passes that avoid writing it."""
+    x = node.inputs[0]
+    if x.owner is None or type(x.owner.op) not in ROW_NORMALISED:
+        return None
+    return [ShapeI(node.op.i)(x.owner.inputs[0])]  # type: ignore[attr-defined]
+
+
+@rule(ArgReduce)
+def argmax_of_softmax(node: Apply) -> list[Variable] | None:
+    """The (log-)softmax keeps the order within each row, so its argmax (or argmin) along the rows
+    is the logits' (where rounding made two entries equal, the index of the larger logit)."""
+    op: Any = node.op
+    x = node.inputs[0]
+    if x.owner is None or type(x.owner.op) not in ROW_NORMALISED:
+        return None
+    if op.axis != x.ndim - 1 and not (op.axis is None and x.ndim == 1):
+        return None
+    return [ArgReduce(op.kind, op.axis, op.keepdims)(x.owner.inputs[0])]
 
 
 @rule(ShapeI)

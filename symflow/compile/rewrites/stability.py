@@ -14,7 +14,7 @@ from __future__ import annotations
 from ...graph import Apply, Variable, rebuild
 from ...ops import math as m
 from ...ops.elemwise import Elemwise
-from ...ops.nnet import LogSoftmax, Softmax, SoftmaxGrad
+from ...ops.nnet import ROW_NORMALISED, LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import sum as sum_
 from ...ops.shape import Alloc, DimShuffle, ShapeI, SpecifyBroadcastable, shape_i
 from ...ops.subtensor import (
@@ -103,8 +103,8 @@ def same_expr(a: Variable, b: Variable, depth: int = 8) -> bool:
 
 def same_shape(a: Variable, b: Variable, depth: int = 8) -> bool:
     """Whether two arrays certainly have the same shape: the same value; an array made or written
-    with the other's shape (``zeros_like(y)``, an increment of such); the same view of two arrays
-    of the same shape."""
+    with the other's shape (``zeros_like(y)``, an increment of such); a (log-)softmax and its
+    input; the same view of two arrays of the same shape."""
     if a.ndim != b.ndim:
         return False
     if same_expr(a, b, depth):
@@ -117,7 +117,7 @@ def same_shape(a: Variable, b: Variable, depth: int = 8) -> bool:
             continue
         if isinstance(node.op, Alloc):
             return all(same_expr(n, shape_i(v, d), depth - 1) for d, n in enumerate(node.inputs[1:]))
-        if type(node.op) in READER:
+        if type(node.op) in READER or type(node.op) in ROW_NORMALISED:
             return same_shape(node.inputs[0], v, depth - 1)
     na, nb = a.owner, b.owner
     if na is None or nb is None or not isinstance(na.op, VIEWS) or na.op != nb.op:
