@@ -238,6 +238,19 @@ def _logsumexps(f: Any) -> list[tuple[bool, bool, bool]]:
     return [(n.op.with_softmax, n.op.with_bias, n.op.scaled) for n in f.fgraph.nodes() if type(n.op) is LogSumExp]
 
 
+def _two_steps_agree(f: Any, shared: list[Any], reference: Any, ref_shared: list[Any], rng: Any
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Two train steps give the same outputs and weights in ``f`` and ``reference``, on logits far
+    apart and repeated targets; returns those inputs."""
+    H = rng.normal(size=(5, 3)) * np.array([1, 1, 300, 1, 1])[:, None]
+    Y = np.array([2, 2, 0, 5, 2], "int32")
+    for _ in range(2):
+        for got, want in zip(f(H, Y) + [v.get_value() for v in shared],
+                             reference(H, Y) + [v.get_value() for v in ref_shared], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    return H, Y
+
+
 def test_a_softmax_cost_with_a_bias_is_one_pass_over_the_logits(mode: str) -> None:
     """The language model's cost ``-mean(log(softmax(h . W + b)[arange(n), y]))`` and its gradients:
     one LogSumExp adds the bias, and gives the softmax already multiplied by the gradient's factor per
@@ -265,12 +278,7 @@ def test_a_softmax_cost_with_a_bias_is_one_pass_over_the_logits(mode: str) -> No
     assert readers == {"LogSumExp", "AdvancedSubtensor", "ShapeI"}, readers
     softmax = next(n.outputs[0] for n in f.fgraph.nodes() if type(n.op) is LogSumExp)
     assert [type(r.op).__name__ for r in f.fgraph.clients()[softmax]] == ["AdvancedIncSubtensor"]  # the targets
-    H = rng.normal(size=(5, 3)) * np.array([1, 1, 300, 1, 1])[:, None]
-    Y = np.array([2, 2, 0, 5, 2], "int32")
-    for _ in range(2):
-        for got, want in zip(f(H, Y) + [v.get_value() for v in shared],
-                             reference(H, Y) + [v.get_value() for v in ref_shared], strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    H, Y = _two_steps_agree(f, shared, reference, ref_shared, rng)
     W, b = (v.get_value() for v in shared)
     shared[1].set_value(np.zeros(7))
     with pytest.raises(sf.errors.SymflowError, match="the bias must have one entry per column") as error:
@@ -329,12 +337,7 @@ def test_a_log_softmax_cost_and_its_accuracy_are_one_pass_over_the_logits(mode: 
     lse = next(n for n in f.fgraph.nodes() if type(n.op) is LogSumExp)
     assert [type(r.op).__name__ for r in f.fgraph.clients()[lse.outputs[0]]] == ["AdvancedIncSubtensor"]
     assert {type(r.op).__name__ for r in f.fgraph.clients()[lse.inputs[0]]} >= {"ArgReduce"}
-    H = rng.normal(size=(5, 3)) * np.array([1, 1, 300, 1, 1])[:, None]
-    Y = np.array([2, 2, 0, 5, 2], "int32")
-    for _ in range(2):
-        for got, want in zip(f(H, Y) + [v.get_value() for v in shared],
-                             reference(H, Y) + [v.get_value() for v in ref_shared], strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    _two_steps_agree(f, shared, reference, ref_shared, rng)
 
 
 @pytest.mark.parametrize("make, arg, axis, keepdims, row", [
