@@ -366,7 +366,7 @@ def script_command(script: str, mode: str, quick: bool, repeats: int | None, *ex
 # everything in the calling process instead.
 #
 # The children take their timed runs in turns, one run each per round: this machine's speed drifts
-# within minutes (the same process ran one language-model pass at 21 and a later one at 38 us/token),
+# within minutes (one process ran language-model passes at 20.5 to 37.6 us/token over two minutes),
 # so timing one implementation after another would compare different stretches of time. A child
 # says BENCH_READY when it is idle, before each timed run, and waits for a line on stdin.
 ONLY_ENV = "BENCH_ONLY"
