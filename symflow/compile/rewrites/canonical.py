@@ -41,7 +41,9 @@ def rule(*op_types: type) -> Callable[[Rule], Rule]:
 
 @register("canonicalize", scan_bodies=True)
 def canonicalize(fgraph: FunctionGraph) -> FunctionGraph:
-    """Simplify: x*1, x+0, double negation, nested dimshuffles, shape lookups, constant switches."""
+    """Simplify: x*1, x+0, double negation, nested dimshuffles, shape lookups, constant switches.
+
+    Each rule below says what it does; among them, the argmax of a softmax is read from its logits."""
 
     def local(node: Apply) -> list[Variable] | None:
         for fn in RULES.get(type(node.op), ()):
