@@ -388,6 +388,10 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Variable:
 
 
 def _to_matrix(x: Variable, n_rows_dims: int) -> Variable:
+    """``x`` as a matrix whose rows are its first ``n_rows_dims`` axes (``x`` itself when it is one
+    already: a weight matrix's gradient is then a bare matrix product, as the gemm rewrite looks for)."""
+    if x.ndim == 2 and n_rows_dims == 1:
+        return x
     rows: Any = 1
     for d in range(n_rows_dims):
         rows = m.mul(rows, shape_i(x, d))

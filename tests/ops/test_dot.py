@@ -166,6 +166,21 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
     })
 
 
+def test_dot_of_a_3d_array_and_a_matrix_leaves_the_matrix_as_it_is(run: Any) -> None:
+    """``dot(x, W)`` for a 3-d ``x`` (a layer applied at every step) reshapes ``x`` into rows but
+    reads ``W`` as it is: ``W``'s gradient is one matrix product with no reshape around it (which
+    the gemm rewrite of a momentum step needs)."""
+    x, b = T.tensor3("x"), T.matrix("b")
+    y = T.dot(x, b)
+    readers = sorted(type(n.op).__name__ for n in sf.graph.toposort([y]) if b in n.inputs)
+    assert readers == ["Dot", "ShapeI"]  # its values, and its column count for the result's shape
+    gb = sf.grad((y * y).sum(), b)
+    assert type(gb.owner.op) is Dot
+    got_y, got_gb = run([x, b], [y, gb], X3, B)
+    np.testing.assert_allclose(got_y, np.dot(X3, B), rtol=1e-12)
+    np.testing.assert_allclose(got_gb, X3.reshape(-1, 4).T @ (2 * np.dot(X3, B)).reshape(-1, 2), rtol=1e-12)
+
+
 def test_gradient_dtypes_follow_inputs() -> None:
     x, w = T.fmatrix("x"), T.dmatrix("w")
     gx, gw = sf.grad(T.dot(x, w).sum(), [x, w])
