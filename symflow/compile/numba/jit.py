@@ -306,7 +306,6 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(_
 
 
 @functools.cache
-@functools.cache
 def support_fingerprint() -> str:
     """A hash of ``runtime.py`` and this file, whose code (intrinsics, pipelines) is compiled into
     symflow's kernels (read once per process: every fixed kernel's cache locator asks)."""

@@ -203,7 +203,7 @@ def softmax_bias(fgraph: FunctionGraph) -> FunctionGraph:
             return None
         x, b = _matrix_plus_row(z)  # type: ignore[misc]
         if type(node.op) is ShapeI:
-            return [_length_by_rule(node)]
+            return [length_by_rule(node)]
         with built_at(z.owner.trace):  # type: ignore[union-attr]  # a bias that does not fit is the sum's error
             if type(node.op) is LogSumExp:
                 op = LogSumExp(node.op.with_softmax, True, node.op.scaled)
@@ -234,7 +234,7 @@ def _scaled_softmax(node: Apply, clients: dict[Variable, list[Apply | None]]) ->
     return product, scale
 
 
-def _length_by_rule(shape_node: Apply) -> Variable:
+def length_by_rule(shape_node: Apply) -> Variable:
     """``u.shape[i]`` for a ``ShapeI(i)(u)`` node, from the shape rule of the op that made ``u``
     (so that it no longer reads ``u`` itself)."""
     u = shape_node.inputs[0]
@@ -246,7 +246,7 @@ def _length_by_rule(shape_node: Apply) -> Variable:
 
 def _apart_from(v: Variable, avoid: set[Variable], depth: int = 8) -> Variable | None:
     """``v`` computed without the values in ``avoid`` where it reads only their shapes (each
-    ``u.shape[i]`` through ``_length_by_rule``), or None if it cannot be."""
+    ``u.shape[i]`` through ``length_by_rule``), or None if it cannot be."""
     nodes = toposort([v])
     reading = set(avoid)  # the values that depend on those in ``avoid``
     for node in nodes:
@@ -254,7 +254,7 @@ def _apart_from(v: Variable, avoid: set[Variable], depth: int = 8) -> Variable |
             reading.update(node.outputs)
     if v not in reading:
         return v
-    lengths = {node.outputs[0]: _length_by_rule(node) for node in nodes
+    lengths = {node.outputs[0]: length_by_rule(node) for node in nodes
                if type(node.op) is ShapeI and node.inputs[0] in reading and node.inputs[0].owner is not None}
     if not lengths or depth == 0:
         return None
@@ -279,7 +279,7 @@ def softmax_scale(fgraph: FunctionGraph) -> FunctionGraph:
             replace[found[0]], replace[node.outputs[1]] = y, lse  # type: ignore[index]
             for r in clients[node.outputs[0]]:
                 if r is not None and type(r.op) is ShapeI:  # y has the shape of the rows it is made from
-                    replace[r.outputs[0]] = _length_by_rule(r)
+                    replace[r.outputs[0]] = length_by_rule(r)
     if not replace or any(v in replace for v in ancestors(list(replace.values()), stop_at=replace)):
         return fgraph  # a new value built on another's replaced one: leave the graph as it is
     return fgraph.replace_outputs(clone_replace(fgraph.all_outputs, replace))

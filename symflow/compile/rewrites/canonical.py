@@ -21,7 +21,7 @@ from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable,
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1, Subtensor, length_one_picks
 from ..fgraph import FunctionGraph
 from . import register
-from .basic import rewrite_nodes
+from .basic import length_by_rule, rewrite_nodes
 from .stability import same_shape
 
 Rule = Callable[[Apply], "list[Variable] | None"]
@@ -444,7 +444,7 @@ def shape_of_softmax(node: Apply) -> list[Variable] | None:
     x = node.inputs[0]
     if x.owner is None or type(x.owner.op) not in ROW_NORMALISED:
         return None
-    return [ShapeI(node.op.i)(x.owner.inputs[0])]  # type: ignore[attr-defined]
+    return [length_by_rule(node)]
 
 
 @rule(ArgReduce)
