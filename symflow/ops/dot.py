@@ -143,7 +143,9 @@ class BatchedDot(Op):
 
 
 class Gemm(Op):
-    """``beta * c + alpha * (a @ b)`` for matrices, with constant ``alpha`` and ``beta`` (BLAS's gemm).
+    """``beta * c + alpha * (a @ b)`` for matrices (BLAS's gemm), with constant ``alpha`` and
+    ``beta``; a fourth input, a scalar, multiplies ``alpha`` at run time (a learning rate given as
+    a shared variable or an argument).
 
     Not built by users: the ``gemm`` rewrite makes it from a momentum step or an SGD update
     (``mu * v - lr * dot(x, y)``), so that the product is added into the shared variable's array
@@ -155,40 +157,53 @@ class Gemm(Op):
     def __init__(self, alpha: float, beta: float) -> None:
         self.alpha, self.beta = float(alpha), float(beta)
 
-    def make_node(self, c: Variable, a: Variable, b: Variable) -> Apply:
+    def make_node(self, c: Variable, a: Variable, b: Variable, scale: Variable | None = None) -> Apply:
         c, a, b = as_variable(c), as_variable(a), as_variable(b)
         if (c.ndim, a.ndim, b.ndim) != (2, 2, 2) or not dtypes.is_float(c.dtype) or not c.dtype == a.dtype == b.dtype:
             raise TypeError(f"Gemm takes three float matrices of one dtype, got {c.describe()}, {a.describe()} "
                             f"and {b.describe()}")
-        return Apply(self, [c, a, b], [c.type])
+        inputs = [c, a, b]
+        if scale is not None:
+            scale = as_variable(scale)
+            if scale.ndim != 0 or scale.dtype != c.dtype:
+                raise TypeError(f"Gemm's scale must be a {c.dtype} scalar, got {scale.describe()}")
+            inputs.append(scale)
+        return Apply(self, inputs, [c.type])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        c, a, b = inputs
+        c, a, b, *scale = inputs
         if a.shape[1] != b.shape[0] or c.shape != (a.shape[0], b.shape[1]):
             raise ValueError(f"gemm of shapes {c.shape}, {a.shape} and {b.shape}: a @ b must have c's shape")
-        dtype = node.outputs[0].dtype
-        return [np.asarray(self.beta * c + self.alpha * np.dot(a, b), dtype=dtype)]
+        alpha = self.alpha * scale[0] if scale else self.alpha
+        return [np.asarray(self.beta * c + alpha * np.dot(a, b), dtype=node.outputs[0].dtype)]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
-        c, a, b = node.inputs
+        c, a, b, *scale = node.inputs
         (g,) = output_grads
         if g is None:
-            return [None, None, None]
-        return [m.mul(self.beta, g), m.mul(self.alpha, dot(g, b.T)), m.mul(self.alpha, dot(a.T, g))]
+            return [None] * len(node.inputs)
+        alpha = m.mul(self.alpha, scale[0]) if scale else self.alpha
+        grads = [m.mul(self.beta, g), m.mul(alpha, dot(g, b.T)), m.mul(alpha, dot(a.T, g))]
+        if scale:
+            from .reduce import sum as sum_
+
+            grads.append(m.mul(self.alpha, sum_(m.mul(g, dot(a, b)))))
+        return grads  # type: ignore[return-value]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
     def numba_check(self, node: Apply, cg: Any, rows: str, cols: str) -> None:
         """Check that ``a @ b`` has ``rows`` x ``cols`` entries (the result's shape)."""
-        c, a, b = node.inputs
+        a, b = node.inputs[1:3]
         cg.check(f"{cg.dim(a, 1)} != {cg.dim(b, 0)}", node, "inner dimensions differ")
         cg.check(f"{cg.dim(a, 0)} != {rows} or {cg.dim(b, 1)} != {cols}", node, "a @ b does not have c's shape")
 
     def numba_call(self, node: Apply, cg: Any, out: str) -> str:
         """The statement adding the product into ``out``, which holds ``c``."""
-        _, a, b = node.inputs
-        return f"{cg.kernel(gemm)}({self.alpha!r}, {cg.value(a)}, {cg.value(b)}, {self.beta!r}, {out})"
+        _, a, b, *scale = node.inputs
+        alpha = f"{self.alpha!r} * {cg.value(scale[0])}" if scale else repr(self.alpha)
+        return f"{cg.kernel(gemm)}({alpha}, {cg.value(a)}, {cg.value(b)}, {self.beta!r}, {out})"
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
         c = node.inputs[0]
@@ -267,11 +282,13 @@ def gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
     """Kernel: out = alpha * (a @ b) + beta * out for matrices (the caller checked the shapes): BLAS
     above ``BLAS_THRESHOLD`` multiply-adds when it can read the arrays as they are (a transposed
     view is read transposed, without a copy), else loops. BLAS is column-major: out's memory holds
-    out.T, which is b.T @ a.T."""
+    out.T, which is b.T @ a.T. A zero ``alpha`` (a run-time scale) takes the loops, which keep a
+    nan or inf of the product as the graph would: reference BLAS skips the product then (the
+    OpenBLAS that NumPy and SciPy ship here does not)."""
     m, k = a.shape
     n = b.shape[1]
     item = out.itemsize
-    if m * n * k > BLAS_THRESHOLD:
+    if m * n * k > BLAS_THRESHOLD and alpha != 0:
         trans_out, ld_out = blas_layout(out.strides[0], out.strides[1], n, m, item)  # BLAS writes rows as they are
         trans_b, ld_b = blas_layout(b.strides[0], b.strides[1], n, k, item)
         trans_a, ld_a = blas_layout(a.strides[0], a.strides[1], k, m, item)

@@ -1160,6 +1160,64 @@ def test_a_large_update_adds_its_product_in_place_by_blas(sgd: bool) -> None:
     np.testing.assert_array_equal(V.get_value(), before[1])
 
 
+@pytest.mark.parametrize("rate", ["shared", "negated shared", "argument", "float32 argument"])
+def test_a_learning_rate_given_at_run_time_scales_the_gemm(rate: str) -> None:
+    """A momentum step whose learning rate is a shared scalar or an argument (the book's
+    ``T.scalar('learning_rate')``; a float32 one is cast, as the product casts it), also written
+    ``0.9 * V + -(lr * g)``, is one Gemm that
+    reads the rate at each call, in V's own array. Values agree with the NumPy backend as the rate
+    changes, also at 0 with a nan in the gradient, which stays nan (BLAS would drop it)."""
+    X = T.matrix("X")
+    x = np.random.default_rng(6).normal(size=(20, 64))
+    dtype = "float32" if rate.startswith("float32") else "float64"
+    results = {}
+    for mode in ("py", "numba"):
+        rng = np.random.default_rng(5)
+        W = sf.shared(rng.normal(size=(64, 80)) * 0.1, name="W")
+        V = sf.shared(np.zeros((64, 80)), name="V")
+        held = "shared" in rate
+        lr = sf.shared(np.array(0.1), name="lr") if held else T.scalar("lr", dtype=dtype)
+        g = sf.grad((T.tanh(X.dot(W)) ** 2).sum(), W)
+        step = 0.9 * V + -(lr * g) if rate == "negated shared" else 0.9 * V - lr * g
+        f = sf.function([X] if held else [X, lr], [], updates=[(V, step), (W, W + step)], mode=mode)
+        values = []
+        for k, value in enumerate([0.1, 0.05, 0.0]):
+            if held:
+                lr.set_value(np.array(value))
+            data = np.where(np.arange(64) == 3, np.nan, x) if value == 0 else x
+            f(data) if held else f(data, np.array(value, dtype))
+            values.append(V.get_value())
+            if k < 2:
+                assert np.isfinite(values[-1]).all()
+        assert np.isnan(values[-1]).any()
+        results[mode] = values
+    (gemm,) = [n for n in f.fgraph.nodes() if type(n.op).__name__ == "Gemm"]
+    assert len(gemm.inputs) == 4 and (gemm.op.alpha, gemm.op.beta) == (-1.0, 0.9)
+    scale = gemm.inputs[3]
+    assert (scale.owner.inputs[0] if dtype == "float32" else scale) is (lr if held else f.fgraph.inputs[1])
+    assert V in f._run.cg.in_place
+    for got, want in zip(results["numba"], results["py"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_a_run_time_factor_on_the_variable_keeps_its_update_elementwise() -> None:
+    """Gemm's ``beta`` is a constant: with a momentum held in a shared scalar, the step stays an
+    element loop (and agrees with the NumPy backend)."""
+    X = T.matrix("X")
+    x = np.random.default_rng(6).normal(size=(20, 64))
+    values = {}
+    for mode in ("py", "numba"):
+        W = sf.shared(np.random.default_rng(5).normal(size=(64, 80)) * 0.1, name="W")
+        V = sf.shared(np.ones((64, 80)), name="V")
+        mu = sf.shared(np.array(0.9), name="mu")
+        g = sf.grad((T.tanh(X.dot(W)) ** 2).sum(), W)
+        f = sf.function([X], [], updates=[(V, mu * V - 0.1 * g)], mode=mode)
+        f(x)
+        values[mode] = V.get_value()
+    assert "Gemm" not in [type(n.op).__name__ for n in f.fgraph.nodes()]
+    np.testing.assert_allclose(values["numba"], values["py"], rtol=1e-9)
+
+
 def test_updates_that_stay_elementwise() -> None:
     """No Gemm for a matrix below ``MIN_ELEMENTS``, or with a zero coefficient on the variable
     (``0 * nan`` is nan, which BLAS would drop); a Gemm whose product reads the variable itself

@@ -282,5 +282,33 @@ def test_gemm_types_shapes_and_gradients(run: Any, verify_grads: Any) -> None:
         run([c, a, b], Gemm(1.0, 2.0)(c, a, b), np.ones((2, 2)), np.ones((2, 3)), np.ones((3, 4)))
     with pytest.raises(ShapeError, match="gemm of shapes"):
         run([c, a, b], Gemm(1.0, 2.0)(c, a, b), np.ones((2, 4)), np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(TypeError, match="Gemm's scale must be a float64 scalar, got .*float32"):
+        Gemm(1.0, 1.0)(c, a, b, T.fscalar("s"))
+    with pytest.raises(TypeError, match=r"Gemm's scale must be a float64 scalar, got .s. \(float64 vector\)"):
+        Gemm(1.0, 1.0)(c, a, b, T.vector("s"))
     points = [RNG.normal(size=(3, 2)), RNG.normal(size=(3, 4)), RNG.normal(size=(4, 2))]
-    verify_grads({"gemm": (lambda c, a, b: Gemm(-0.5, 0.75)(c, a, b), points)})
+    verify_grads({"gemm": (lambda c, a, b: Gemm(-0.5, 0.75)(c, a, b), points),
+                  "scaled": (lambda c, a, b, s: Gemm(-0.5, 0.75)(c, a, b, s), [*points, np.array(1.3)])})
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gemm_scale_multiplies_alpha_at_run_time(run: Any, dtype: str) -> None:
+    """``Gemm(alpha, beta)(c, a, b, s)`` is ``beta * c + alpha * s * (a @ b)``, in loops and in BLAS.
+    With ``s = 0`` a nan or inf in the operands still reaches the result, as in ``0 * (a @ b)``
+    (BLAS would skip the product)."""
+    c, a, b = (T.matrix(name, dtype=dtype) for name in "cab")
+    s = T.scalar("s", dtype=dtype)
+    out = Gemm(-0.5, 0.25)(c, a, b, s)
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    for m, k, n in [(5, 3, 2), (40, 30, 30)]:
+        x, y = RNG.normal(size=(m, k)).astype(dtype), RNG.normal(size=(k, n)).astype(dtype)
+        z = RNG.normal(size=(m, n)).astype(dtype)
+        for scale in (2.0, -0.1):
+            got = run([c, a, b, s], out, z, x, y, np.asarray(scale, dtype))
+            np.testing.assert_allclose(got, 0.25 * z - 0.5 * scale * (x @ y), rtol=tolerance, atol=tolerance)
+        x[0, 0], y[0, 1] = np.nan, np.inf
+        got = run([c, a, b, s], out, z, x, y, np.asarray(0.0, dtype))
+        assert np.isnan(got[0]).all() and np.isnan(got[:, 1]).all(), (m, k, n)
+        rest = np.ones(got.shape, bool)
+        rest[0], rest[:, 1] = False, False
+        np.testing.assert_allclose(got[rest], 0.25 * z[rest], rtol=tolerance)

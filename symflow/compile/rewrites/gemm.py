@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import dtypes
 from ...graph import Apply, Constant, Variable
+from ...ops import math as m
 from ...ops.dot import Dot, Gemm
 from ...ops.elemwise import Elemwise
+from ...ops.shape import DimShuffle
 from ...shared import SharedVariable
 from ..fgraph import FunctionGraph
 from . import register
@@ -32,48 +35,63 @@ def _scalar(x: Variable) -> float | None:
     return None
 
 
-def _scaled(x: Variable, readers: dict[Variable, list[Apply | None]], reader: Apply) -> tuple[float, Variable]:
-    """``(alpha, y)`` with ``x = alpha * y``: through a product with a constant, or a negation,
-    that only ``reader`` reads; else ``(1, x)``."""
+def _runtime_scalar(x: Variable) -> Variable | None:
+    """The scalar ``s`` when ``x`` is ``s`` broadcast to more dimensions (a learning rate held in a
+    shared variable or given as an argument, in ``lr * g``), else None."""
+    node = x.owner
+    if node is not None and isinstance(node.op, DimShuffle) and node.inputs[0].ndim == 0:
+        return node.inputs[0]
+    return None
+
+
+def _scaled(x: Variable, readers: dict[Variable, list[Apply | None]],
+            reader: Apply) -> tuple[float, Variable | None, Variable]:
+    """``(alpha, s, y)`` with ``x = alpha * s * y`` (``s`` a run-time scalar, or None for 1):
+    through negations and products with a constant or a broadcast scalar that only ``reader``
+    reads; else ``(1, None, x)``."""
     node = x.owner
     if node is None or not isinstance(node.op, Elemwise) or readers.get(x) != [reader]:
-        return 1.0, x
+        return 1.0, None, x
     name = node.op.scalar_op.name
     if name == "neg":
-        return -1.0, node.inputs[0]
+        alpha, scale, y = _scaled(node.inputs[0], readers, node)
+        return -alpha, scale, y
     if name == "mul":
         for pos in (0, 1):
             alpha = _scalar(node.inputs[pos])
             if alpha is not None:
-                return alpha, node.inputs[1 - pos]
-    return 1.0, x
+                return alpha, None, node.inputs[1 - pos]
+            scale = _runtime_scalar(node.inputs[pos])
+            if scale is not None and dtypes.is_float(scale.dtype) and dtypes.upcast(scale.dtype, x.dtype) == x.dtype:
+                return 1.0, m.cast(scale, x.dtype), node.inputs[1 - pos]  # the product casts it too
+    return 1.0, None, x
 
 
 def as_gemm(e: Variable, target: SharedVariable, readers: dict[Variable, list[Apply | None]]) -> Variable | None:
     """``e`` as a ``Gemm`` adding into ``target``, if ``e`` is ``beta * target + alpha * dot(a, b)``
-    (in either order, with ``+`` or ``-``), both coefficients nonzero (``0 * nan`` is nan, which
-    BLAS would not give), every value of one dtype and shape pattern, and the product read by
-    nothing else."""
+    (in either order, with ``+`` or ``-``; ``alpha`` may carry a run-time scalar factor), both
+    constant coefficients nonzero (``0 * nan`` is nan, which BLAS would not give), every value of
+    one dtype and shape pattern, and the product read by nothing else."""
     node = e.owner
     if (node is None or not isinstance(node.op, Elemwise) or node.op.scalar_op.name not in ("add", "sub")
             or target.ndim != 2 or e.broadcastable != target.broadcastable or e.dtype != target.dtype):
         return None
-    (c0, x0), (c1, x1) = (_scaled(x, readers, node) for x in node.inputs)
+    (c0, s0, x0), (c1, s1, x1) = (_scaled(x, readers, node) for x in node.inputs)
     if node.op.scalar_op.name == "sub":
         c1 = -c1
-    for (beta, c), (alpha, product) in (((c0, x0), (c1, x1)), ((c1, x1), (c0, x0))):
+    for (beta, beta_scale, c), (alpha, scale, product) in (((c0, s0, x0), (c1, s1, x1)), ((c1, s1, x1), (c0, s0, x0))):
         dot_node = product.owner
-        if (c is target and dot_node is not None and isinstance(dot_node.op, Dot) and alpha != 0 and beta != 0
-                and all(v.ndim == 2 and v.dtype == e.dtype for v in dot_node.inputs)
+        if (c is target and beta_scale is None and dot_node is not None and isinstance(dot_node.op, Dot)
+                and alpha != 0 and beta != 0 and all(v.ndim == 2 and v.dtype == e.dtype for v in dot_node.inputs)
                 and product.broadcastable == e.broadcastable and len(readers.get(product, [])) == 1):
-            return Gemm(alpha, beta)(target, *dot_node.inputs)  # type: ignore[no-any-return]
+            return Gemm(alpha, beta)(target, *dot_node.inputs, scale)  # type: ignore[no-any-return]
     return None
 
 
 @register("gemm")
 def gemm(fgraph: FunctionGraph) -> FunctionGraph:
-    """A shared matrix's update ``beta * p + alpha * dot(a, b)`` (a momentum step, an SGD step)
-    becomes one Gemm, computed in place."""
+    """A shared matrix's update ``beta * p + alpha * dot(a, b)`` (a momentum step, an SGD step,
+    also with a learning rate given at run time) becomes one Gemm, computed in place."""
     readers = fgraph.clients()
     targets: dict[Apply, SharedVariable] = {}
     for sv, e in fgraph.updates:
