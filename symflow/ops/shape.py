@@ -234,7 +234,11 @@ def shape_i(x: Any, i: int) -> Variable:
 
 # ---------------------------------------------------------------------------------------------
 class Reshape(Op):
-    """Reshape ``x`` to a shape given as an int64 vector (one entry may be -1)."""
+    """Reshape ``x`` to a shape given as ``ndim`` integer scalars (as ``reshape`` builds it from a
+    tuple) or as one int64 vector; one entry may be -1.
+
+    Scalars are read as they are: the generated code builds no shape vector, and an entry that is a
+    dimension's length or a nonnegative constant needs no test for -1."""
 
     __props__ = ("ndim", "broadcastable")
 
@@ -242,15 +246,25 @@ class Reshape(Op):
         self.ndim = ndim
         self.broadcastable = broadcastable
 
-    def make_node(self, x: Variable, shp: Variable) -> Apply:
+    def make_node(self, x: Variable, *shape: Variable) -> Apply:
         x = as_variable(x)
-        shp = as_variable(shp)
-        if shp.ndim != 1 or not dtypes.is_int(shp.dtype):
-            raise TypeError(f"reshape needs an integer vector shape, got {shp.describe()}")
-        return Apply(self, [x, shp], [TensorType(x.dtype, self.broadcastable)])
+        entries = [as_variable(s) for s in shape]
+        if len(entries) == 1 and entries[0].ndim == 1:
+            if not dtypes.is_int(entries[0].dtype):
+                raise TypeError(f"reshape needs an integer vector shape, got {entries[0].describe()}")
+        elif len(entries) != self.ndim or any(e.ndim != 0 or not dtypes.is_int(e.dtype) for e in entries):
+            raise TypeError(f"reshape to {self.ndim} dimensions needs {self.ndim} integer scalars or one integer "
+                            f"vector, got {', '.join(e.describe() for e in entries) or 'nothing'}")
+        return Apply(self, [x, *entries], [TensorType(x.dtype, self.broadcastable)])
+
+    @staticmethod
+    def takes_vector(node: Apply) -> bool:
+        """Whether ``node``'s shape is one vector (else one scalar per dimension)."""
+        return len(node.inputs) == 2 and node.inputs[1].ndim == 1
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        x, shp = inputs
+        x, *entries = inputs
+        shp = entries[0] if self.takes_vector(node) else entries
         if len(shp) != self.ndim:
             raise ValueError(f"reshape to {self.ndim} dimensions got a shape of length {len(shp)}")
         try:
@@ -264,50 +278,84 @@ class Reshape(Op):
         return [out]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
-        x, _ = node.inputs
+        x = node.inputs[0]
         (g,) = output_grads
+        rest: list[Variable | None] = [None] * (len(node.inputs) - 1)
         if g is None or dtypes.is_discrete(x.dtype):
-            return [None, None]
-        return [reshape(g, shape(x), ndim=x.ndim, broadcastable=x.broadcastable), None]
+            return [None, *rest]
+        lengths = tuple(shape_i(x, d) for d in range(x.ndim))
+        return [reshape(g, lengths, broadcastable=x.broadcastable), *rest]
+
+    def entries(self, node: Apply) -> list[Variable]:
+        """The shape's entries as integer scalars."""
+        from .subtensor import getitem
+
+        if self.takes_vector(node):
+            return [getitem(node.inputs[1], i) for i in range(self.ndim)]
+        return list(node.inputs[1:])
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         from .reduce import prod
-        from .subtensor import getitem
 
-        x, shp = node.inputs
+        x = node.inputs[0]
         size = prod(shape(x))
-        entries = [getitem(shp, i) for i in range(self.ndim)]
-        known = prod(shp)  # contains the -1 when there is one
+        entries = self.entries(node)
+        known = as_variable(1, "int64")  # the product of the entries, with the -1 when there is one
+        for e in entries:
+            known = m.mul(known, e)
         out = []
         for d, e in enumerate(entries):
             if self.broadcastable[d]:
                 out.append(as_variable(1, "int64"))
+            elif _nonnegative(e):
+                out.append(e)
             else:
                 out.append(m.switch(m.eq(e, -1), m.int_div(size, m.neg(known)), e))
         return [tuple(out)]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        """A view of the contiguous data with the new dims (one may be -1, resolved here)."""
-        x, shp = node.inputs
+        """A view of the contiguous data with the new dims; an entry that may be -1 is resolved here."""
+        x = node.inputs[0]
         y = node.outputs[0]
-        src, s = cg.value(x), cg.value(shp)
+        src = cg.value(x)
         size = " * ".join(cg.shape_tuple(x)) or "1"
-        cg.check(f"{s}.shape[0] != {self.ndim}", node, "shape vector of the wrong length")
-        dims = [cg.fresh("d") for _ in range(self.ndim)]
-        known, missing = cg.fresh("known"), cg.fresh("missing")
-        cg.emit(f"{known} = 1")
-        cg.emit(f"{missing} = -1")
-        for i, d in enumerate(dims):
-            cg.emit(f"{d} = {s}[{i}]")
-            with cg.block(f"if {d} == -1:"):
-                cg.emit(f"{missing} = {i}")
-            with cg.block("else:"):
-                cg.emit(f"{known} *= {d}")
-        for i, d in enumerate(dims):
-            with cg.block(f"if {missing} == {i}:"):
-                cg.emit(f"{d} = ({size}) // {known} if {known} > 0 else 0")
+        if self.takes_vector(node):
+            s = cg.value(node.inputs[1])
+            cg.check(f"{s}.shape[0] != {self.ndim}", node, "shape vector of the wrong length")
+            entries = [(f"{s}[{i}]", True) for i in range(self.ndim)]
+        else:
+            entries = [(cg.value(e), not _nonnegative(e)) for e in node.inputs[1:]]
+        maybe = [i for i, (_, may_be_missing) in enumerate(entries) if may_be_missing]
+        # flatten's case: the one entry that may be -1 is the constant -1, resolved without tests
+        inferred = maybe[0] if len(maybe) == 1 and constant_value(node.inputs[1 + maybe[0]]) == -1 \
+            and not self.takes_vector(node) else None
+        dims = []  # a name or literal per entry; those that may be -1 get a name of their own
+        for i, (expr, may_be_missing) in enumerate(entries):
+            if may_be_missing or not (expr.isidentifier() or expr.isdigit()):
+                dims.append(cg.fresh("d"))
+                if i != inferred:
+                    cg.emit(f"{dims[-1]} = {expr}")
+            else:
+                dims.append(expr)
+        if inferred is not None:
+            known = " * ".join(d for i, d in enumerate(dims) if i != inferred)
+            cg.emit(f"{dims[inferred]} = ({size}) // ({known}) if {known} > 0 else 0" if known
+                    else f"{dims[inferred]} = {size}")
+            maybe = []
+        if maybe:
+            known, missing = cg.fresh("known"), cg.fresh("missing")
+            cg.emit(f"{known} = {' * '.join(d for i, d in enumerate(dims) if i not in maybe) or '1'}")
+            cg.emit(f"{missing} = -1")
+            for i in maybe:
+                with cg.block(f"if {dims[i]} == -1:"):
+                    cg.emit(f"{missing} = {i}")
+                with cg.block("else:"):
+                    cg.emit(f"{known} *= {dims[i]}")
+            for i in maybe:
+                with cg.block(f"if {missing} == {i}:"):
+                    cg.emit(f"{dims[i]} = ({size}) // {known} if {known} > 0 else 0")
         total = " * ".join(dims) or "1"
-        cg.check(f"{total} != {size} or {known} < 0", node, "cannot reshape")
+        cg.check(f"{total} != {size}" + (f" or {known} < 0" if maybe else ""), node, "cannot reshape")
         name = cg.new_name(y, "rs")
         if self.ndim == 0:
             cg.emit(f"{name} = {cg.elem(x, ['0'] * x.ndim)}" if x.ndim else f"{name} = {src}")
@@ -319,12 +367,32 @@ class Reshape(Op):
             cg.view(y, x)
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
-        x, shp = values
-        if batched[1]:
+        x, *shape = values
+        if any(batched[1:]):
             return None
-        lead = dimshuffle(shape_i(x, 0), ("x",))
-        full = Join(0)(lead, m.cast(shp, "int64"))
-        return [(Reshape(self.ndim + 1, (False,) + self.broadcastable)(x, full), True)]
+        op = Reshape(self.ndim + 1, (False,) + self.broadcastable)
+        if self.takes_vector(node):
+            full = Join(0)(dimshuffle(shape_i(x, 0), ("x",)), m.cast(shape[0], "int64"))
+            return [(op(x, full), True)]
+        return [(op(x, shape_i(x, 0), *shape), True)]
+
+
+def _nonnegative(e: Variable) -> bool:
+    """Whether the integer scalar ``e`` cannot be negative (so not -1): a dimension's length
+    (``shape_i(x, d)`` or ``x.shape[d]``), a nonnegative constant, or a product or cast of such."""
+    from .subtensor import Subtensor
+
+    value = constant_value(e)
+    if value is not None:
+        return bool(value >= 0)
+    node = e.owner
+    if node is None:
+        return False
+    if isinstance(node.op, ShapeI) or (isinstance(node.op, Subtensor) and node.inputs[0].owner is not None
+                                       and isinstance(node.inputs[0].owner.op, Shape)):
+        return True
+    name = getattr(getattr(node.op, "scalar_op", None), "name", "")
+    return (name == "mul" or name.startswith("cast_int")) and all(_nonnegative(x) for x in node.inputs)
 
 
 def reshape(x: Any, newshape: Any, ndim: int | None = None, broadcastable: tuple[bool, ...] | None = None) -> Variable:
@@ -339,8 +407,7 @@ def reshape(x: Any, newshape: Any, ndim: int | None = None, broadcastable: tuple
             raise ValueError(f"reshape: at most one -1 in {tuple(newshape)}")
         if broadcastable is None:
             broadcastable = tuple(constant_value(e) == 1 for e in entries)
-        ndim = len(entries)
-        shp = stack(entries) if entries else as_variable(np.zeros(0, dtype="int64"))
+        return Reshape(len(entries), tuple(broadcastable))(x, *entries)  # type: ignore[no-any-return]
     else:
         shp = as_variable(newshape)
         if ndim is None:

@@ -10,8 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import symflow as sf
 import symflow.tensor as T
 from symflow.errors import ShapeError
+from symflow.ops.shape import Reshape
+from symflow.shapes import infer_shapes
 from symflow.testing import strategies as sst
 
 X3 = np.arange(24.0).reshape(2, 3, 4)
@@ -66,6 +69,51 @@ def test_reshape_errors(run: Any) -> None:
         x.reshape(T.lvector("s"))
     with pytest.raises(ValueError, match="flatten"):
         x.flatten(3)
+
+
+def test_reshape_entries_that_may_be_minus_one(run: Any) -> None:
+    """A symbolic entry may be -1 at run time, alone or beside a length; two -1s, or a shape vector
+    of the wrong length, are errors."""
+    x, n = T.tensor3("x"), T.lscalar("n")
+    outputs = [x.reshape((n, 4)), x.reshape((n, x.shape[2], 2)), x.reshape((x.shape[0], n))]
+    for got, want in zip(run([x, n], outputs, X3, -1), [(6, 4), (3, 4, 2), (2, 12)], strict=True):
+        np.testing.assert_array_equal(got, X3.reshape(want))
+    with pytest.raises(ShapeError, match="cannot reshape"):
+        run([x, n], x.reshape((n, -1)), X3, -1)
+    s = T.lvector("s")
+    with pytest.raises(ShapeError, match="wrong length|got a shape of length 1"):
+        run([x, s], x.reshape(s, ndim=2), X3, np.array([24]))
+    with pytest.raises(TypeError, match="needs 2 integer scalars or one integer vector, got 'n'"):
+        Reshape(2, (False, False))(x, n)
+
+
+def test_reshape_by_lengths_builds_no_shape_vector() -> None:
+    """A shape given as a tuple is one scalar per dimension, also in a reshape's gradient: no shape
+    vector is built, and lengths, their products and nonnegative constants are not tested for -1."""
+    x = T.tensor3("x")
+    out = x.reshape((x.shape[0] * x.shape[1], -1))
+    assert [i.ndim for i in out.owner.inputs] == [3, 0, 0]
+    assert infer_shapes([out], [x])[0][0] is out.owner.inputs[1]  # the length itself, not a test for -1
+    cost = (out**2).sum() + (x.flatten(2) * 3).sum() + (x.reshape((x.shape[2], 6)) ** 3).sum()
+    f = sf.function([x], [out, sf.grad(cost, x)], mode="numba")
+    assert not {"Join", "Shape", "MakeVector"} & {type(n.op).__name__ for n in f.fgraph.nodes()}
+    assert "np.full" not in f.source and "missing" not in f.source
+    got, g = f(X3)
+    np.testing.assert_array_equal(got, X3.reshape(6, 4))
+    np.testing.assert_allclose(g, 2 * X3 + 3 + 3 * X3**2)
+
+
+def test_reshape_of_a_sequence_element_moves_out_of_the_loop(mode: str) -> None:
+    """Reshaping each step's element, by lengths or by a vector, becomes one reshape of the whole
+    sequence before the loop, and the loop goes."""
+    X, s = T.tensor3("X"), T.lvector("s")
+    (a, b), _ = sf.scan(lambda x_t: [x_t.reshape((-1,)), x_t.reshape(s, ndim=1) * 2], sequences=X)
+    f = sf.function([X, s], [a, b], mode=mode)
+    names = [type(n.op).__name__ for n in f.fgraph.nodes()]
+    assert "Scan" not in names and names.count("Reshape") == 2
+    got_a, got_b = f(X3, np.array([12]))
+    np.testing.assert_array_equal(got_a, X3.reshape(2, 12))
+    np.testing.assert_array_equal(got_b, 2 * X3.reshape(2, 12))
 
 
 def test_shape_queries(run: Any) -> None:
