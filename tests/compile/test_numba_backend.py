@@ -1164,9 +1164,9 @@ def test_a_large_update_adds_its_product_in_place_by_blas(sgd: bool) -> None:
 def test_a_learning_rate_given_at_run_time_scales_the_gemm(rate: str) -> None:
     """A momentum step whose learning rate is a shared scalar or an argument (the book's
     ``T.scalar('learning_rate')``; a float32 one is cast, as the product casts it), also written
-    ``0.9 * V + -(lr * g)``, is one Gemm that
-    reads the rate at each call, in V's own array. Values agree with the NumPy backend as the rate
-    changes, also at 0 with a nan in the gradient, which stays nan (BLAS would drop it)."""
+    ``0.9 * V + -(lr * g)``, is one Gemm that reads the rate at each call, in V's own array. Values
+    agree with the NumPy backend as the rate changes, also at 0 with a nan in the gradient, which
+    stays nan (reference BLAS would drop it)."""
     X = T.matrix("X")
     x = np.random.default_rng(6).normal(size=(20, 64))
     dtype = "float32" if rate.startswith("float32") else "float64"

@@ -295,7 +295,7 @@ def test_gemm_types_shapes_and_gradients(run: Any, verify_grads: Any) -> None:
 def test_gemm_scale_multiplies_alpha_at_run_time(run: Any, dtype: str) -> None:
     """``Gemm(alpha, beta)(c, a, b, s)`` is ``beta * c + alpha * s * (a @ b)``, in loops and in BLAS.
     With ``s = 0`` a nan or inf in the operands still reaches the result, as in ``0 * (a @ b)``
-    (BLAS would skip the product)."""
+    (reference BLAS would skip the product)."""
     c, a, b = (T.matrix(name, dtype=dtype) for name in "cab")
     s = T.scalar("s", dtype=dtype)
     out = Gemm(-0.5, 0.25)(c, a, b, s)
