@@ -327,11 +327,11 @@ class Reshape(Op):
             entries = [(cg.value(e), not _nonnegative(e)) for e in node.inputs[1:]]
         maybe = [i for i, (_, may_be_missing) in enumerate(entries) if may_be_missing]
         # flatten's case: the one entry that may be -1 is the constant -1, resolved without tests
-        inferred = maybe[0] if len(maybe) == 1 and constant_value(node.inputs[1 + maybe[0]]) == -1 \
-            and not self.takes_vector(node) else None
-        dims = []  # a name or literal per entry; those that may be -1 get a name of their own
+        inferred = maybe[0] if not self.takes_vector(node) and len(maybe) == 1 \
+            and constant_value(node.inputs[1 + maybe[0]]) == -1 else None
+        dims = []  # a name per entry: the value's own, or a new one (for an expression, or one that may be -1)
         for i, (expr, may_be_missing) in enumerate(entries):
-            if may_be_missing or not (expr.isidentifier() or expr.isdigit()):
+            if may_be_missing or not expr.isidentifier():
                 dims.append(cg.fresh("d"))
                 if i != inferred:
                     cg.emit(f"{dims[-1]} = {expr}")
