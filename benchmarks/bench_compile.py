@@ -13,6 +13,7 @@ lengths (10-30). torch runs eagerly and has nothing to compile.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
@@ -35,8 +36,13 @@ CHILD_TIMEOUT_S = 1800
 def child(framework: str, unit: str, mode: str) -> dict[str, float]:
     """Build the language model in ``framework`` and time each phase (runs in the fresh process)."""
     t0 = time.perf_counter()
+    recording = contextlib.ExitStack()
+    numba_events = None
     if framework == "symflow":
         import models_symflow as models
+        from numba.core import event
+
+        numba_events = recording.enter_context(event.install_recorder("numba:compile"))  # nested compiles
         options: dict[str, Any] = {"mode": mode}
     elif framework.startswith("pytensor:"):
         import models_pytensor as models
@@ -55,8 +61,32 @@ def child(framework: str, unit: str, mode: str) -> dict[str, float]:
     for x, y in common.one_per_length() if framework == "jax" else common.one_per_length()[:1]:
         float(trainer.train(x, y))
     t3 = time.perf_counter()
-    return {"import": t1 - t0, "build": t2 - t1, "first_calls": t3 - t2, "total": t3 - t1,
-            "function": getattr(trainer, "compile_seconds", float("nan"))}
+    timings = {"import": t1 - t0, "build": t2 - t1, "first_calls": t3 - t2, "total": t3 - t1,
+               "function": getattr(trainer, "compile_seconds", float("nan"))}
+    recording.close()
+    if numba_events is not None:
+        timings.update(numba_breakdown(numba_events.buffer))
+    return timings
+
+
+def numba_breakdown(buffer: list[tuple[float, Any]]) -> dict[str, float]:
+    """Where Numba's compile time went, from its ``numba:compile`` events (each function's start and
+    end, nested: kernels compile while the main function's types are inferred): how many functions
+    it compiled, the seconds of the outermost compiles, and of the functions nested in them."""
+    depth, started, outer, nested, count = 0, [], 0.0, 0.0, 0
+    for at, ev in buffer:
+        if ev.is_start:
+            depth += 1
+            started.append(at)
+            count += 1
+        else:
+            depth -= 1
+            seconds = at - started.pop()
+            if depth == 0:
+                outer += seconds
+            elif depth == 1:
+                nested += seconds
+    return {"numba_functions": count, "numba_outer": outer, "numba_nested": nested}
 
 
 # -- the parent: spawn cold and warm children with their own cache directories ----------------------------
@@ -135,8 +165,13 @@ def _breakdown(runs: list[dict[str, float]]) -> str:
     """Median import, model-build (with function() inside it) and first-call times of some runs."""
     med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     inside = "" if math.isnan(med["function"]) else f" (function() {med['function']:.2f} s)"
+    numba = ""
+    if med.get("numba_functions"):
+        numba = (f"; Numba compiled {med['numba_functions']:.0f} functions in {med['numba_outer']:.2f} s: "
+                 f"the kernels {med['numba_nested']:.2f} s, the rest (main function) "
+                 f"{med['numba_outer'] - med['numba_nested']:.2f} s")
     return (f"import {med['import']:.2f} s, model build {med['build']:.2f} s{inside}, "
-            f"first call(s) {med['first_calls']:.2f} s")
+            f"first call(s) {med['first_calls']:.2f} s{numba}")
 
 
 def main() -> None:
