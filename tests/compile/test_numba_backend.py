@@ -1260,3 +1260,70 @@ def test_a_product_that_does_not_fit_its_variable_is_an_error() -> None:
         with pytest.raises(SymflowError, match="gemm of shapes"):
             f(np.ones(a), np.ones(b))
         np.testing.assert_allclose(V.get_value(), 0.9 - 0.5)
+
+
+x86_only = pytest.mark.skipif(not __import__("symflow.compile.numba.runtime", fromlist=["_X86"])._X86,
+                              reason="FTZ and DAZ are set on x86 CPUs only")
+
+
+def _numpy_keeps_subnormals() -> bool:
+    """Whether this thread's arithmetic still gives subnormal results (FTZ off)."""
+    return bool(np.float64(1e-300) * np.float64(1e-10) != 0)
+
+
+@x86_only
+def test_compiled_calls_flush_subnormals_and_restore_the_callers_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``config.flush_subnormals`` (the default) a compiled call gives zero for a subnormal result
+    and reads a subnormal operand as zero (on x86 a subnormal makes an operation ~50 times slower);
+    the NumPy backend keeps both; after the call this thread's arithmetic keeps them again. With the
+    setting off, compiled code keeps them too."""
+    x = T.vector("x")
+    tiny = np.array([1e-300, 1.0, -1e-300, 1e-310])
+    scaled = sf.function([x], x * 1e-10, mode="numba")
+    doubled = sf.function([x], x * 2.0, mode="numba")
+    grown = sf.function([x], x * 1e10, mode="numba")  # 1e-310 * 1e10 is a normal number
+    assert "runtime.flush_subnormals()" in scaled.source and "runtime.restore_fp_control(" in scaled.source
+    np.testing.assert_array_equal(scaled(tiny), [0.0, 1e-10, 0.0, 0.0])  # results flushed
+    assert np.signbit(scaled(tiny)[2])
+    np.testing.assert_array_equal(doubled(tiny), [2e-300, 2.0, -2e-300, 0.0])
+    np.testing.assert_array_equal(grown(tiny), [1e-290, 1e10, -1e-290, 0.0])  # the subnormal operand reads as 0
+    assert _numpy_keeps_subnormals()
+    py = sf.function([x], x * 1e-10, mode="py")
+    np.testing.assert_array_equal(py(tiny), tiny * 1e-10)
+    assert py(tiny)[0] != 0
+    monkeypatch.setattr(sf.config, "flush_subnormals", False)
+    kept = sf.function([x], x * 1e-10, mode="numba")
+    assert "fp_control" not in kept.source
+    np.testing.assert_array_equal(kept(tiny), tiny * 1e-10)
+
+
+class HalfSquareFailingOnce(HalfSquare):
+    """``HalfSquare`` whose perform raises once after ``armed`` is set (a call that raises, then
+    succeeds when the wrapper runs it again on the general path)."""
+
+    armed = False
+
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        if HalfSquareFailingOnce.armed:
+            HalfSquareFailingOnce.armed = False
+            raise ValueError("HalfSquareFailingOnce failed once")
+        return super().perform(node, inputs)
+
+
+@x86_only
+def test_a_compiled_call_that_raises_turns_flushing_off_again() -> None:
+    """A call whose object-mode block raises returns without restoring the control register itself:
+    the wrapper turns FTZ and DAZ off, on the general path (the error is explained and raised) and on
+    the fast one (whose call, run again on the general path, would otherwise keep them on)."""
+    x = T.vector("x")
+    f = sf.function([x], HalfSquare()(x * 1e-10).sum(), mode="numba")
+    assert "objmode" in f.source and "fp_control" in f.source
+    assert f(np.array([1e-300, 2.0])) == pytest.approx(2e-20)
+    with pytest.raises(SymflowError, match="HalfSquare"):
+        f(x=np.array([1.0, np.nan]))  # a keyword: the general path
+    assert _numpy_keeps_subnormals()
+    g = sf.function([x], HalfSquareFailingOnce()(x).sum(), mode="numba")
+    HalfSquareFailingOnce.armed = True
+    assert g(np.array([2.0])) == 2.0  # raised on the fast path, then ran on the general path
+    assert not HalfSquareFailingOnce.armed
+    assert _numpy_keeps_subnormals()
