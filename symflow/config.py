@@ -34,11 +34,6 @@ class _Config:
         #: the system after every call (set when the first function is compiled with Numba; see
         #: docs/performance.md); SYMFLOW_KEEP_FREED_MEMORY=0 leaves malloc's settings alone
         self.keep_freed_memory = os.environ.get("SYMFLOW_KEEP_FREED_MEMORY", "1") not in ("", "0")
-        #: compiled functions (mode="numba") compute with subnormal floats flushed to zero, as results
-        #: and as operands (x86's FTZ and DAZ, on during the call only): on x86 a subnormal makes an
-        #: operation ~50 times slower. The NumPy backend keeps them; values differ only below 2.2e-308
-        #: (float64) or 1.2e-38 (float32). SYMFLOW_FLUSH_SUBNORMALS=0 keeps them in compiled code too
-        self.flush_subnormals = os.environ.get("SYMFLOW_FLUSH_SUBNORMALS", "1") not in ("", "0")
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "floatX" and value not in _FLOATS:

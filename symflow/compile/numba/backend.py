@@ -69,10 +69,6 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
     cg.use_scratch = scratch
     cg.emit("err = np.int64(0)")  # not a literal: kernels taking err would compile twice
     cg.defined.update(["scratch", "fresh", "temporary"])  # set at the start if scratch memory is used
-    cg.flushes_subnormals = config.flush_subnormals
-    if cg.flushes_subnormals:  # FTZ and DAZ during the call (runtime.flush_subnormals)
-        cg.emit("fp_control = runtime.flush_subnormals()")
-        cg.defined.add("fp_control")
     clients = fgraph.clients()
     in_place = plan_in_place(fgraph, clients)
     written = {sv for sv, _ in in_place}
@@ -135,8 +131,6 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
         cg.lines.insert(1, "    fresh, temporary = np.bool_(True), np.bool_(False)")  # after ``err``; no loop is open
         cg.emit(f"scratch_end = {cg.kernel(runtime.scratch_finish)}(scratch)")
         cg.emit("scratch_end = scratch_end if scratch_end > scratch.shape[0] and err == 0 else 0")
-    if cg.flushes_subnormals:
-        cg.emit("runtime.restore_fp_control(fp_control)")
     cg.emit(f"return ({', '.join(['err', *(['scratch_end'] if cg.use_scratch else []), *results])},)")
 
     const_names = [n for n, _ in cg.constant_args] + (["scratch"] if cg.use_scratch else [])
@@ -448,8 +442,6 @@ class NumbaRunner:
         try:
             err, *results = self.entry(*values, *self.shared_args(), *self.constants, *scratch)
         except Exception as exc:  # only object-mode fallbacks can raise
-            if self.cg.flushes_subnormals:  # it returned without restoring the SSE control register
-                runtime.stop_flushing_subnormals()
             self.explain(values, None, exc)
             raise
         if self.scratch is not None:
@@ -509,8 +501,6 @@ class NumbaRunner:
             f"                err, {'more, ' if give else ''}{''.join(f'r{i}, ' for i in range(len(values)))}"
             f"= entry({', '.join(names + shared + constants)}{', scratch' if self.scratch is not None else ''})",
             "            except Exception:  # an argument's layout, or an object-mode block: the general path",
-            *(["                stop_flushing()  # a call that raised left FTZ and DAZ on"]
-              if self.cg.flushes_subnormals else []),
             *(["                pool.append(scratch)  # unused: the call did not start"] if give else []),
             "                return slow(*args)",
             *give,
@@ -522,8 +512,7 @@ class NumbaRunner:
         lines += [f"                return {result}", "    return slow(*args, **kwargs)"]
         namespace: dict[str, Any] = {"ndarray": np.ndarray, "array": np.array, "entry": self.entry, "slow": slow,
                                      "runner": self, "SharedVariable": SharedVariable,
-                                     "pool": self.scratch, "new_scratch": runtime.new_scratch,
-                                     "stop_flushing": runtime.stop_flushing_subnormals}
+                                     "pool": self.scratch, "new_scratch": runtime.new_scratch}
         namespace.update({f"dtype{i}": spec.dtype for i, spec in enumerate(specs)})
         namespace.update({f"scalar{i}": spec.dtype.type for i, spec in enumerate(specs)})
         namespace.update({f"shared{i}": sv for i, sv in enumerate(self.shared)})

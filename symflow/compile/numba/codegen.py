@@ -195,7 +195,6 @@ class CodeGen(SourceWriter):
         #: shared variables whose new values the function writes into their arrays itself
         self.in_place: list[Variable] = []
         self.shared_table = False  # whether the shared variables' arrays come as one table (backend.generate)
-        self.flushes_subnormals = False  # whether the call runs with FTZ and DAZ on (config.flush_subnormals)
         #: per-step outputs of the scan being emitted: value -> (stacked buffer, steps, step index,
         #: whether the buffer may live in scratch memory)
         self.stacked: dict[Variable, tuple[str, str, str, bool]] = {}
