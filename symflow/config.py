@@ -34,6 +34,11 @@ class _Config:
         #: the system after every call (set when the first function is compiled with Numba; see
         #: docs/performance.md); SYMFLOW_KEEP_FREED_MEMORY=0 leaves malloc's settings alone
         self.keep_freed_memory = os.environ.get("SYMFLOW_KEEP_FREED_MEMORY", "1") not in ("", "0")
+        #: compiled functions (mode="numba") store a subnormal float (below 2.2e-308 in float64, 1.2e-38
+        #: in float32) as zero when a loop writes a shared variable's new value in place: on x86 a
+        #: subnormal makes arithmetic ~50 times slower, and momentum's decay leads to them. The NumPy
+        #: backend keeps them. SYMFLOW_FLUSH_SUBNORMALS=0 keeps them in compiled code too
+        self.flush_subnormals = os.environ.get("SYMFLOW_FLUSH_SUBNORMALS", "1") not in ("", "0")
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "floatX" and value not in _FLOATS:

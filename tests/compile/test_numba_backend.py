@@ -1260,3 +1260,38 @@ def test_a_product_that_does_not_fit_its_variable_is_an_error() -> None:
         with pytest.raises(SymflowError, match="gemm of shapes"):
             f(np.ones(a), np.ones(b))
         np.testing.assert_allclose(V.get_value(), 0.9 - 0.5)
+
+
+def test_in_place_updates_store_subnormal_results_as_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``config.flush_subnormals`` (the default) the loops writing shared variables' new values
+    in place store a subnormal result as a zero of its sign (on x86 a subnormal makes arithmetic ~50
+    times slower, and momentum's decay leads to them), in float64 and float32; NaN, infinities,
+    other values, outputs and comparisons of subnormals are as before (``x > 0`` holds for 5e-324).
+    The NumPy backend keeps subnormal results; with the setting off, compiled code keeps them too."""
+    x = T.vector("x")
+    tiny = np.array([1e-300, 1.0, -1e-300, 5e-324, np.nan, -np.inf])
+
+    def build(mode: str, dtype: str = "float64") -> tuple[Any, Any, Any]:
+        start = tiny if dtype == "float64" else np.array([1e-35, 1.0, -1e-35, 0.0, np.nan, -np.inf], dtype)
+        v = sf.shared(start, name="v")
+        w = sf.shared(tiny.copy(), name="w")
+        scale = np.array(1e-10 if dtype == "float64" else 1e-5, dtype=dtype)  # float32: 1e-35 * 1e-5
+        f = sf.function([x], x * 1e-10, updates=[(v, v * scale), (w, T.switch(T.gt(w, 0), 1.0, -1.0))], mode=mode)
+        return f, v, w
+
+    f, v, w = build("numba")
+    np.testing.assert_array_equal(f(tiny), tiny * 1e-10)  # an output keeps its subnormals
+    np.testing.assert_array_equal(v.get_value(), [0.0, 1e-10, 0.0, 0.0, np.nan, -np.inf])
+    assert np.signbit(v.get_value()[2]) and not np.signbit(v.get_value()[0])
+    np.testing.assert_array_equal(w.get_value(), [1.0, 1.0, -1.0, 1.0, -1.0, -1.0])  # 5e-324 > 0 still holds
+    f32, v32, _ = build("numba", "float32")
+    f32(tiny)
+    np.testing.assert_array_equal(v32.get_value(), np.array([0.0, 1e-5, 0.0, 0.0, np.nan, -np.inf], "float32"))
+    assert np.signbit(v32.get_value()[2])
+    f_py, v_py, _ = build("py")
+    f_py(tiny)
+    np.testing.assert_array_equal(v_py.get_value(), tiny * 1e-10)
+    monkeypatch.setattr(sf.config, "flush_subnormals", False)
+    kept, v_kept, _ = build("numba")
+    kept(tiny)
+    np.testing.assert_array_equal(v_kept.get_value(), tiny * 1e-10)

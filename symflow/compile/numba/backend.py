@@ -300,7 +300,8 @@ def loop_value(e: Variable) -> Variable:
 
 def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> None:
     """Check every in-place update's shapes and indices, then write them all only if the call has
-    no error: first the element loops, then the rows added into them."""
+    no error: first the element loops (which store subnormal results as zero, under
+    ``config.flush_subnormals``), then the rows added into them."""
     if not in_place:
         return
     loops = [(sv, loop_value(e)) for sv, e in in_place if loop_value(e) is not sv]
@@ -333,13 +334,22 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
                     cg.emit(node.op.numba_call(node, cg, cg.alloc(d, target_dims)))  # type: ignore[union-attr]
                     continue
                 name = cg.alloc(d, cg.broadcast_dims(node, node.inputs, d.ndim))  # type: ignore[union-attr]
-                writes.append((name, node.op.numba_body(node)))  # type: ignore[union-attr]
+                body = node.op.numba_body(node)  # type: ignore[union-attr]
+                writes.append((name, _flushing(body) if config.flush_subnormals and d.dtype in FLOATS else body))
                 inputs += node.inputs  # type: ignore[union-attr]
             if writes:
                 cg.elementwise_many(writes, d.ndim, inputs, node=node)
         with cg.block("if err == 0:") if loops and scatters else contextlib.nullcontext():
             for call in scatters:  # after every loop: they read the values before the rows are added
                 cg.emit(call)
+
+
+FLOATS = ("float32", "float64")
+
+
+def _flushing(body: Callable[[Any, list[str]], str]) -> Callable[[Any, list[str]], str]:
+    """A loop body whose subnormal result is stored as zero (``runtime.flush_subnormal``)."""
+    return lambda kw, idx: f"runtime.flush_subnormal({body(kw, idx)})"
 
 
 def pair_in_place(in_place: list[tuple[Variable, Variable]]) -> list[list[tuple[Variable, Variable]]]:
