@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import dtypes
 from ...config import config
 from ...errors import ExecutionError
 from ...graph import Apply, Variable
@@ -335,16 +336,13 @@ def emit_in_place(cg: CodeGen, in_place: list[tuple[Variable, Variable]]) -> Non
                     continue
                 name = cg.alloc(d, cg.broadcast_dims(node, node.inputs, d.ndim))  # type: ignore[union-attr]
                 body = node.op.numba_body(node)  # type: ignore[union-attr]
-                writes.append((name, _flushing(body) if config.flush_subnormals and d.dtype in FLOATS else body))
+                writes.append((name, _flushing(body) if config.flush_subnormals and dtypes.is_float(d.dtype) else body))
                 inputs += node.inputs  # type: ignore[union-attr]
             if writes:
                 cg.elementwise_many(writes, d.ndim, inputs, node=node)
         with cg.block("if err == 0:") if loops and scatters else contextlib.nullcontext():
             for call in scatters:  # after every loop: they read the values before the rows are added
                 cg.emit(call)
-
-
-FLOATS = ("float32", "float64")
 
 
 def _flushing(body: Callable[[Any, list[str]], str]) -> Callable[[Any, list[str]], str]:
