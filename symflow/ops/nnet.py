@@ -332,24 +332,24 @@ _HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **WI
 def _row_max_and_exp(store: str, element: str = "x[i, {j}]", row: str = "") -> str:
     """Kernel body: for each row i, ``top`` (its maximum), ``e = exp(z[i, j] - top)`` for each j,
     kept by the statement ``store``, and ``total`` (their sum). ``element`` is the source of
-    ``z[i, j]`` with ``{j}`` for the column; ``row`` is code that first writes the row there."""
-    def z(j: str) -> str:
-        return element.format(j=j)
-
+    ``z[i, j]`` with ``{j}`` for the column; ``row``, when given, is the expression for ``z[i, j]``
+    that the maximum's loop first writes there. The maximum is ``runtime.nan_max`` (a row with a
+    NaN gets a NaN, as NumPy's): its loop vectorises, and a 20 x 2000 kernel with a bias took 1.27-1.35
+    instead of 1.65-1.69 ns per element (measured here) against four scalar running maxima."""
+    if row:
+        first = f"""            z_ij = {row}
+            {element.format(j="j")} = z_ij
+            top = runtime.nan_max(top, z_ij)
+"""
+    else:
+        first = f"            top = runtime.nan_max(top, {element.format(j='j')})\n"
     return f"""    n, m = x.shape
     for i in range(n):
-{row}        m0 = m1 = m2 = m3 = -np.inf
-        for j in range(0, m - 3, 4):
-            m0 = {z("j")} if {z("j")} > m0 else m0
-            m1 = {z("j + 1")} if {z("j + 1")} > m1 else m1
-            m2 = {z("j + 2")} if {z("j + 2")} > m2 else m2
-            m3 = {z("j + 3")} if {z("j + 3")} > m3 else m3
-        for j in range(m - m % 4, m):
-            m0 = {z("j")} if {z("j")} > m0 else m0
-        top = max(max(m0, m1), max(m2, m3))
-        total = 0.0
+        top = -np.inf
         for j in range(m):
-            v = {z("j")} - top
+{first}        total = 0.0
+        for j in range(m):
+            v = {element.format(j="j")} - top
             w = v if not (v < -708.0) else -708.0
             kf = math.floor(w * 1.4426950408889634 + 0.5)
             r = (w - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
@@ -394,15 +394,14 @@ SOFTMAX_AND_LOG_SOURCE = _softmax_kernel("x, out, out_log", """\
 def logsumexp_source(with_softmax: bool, with_bias: bool, scaled: bool) -> str:
     """Source of ``LogSumExp``'s kernel: ``kernel(x, [b,] [s,] [out,] lse)``, with the bias ``b``
     as a vector. Its log-sum-exp is the same ``top + log(total)`` as the kernels above subtract:
-    ``z[i, j] - lse[i, 0]`` is their log-softmax. With a bias, each row of ``x + b`` is first
-    written where the exponentials go (or into a row of its own), and the loops read it there:
+    ``z[i, j] - lse[i, 0]`` is their log-softmax. With a bias, the maximum's loop writes each row of
+    ``x + b`` where the exponentials go (or into a row of its own), and the exp loop reads it there:
     adding ``b[j]`` inside them made a 20 x 2000 kernel about 20 us slower, writing it first 6-12 us
     (measured here; the sum as a pass of its own took about 12 us)."""
     params = ", ".join(["x"] + ["b"] * with_bias + ["s"] * scaled + ["out"] * with_softmax + ["lse"])
     lse = "        lse[i, 0] = top + math.log(total)\n"
     where = "out[i, {j}]" if with_softmax else "z[{j}]"
-    element, row = ("x[i, {j}]", "") if not with_bias else \
-        (where, f"        for j in range(m):\n            {where.format(j='j')} = x[i, j] + b[j]\n")
+    element, row = (where, "x[i, j] + b[j]") if with_bias else ("x[i, {j}]", "")
     if with_softmax:
         return _softmax_kernel(params, lse, element, row, "s[i, 0]" if scaled else "1.0")
     start = "    z = np.empty(x.shape[1])\n" if with_bias else ""

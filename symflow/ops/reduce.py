@@ -73,7 +73,8 @@ def _numba_init(kind: str, dtype: str) -> str:
     return literal(small if kind == "max" else big, dtype)
 
 
-#: how a Numba reduction folds value ``v`` into accumulator ``a`` (NaN propagates, as in NumPy)
+#: how a Numba reduction folds value ``v`` into accumulator ``a`` (NaN propagates, as in NumPy);
+#: floats' max and min use ``NUMBA_FLOAT_COMBINE``, which vectorises
 NUMBA_COMBINE = {
     "sum": "({a} + {v})",
     "prod": "({a} * {v})",
@@ -82,6 +83,7 @@ NUMBA_COMBINE = {
     "any": "({a} or bool({v}))",
     "all": "({a} and bool({v}))",
 }
+NUMBA_FLOAT_COMBINE = {"max": "runtime.nan_max({a}, {v})", "min": "runtime.nan_min({a}, {v})"}
 
 
 class Reduce(Op):
@@ -135,7 +137,8 @@ class Reduce(Op):
 
         (x,) = node.inputs
         out = node.outputs[0]
-        combine = NUMBA_COMBINE[self.kind]
+        combine = NUMBA_FLOAT_COMBINE.get(self.kind, NUMBA_COMBINE[self.kind]) if dtypes.is_float(x.dtype) \
+            else NUMBA_COMBINE[self.kind]
         init = _numba_init(self.kind, out.dtype)
         if self.kind in ("max", "min") and self.axis:
             cg.check(" or ".join(f"{cg.dim(x, d)} == 0" for d in self.axis), node, f"{self.kind} of an empty array")

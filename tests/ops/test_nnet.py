@@ -206,6 +206,38 @@ def test_logsumexp_with_a_bias_row_and_a_scaled_softmax(run: Any, check_infer_sh
         LogSumExp(False, False, True)
 
 
+def test_logsumexp_variants_on_long_rows_match_numpy(run: Any) -> None:
+    """Rows long enough for the vectorised loops (and a remainder), through each LogSumExp variant:
+    a row whose maximum is in the last column with the others 2000 below it (a maximum taken from
+    part of the row overflows the exponentials), a row with -inf entries, a NaN row (NaN throughout,
+    other rows untouched), and a bias that moves a row's maximum to another column."""
+    x, b, s = T.matrix("x"), T.row("b"), T.col("s")
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(4, 37))
+    X[1] = -1000.0
+    X[1, 36] = 1000.0
+    X[2, ::4] = -np.inf
+    X[3, 17] = np.nan
+    B, S = rng.normal(size=(1, 37)), rng.uniform(0.5, 2.0, size=(4, 1))
+    outputs = [LogSumExp(False)(x), *LogSumExp(True)(x), LogSumExp(False, True)(x, b), *LogSumExp(True, True)(x, b),
+               *LogSumExp(True, False, True)(x, s), *LogSumExp(True, True, True)(x, b, s)]
+    with np.errstate(invalid="ignore"):
+        Z = X + B
+        top_x, top_z = X.max(axis=1, keepdims=True), Z.max(axis=1, keepdims=True)
+        lse_x = top_x + np.log(np.exp(X - top_x).sum(axis=1, keepdims=True))
+        lse_z = top_z + np.log(np.exp(Z - top_z).sum(axis=1, keepdims=True))
+        sm_x, sm_z = np.exp(X - lse_x), np.exp(Z - lse_z)
+    expected = [lse_x, sm_x, lse_x, lse_z, sm_z, lse_z, sm_x * S, lse_x, sm_z * S, lse_z]
+    for k, (got, want) in enumerate(zip(run([x, b, s], outputs, X, B, S), expected, strict=True)):
+        np.testing.assert_allclose(got[:3], want[:3], rtol=1e-12, atol=1e-300, err_msg=str(k))
+        assert np.isnan(got[3]).all(), k
+    X, B = np.zeros((2, 37)), np.zeros((1, 37))  # the maximum of x + b, not of x, is what is subtracted
+    X[:, 36], B[0, 5] = 800.0, 2000.0
+    lse, sm, lse_too = run([x, b], [LogSumExp(False, True)(x, b), *LogSumExp(True, True)(x, b)], X, B)
+    np.testing.assert_allclose(np.hstack([lse, lse_too]), 2000.0, rtol=1e-15)
+    np.testing.assert_array_equal(sm, np.eye(37)[[5, 5]])
+
+
 @given(data=st.data())
 def test_gradients_of_logsumexp_with_bias_and_scale(verify_grads: Any, data: Any) -> None:
     n, k = data.draw(st.integers(2, 4)), data.draw(st.integers(2, 4))

@@ -126,6 +126,27 @@ def test_axis_errors() -> None:
         x.sum(axis=T.iscalar())
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_max_and_min_of_long_rows_with_nans_and_infinities(run: Any, dtype: str) -> None:
+    """Rows long enough for the vectorised loops (and a remainder): a NaN anywhere in a row, first,
+    in the middle or last, makes its max and min NaN, as NumPy's; infinities and an extremum in the
+    last column count; over all elements and over each axis, in float32 and float64."""
+    x = T.matrix("x", dtype=dtype)
+    rng = np.random.default_rng(8)
+    value = rng.normal(size=(7, 37)).astype(dtype)
+    value[0, 0] = value[1, 18] = value[2, 36] = np.nan
+    value[3, 36], value[3, 35] = 50.0, -50.0
+    value[4, 5], value[4, 30] = np.inf, -np.inf
+    value[5] = -np.inf
+    outputs = [x.max(axis=1), x.min(axis=1), x.max(axis=0), x.min(axis=0), x[3:].max(), x[3:].min(), x.max()]
+    got = run([x], outputs, value)
+    want = [value.max(axis=1), value.min(axis=1), value.max(axis=0), value.min(axis=0), value[3:].max(),
+            value[3:].min(), value.max()]
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
 def test_max_of_empty_raises(run: Any) -> None:
     x = T.matrix("x")
     with pytest.raises(ValueError, match="empty"):

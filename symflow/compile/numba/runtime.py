@@ -147,6 +147,31 @@ def flush_subnormal(typingctx: Any, x: Any) -> Any:
     return x(x), codegen
 
 
+def _nan_extremum(llvm_name: str, name: str) -> Callable[..., Any]:
+    """Typing and codegen of a float maximum or minimum by LLVM's NaN-propagating ``llvm_name``."""
+    def typer(typingctx: Any, a: Any, b: Any) -> Any:
+        if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
+            return None
+        wide = a if a.bitwidth >= b.bitwidth else b
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            values = [context.cast(builder, v, t, wide) for v, t in zip(args, signature.args, strict=True)]
+            kind = values[0].type
+            extremum = builder.module.declare_intrinsic(llvm_name, [kind], ir.FunctionType(kind, [kind, kind]))
+            return builder.call(extremum, values)
+
+        return wide(a, b), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    return typer
+
+
+#: The larger (smaller) of two floats, NaN if either is NaN, as NumPy's. A loop folding a row
+#: into its maximum with these vectorises; with ``max()`` or ``a if a > b else b`` it stays scalar.
+nan_max = intrinsic(_nan_extremum("llvm.maximum", "nan_max"))
+nan_min = intrinsic(_nan_extremum("llvm.minimum", "nan_min"))
+
+
 @intrinsic
 def float_from_bits(typingctx: Any, bits: Any) -> Any:
     """The float64 whose bit pattern is the int64 ``bits``: ``2.0 ** k`` is ``(k + 1023) << 52``.
