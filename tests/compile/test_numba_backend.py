@@ -14,9 +14,10 @@ import pytest
 
 import symflow as sf
 import symflow.tensor as T
+from symflow.compile.numba import runtime
 from symflow.compile.numba.backend import pair_in_place, plan_in_place
 from symflow.compile.numba.cache import source_key as _source_key
-from symflow.compile.numba.codegen import NoNumbaImplementation
+from symflow.compile.numba.codegen import CodeGen, NoNumbaImplementation
 from symflow.compile.rewrites import PIPELINE
 from symflow.errors import SymflowError
 
@@ -1295,3 +1296,100 @@ def test_in_place_updates_store_subnormal_results_as_zero(monkeypatch: pytest.Mo
     kept, v_kept, _ = build("numba")
     kept(tiny)
     np.testing.assert_array_equal(v_kept.get_value(), tiny * 1e-10)
+
+
+def test_a_run_of_dimension_checks_is_one_call_naming_the_first_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The update block's dimension checks (several per parameter with momentum) become one call of
+    ``runtime.first_unequal`` (``CodeGen.fold_checks``). A wrong shape at the start, middle or end of
+    the run gives the error of the check it replaced, as the unfolded function does, and writes nothing."""
+    from symflow.compile.numba import codegen
+
+    def build() -> tuple[Any, list[Any]]:
+        x = T.matrix("x")
+        params = [sf.shared(np.full((3, 3), 0.1 * (k + 1)), name=f"W{k}") for k in range(4)]
+        velocities = [sf.shared(np.zeros((3, 3)), name=f"v{k}") for k in range(4)]
+        h = x
+        for W in params:
+            h = T.tanh(h.dot(W))
+        steps = [0.9 * v - 0.1 * g for v, g in zip(velocities, T.grad(h.sum(), params), strict=True)]
+        updates = [(p, p + s) for p, s in zip(params, steps, strict=True)] + list(zip(velocities, steps, strict=True))
+        return sf.function([x], h.sum(), updates=updates, mode="numba"), params + velocities
+
+    def errors(f: Any, shared: list[Any]) -> list[str]:
+        found = []
+        cases = [(4, (3, 4), 3), (5, (4, 3), 3), (6, (3, 5), 3), (7, (5, 3), 3), (7, (3, 1), 3), (4, (3, 4), 2)]
+        for k, shape, columns in cases:  # a velocity's shape; last, the input's too (its error comes first)
+            good = shared[k].get_value()
+            shared[k].set_value(np.zeros(shape))
+            before = [s.get_value() for s in shared]
+            with pytest.raises(sf.errors.ShapeError) as info:
+                f(np.ones((2, columns)))
+            for s, value in zip(shared, before, strict=True):
+                np.testing.assert_array_equal(s.get_value(), value)
+            found.append(str(info.value))
+            shared[k].set_value(good)
+        return found
+
+    folded, shared = build()
+    folded_call = re.compile(r"err = k_first_unequal_\d+\(err, \(")
+    assert folded_call.search(folded.source)
+    with_fold = errors(folded, shared)
+    monkeypatch.setattr(codegen, "FOLD_CHECKS_FROM", 10**9)
+    unfolded, shared_too = build()
+    assert not folded_call.search(unfolded.source)
+    assert errors(unfolded, shared_too) == with_fold
+    assert len(set(with_fold)) == len(with_fold)  # six different failures
+    assert "Dot" in with_fold[-1]
+    folded(np.ones((2, 3)))
+    unfolded(np.ones((2, 3)))
+    for a, b in zip(shared, shared_too, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+
+
+def test_fold_checks_makes_each_long_run_of_dimension_checks_one_call() -> None:
+    """Runs of four or more dimension checks with consecutive codes, in one block, become one call;
+    shorter runs, a break in the codes or the indentation, and checks of anything other than two
+    dimensions stay as they are."""
+    cg = CodeGen()
+    pairs = [(f"a.shape[{k}]", f"b{k}.shape[{k % 2}]") for k in range(5)]
+    for lhs, rhs in pairs:  # codes 1-5: one call
+        cg.check(f"{lhs} != {rhs}", None, "x")
+    cg.emit("y = 1")
+    for lhs, rhs in pairs[:3]:  # 6-8: too short
+        cg.check(f"{lhs} != {rhs}", None, "x")
+    cg.error_code(None, "unused")  # 9: the codes break between 8 and 10
+    for lhs, rhs in pairs[:4]:  # 10-13: one call
+        cg.check(f"{lhs} != {rhs}", None, "x")
+    cg.check("n_1 < 0", None, "x")  # 14
+    cg.check("a.shape[0] != c.shape[0] or a.shape[1] != c.shape[1]", None, "x")  # 15: two in one code
+    with cg.block("for t in range(n):"):
+        for lhs, rhs in pairs[:4]:  # 16-19: one call in the loop
+            cg.check(f"{lhs} != {rhs}", None, "x")
+    for lhs, rhs in pairs[:4]:  # 20-23: after the loop, another
+        cg.check(f"{lhs} != {rhs}", None, "x")
+    cg.fold_checks()
+    kernel = cg.kernels[runtime.first_unequal]
+    lhs5, rhs5 = ", ".join(p[0] for p in pairs), ", ".join(p[1] for p in pairs)
+    lhs4, rhs4 = ", ".join(p[0] for p in pairs[:4]), ", ".join(p[1] for p in pairs[:4])
+    assert cg.lines == [
+        f"    err = {kernel}(err, ({lhs5}), ({rhs5}), np.int64(1))",
+        "    y = 1",
+        *[f"    err += (err == 0) * (({lhs} != {rhs})) * {6 + k}" for k, (lhs, rhs) in enumerate(pairs[:3])],
+        f"    err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(10))",
+        "    err += (err == 0) * ((n_1 < 0)) * 14",
+        "    err += (err == 0) * ((a.shape[0] != c.shape[0]) | (a.shape[1] != c.shape[1])) * 15",
+        "    for t in range(n):",
+        f"        err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(16))",
+        f"    err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(20))",
+    ]
+
+
+def test_first_unequal_reports_the_first_mismatch_after_an_earlier_error() -> None:
+    import numba
+
+    first_unequal = numba.njit(runtime.first_unequal)
+    assert first_unequal(0, (1, 2, 3, 4), (1, 2, 3, 4), 7) == 0
+    assert first_unequal(0, (1, 2, 3, 4), (1, 5, 3, 0), 7) == 8  # the first of two mismatches
+    assert first_unequal(0, (9, 2, 3, 4), (1, 2, 3, 4), 7) == 7
+    assert first_unequal(0, (1, 2, 3, 4), (1, 2, 3, 5), 7) == 10
+    assert first_unequal(3, (1, 2, 3, 4), (1, 5, 3, 4), 7) == 3  # an earlier error wins

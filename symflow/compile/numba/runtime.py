@@ -371,6 +371,18 @@ def new_scratch(nbytes: int = SCRATCH_HEADER_BYTES) -> np.ndarray:
     return scratch
 
 
+def first_unequal(err, lhs, rhs, first_code):  # type: ignore[no-untyped-def]
+    """Kernel: ``err`` if it is set, else ``first_code + k`` for the first ``k`` where
+    ``lhs[k] != rhs[k]``, else 0. One call checks a run of dimension equalities
+    (``CodeGen.fold_checks``)."""
+    if err != 0:
+        return err
+    for k in range(len(lhs)):
+        if lhs[k] != rhs[k]:
+            return first_code + k
+    return np.int64(0)
+
+
 def scratch_finish(scratch: np.ndarray) -> int:
     """End a call's use of its scratch memory: how many bytes it asked for (if more than it has, the
     later temporaries were allocated, and the wrapper gives the next call that much)."""
