@@ -303,7 +303,7 @@ class CodeGen(SourceWriter):
         """Replace each run of ``FOLD_CHECKS_FROM`` or more consecutive checks of one dimension equality
         (``a.shape[i] != b.shape[j]``, consecutive codes) by one call of ``runtime.first_unequal``
         on two tuples: same result, first failure first. Numba spends about 16 ms compiling each
-        check statement of a main function; an update block checks four dimensions per parameter."""
+        check statement of a main function; an update block checks up to four dimensions per parameter."""
         from . import runtime
 
         folded: list[str] = []
