@@ -137,8 +137,9 @@ class Reduce(Op):
 
         (x,) = node.inputs
         out = node.outputs[0]
-        combine = NUMBA_FLOAT_COMBINE.get(self.kind, NUMBA_COMBINE[self.kind]) if dtypes.is_float(x.dtype) \
-            else NUMBA_COMBINE[self.kind]
+        combine = NUMBA_COMBINE[self.kind]
+        if dtypes.is_float(x.dtype):
+            combine = NUMBA_FLOAT_COMBINE.get(self.kind, combine)
         init = _numba_init(self.kind, out.dtype)
         if self.kind in ("max", "min") and self.axis:
             cg.check(" or ".join(f"{cg.dim(x, d)} == 0" for d in self.axis), node, f"{self.kind} of an empty array")

@@ -220,3 +220,16 @@ def test_argmax_is_disconnected() -> None:
     x = T.vector("x")
     with pytest.raises(DisconnectedInputError):
         sf.grad(T.cast(x.argmax(), "float64"), x)
+
+
+def test_float_max_and_min_fold_with_the_vectorising_extremum() -> None:
+    """Float max/min kernels fold with ``runtime.nan_max``/``nan_min`` (LLVM vectorises that loop;
+    the NaN-testing select it replaced stays scalar); integer ones keep the select."""
+    x, k = T.matrix("x"), T.imatrix("k")
+    f = sf.function([x, k], [x.max(axis=1), x.min(), k.max(axis=0)], mode="numba")
+    kernels = "\n".join(f._run.cg.generated.values())
+    assert "runtime.nan_max(" in kernels and "runtime.nan_min(" in kernels
+    assert kernels.count("runtime.nan_max(") == 1  # not the integer max
+    got = f(np.array([[1.0, np.nan], [3.0, -2.0]]), np.array([[1, 5], [4, 2]], dtype="int32"))
+    assert np.isnan(got[0][0]) and got[0][1] == 3.0 and np.isnan(got[1])
+    np.testing.assert_array_equal(got[2], [4, 5])
