@@ -215,6 +215,14 @@ class Gemm(Op):
 # ---------------------------------------------------------------------------------------------
 # Numba kernels: loops for small products (no call overhead), BLAS above this many multiply-adds
 BLAS_THRESHOLD = 16384
+#: OpenBLAS (0.3.30, as SciPy ships it) computes a product of at most 100**3 multiply-adds with
+#: its small-matrix kernels, where it has them for the CPU (here AVX-512), without packing the
+#: operands or zeroing the output first. Measured here, a 20 x 30 by 30 x 2000 product (a language
+#: model's output layer) took 52-80 us whole and 32-44 us as two pieces; 16 x 30 by 30 x 2000 took
+#: 31-36 us. So ``blas_gemm`` cuts products of up to ``BLAS_PIECES`` times this many into pieces of at
+#: most this many; above that, whole products were as fast (8 pieces) or faster (16).
+BLAS_PIECE = 100**3
+BLAS_PIECES = 4
 
 
 def _as_dtype(cg: Any, x: Variable, dtype: str) -> str:
@@ -241,7 +249,8 @@ def dot_vv(a, b):  # type: ignore[no-untyped-def]
 
 
 def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
-    """Kernel: out = a @ b for matrices: BLAS above ``BLAS_THRESHOLD`` multiply-adds, else loops.
+    """Kernel: out = a @ b for matrices: BLAS above ``BLAS_THRESHOLD`` multiply-adds (``blas_gemm``;
+    operands it cannot read as they are, such as reversed views, are copied first), else loops.
     Both loop orders add each entry's products in the same order, from zero (the narrow loop sums
     float32 products in float64)."""
     m, k = a.shape
@@ -249,8 +258,10 @@ def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
     if b.shape[0] != k:
         return
     if m * n * k > BLAS_THRESHOLD:
-        blas_mm(a, b, out)
-        return
+        a_any, b_any, out_any = any_layout(a), any_layout(b), any_layout(out)  # noqa: F821
+        if blas_gemm(1.0, a_any, b_any, 0.0, out_any) or \
+                blas_gemm(1.0, blas_readable(a_any), blas_readable(b_any), 0.0, out_any):
+            return
     if n < 8:  # narrow: a running sum per entry beats re-reading the output row
         for i in range(m):
             for j in range(n):
@@ -268,42 +279,6 @@ def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
                 out[i, j] += aip * b[p, j]
 
 
-def blas_mm(a, b, out):  # type: ignore[no-untyped-def]
-    """Kernel: out = a @ b by BLAS (``np.dot``). A kernel of its own, so that ``dot_mm``'s loops do not
-    pay for the set-up of NumPy's product in Numba (about 30 ns per call on the parity model's sizes)."""
-    np.dot(a, b, out)
-
-
-dot_mm.helpers = (blas_mm,)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
-dot_mm.calls_blas = True  # type: ignore[attr-defined]  # compile_numba loads the BLAS bindings up front
-
-
-def gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
-    """Kernel: out = alpha * (a @ b) + beta * out for matrices (the caller checked the shapes): BLAS
-    above ``BLAS_THRESHOLD`` multiply-adds when it can read the arrays as they are (a transposed
-    view is read transposed, without a copy), else loops. BLAS is column-major: out's memory holds
-    out.T, which is b.T @ a.T. A zero ``alpha`` (a run-time scale) takes the loops, which keep a
-    nan or inf of the product as the graph would: reference BLAS skips the product then (the
-    OpenBLAS that NumPy and SciPy ship here does not)."""
-    m, k = a.shape
-    n = b.shape[1]
-    item = out.itemsize
-    if m * n * k > BLAS_THRESHOLD and alpha != 0:
-        trans_out, ld_out = blas_layout(out.strides[0], out.strides[1], n, m, item)  # BLAS writes rows as they are
-        trans_b, ld_b = blas_layout(b.strides[0], b.strides[1], n, k, item)
-        trans_a, ld_a = blas_layout(a.strides[0], a.strides[1], k, m, item)
-        if trans_out == 110 and ld_out and ld_a and ld_b and \
-                xgemm(trans_b, trans_a, n, m, k, alpha, b, ld_b, a, ld_a, beta, out, ld_out) == 0:  # noqa: F821
-            return
-    for i in range(m):
-        for j in range(n):
-            out[i, j] *= beta
-        for p in range(k):
-            aip = alpha * a[i, p]
-            for j in range(n):
-                out[i, j] += aip * b[p, j]
-
-
 def blas_layout(s0, s1, rows, cols, item):  # type: ignore[no-untyped-def]
     """How BLAS reads a row-major matrix with byte strides ``s0``, ``s1`` as the column-major
     ``rows`` x ``cols`` matrix that is its transpose: (``ord('n')`` or ``ord('t')``, leading
@@ -315,8 +290,94 @@ def blas_layout(s0, s1, rows, cols, item):  # type: ignore[no-untyped-def]
     return 110, 0
 
 
-gemm.helpers = (blas_layout,)  # type: ignore[attr-defined]
-gemm.intrinsics = ("xgemm",)  # type: ignore[attr-defined]  # runtime's, bound by jit.jit_kernel (runtime imports Numba)
+def blas_readable(x):  # type: ignore[no-untyped-def]
+    """Kernel: the matrix ``x`` if BLAS can read it as it is, else a C-contiguous copy of it."""
+    if blas_layout(x.strides[0], x.strides[1], x.shape[1], x.shape[0], x.itemsize)[1] != 0:
+        return x
+    copy = np.empty(x.shape, x.dtype)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            copy[i, j] = x[i, j]
+    return copy
+
+
+def blas_gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = alpha * (a @ b) + beta * out by BLAS, if BLAS can read the arrays as they are (a
+    transposed view is read transposed, without a copy); returns whether it did. BLAS is
+    column-major: out's memory holds out.T, which is b.T @ a.T. Products of more than ``BLAS_PIECE``
+    multiply-adds, up to ``BLAS_PIECES`` times that, are computed in pieces (``blas_pieces``); BLAS
+    fails only when it cannot be loaded, so at the first piece, before anything is written."""
+    m, k = a.shape
+    n = b.shape[1]
+    item = out.itemsize
+    trans_out, ld_out = blas_layout(out.strides[0], out.strides[1], n, m, item)  # BLAS writes rows as they are
+    trans_b, ld_b = blas_layout(b.strides[0], b.strides[1], n, k, item)
+    trans_a, ld_a = blas_layout(a.strides[0], a.strides[1], k, m, item)
+    if trans_out != 110 or ld_out == 0 or ld_a == 0 or ld_b == 0:
+        return False
+    axis, width = blas_pieces(m, k, n)
+    # each piece starts this many elements further into a, b and out (the strides are positive)
+    step_a = (a.strides[0] if axis == 0 else a.strides[1] if axis == 1 else 0) // item
+    step_b = (0 if axis == 0 else b.strides[0] if axis == 1 else b.strides[1]) // item
+    step_out = (out.strides[0] if axis == 0 else 0 if axis == 1 else out.strides[1]) // item
+    length = m if axis == 0 else k if axis == 1 else n
+    piece_beta = beta
+    for start in range(0, length, width):
+        size = min(width, length - start)
+        if xgemm(trans_b, trans_a, size if axis == 2 else n, size if axis == 0 else m,  # noqa: F821
+                 size if axis == 1 else k, alpha, b, start * step_b, ld_b, a, start * step_a, ld_a,
+                 piece_beta, out, start * step_out, ld_out) != 0:
+            return False
+        if axis == 1:  # pieces of the inner dimension after the first add to out
+            piece_beta = 1.0
+    return True
+
+
+def blas_pieces(m, k, n):  # type: ignore[no-untyped-def]
+    """How ``blas_gemm`` cuts an m x k by k x n product: (axis, width), the axis being 0 for out's
+    rows, 1 for the inner dimension, 2 for out's columns, in pieces of ``width`` along it. A product
+    of more than ``BLAS_PIECE`` multiply-adds, up to ``BLAS_PIECES`` times that, is cut along its
+    longest axis into the fewest pieces of at most ``BLAS_PIECE``, as even as they can be; any
+    other is one piece (axis 2, width n)."""
+    total = m * k * n
+    if total <= BLAS_PIECE or total > BLAS_PIECES * BLAS_PIECE:
+        return 2, n
+    longest = max(m, k, n)
+    axis = 2 if n == longest else (1 if k == longest else 0)
+    count = -(-longest // (BLAS_PIECE // (total // longest)))
+    return axis, -(-longest // count)
+
+
+blas_gemm.helpers = (blas_layout, blas_pieces)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
+blas_gemm.intrinsics = ("xgemm",)  # type: ignore[attr-defined]  # runtime's, bound by jit.jit_kernel (runtime imports Numba)
+blas_readable.helpers = (blas_layout,)  # type: ignore[attr-defined]
+dot_mm.helpers = (blas_gemm, blas_readable)  # type: ignore[attr-defined]
+dot_mm.intrinsics = ("any_layout",)  # type: ignore[attr-defined]  # one compile of each helper for all layouts
+dot_mm.calls_blas = True  # type: ignore[attr-defined]  # compile_numba loads the BLAS bindings up front
+
+
+def gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = alpha * (a @ b) + beta * out for matrices (the caller checked the shapes): BLAS
+    above ``BLAS_THRESHOLD`` multiply-adds when it can read the arrays as they are (``blas_gemm``),
+    else loops. A zero ``alpha`` (a run-time scale) takes the loops, which keep a nan or inf of the
+    product as the graph would: reference BLAS skips the product then (the OpenBLAS that NumPy and
+    SciPy ship here does not)."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * n * k > BLAS_THRESHOLD and alpha != 0 and \
+            blas_gemm(alpha, any_layout(a), any_layout(b), beta, any_layout(out)):  # noqa: F821
+        return
+    for i in range(m):
+        for j in range(n):
+            out[i, j] *= beta
+        for p in range(k):
+            aip = alpha * a[i, p]
+            for j in range(n):
+                out[i, j] += aip * b[p, j]
+
+
+gemm.helpers = (blas_gemm,)  # type: ignore[attr-defined]
+gemm.intrinsics = ("any_layout",)  # type: ignore[attr-defined]
 gemm.calls_blas = True  # type: ignore[attr-defined]
 
 

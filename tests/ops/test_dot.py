@@ -95,16 +95,16 @@ def test_sum_kernels_may_reassociate_and_stay_accurate() -> None:
 
 
 def test_blas_products_run_in_a_helper_kernel() -> None:
-    """``dot_mm`` calls BLAS through ``blas_mm``, a kernel of its own (``helpers``): its compiled code
+    """``dot_mm`` calls BLAS through ``blas_gemm``, a kernel of its own (``helpers``): its compiled code
     reads the helper's dispatcher, while the module keeps the plain function for the NumPy backend."""
     from symflow.compile.numba.jit import KERNEL_OPTIONS, jit_kernel
     from symflow.ops import dot as dot_module
 
     compiled = jit_kernel(dot_module.dot_mm)
-    helper = compiled.py_func.__globals__["blas_mm"]
-    assert helper is jit_kernel(dot_module.blas_mm)
+    helper = compiled.py_func.__globals__["blas_gemm"]
+    assert helper is jit_kernel(dot_module.blas_gemm)
     assert helper.targetoptions["no_cpython_wrapper"] is KERNEL_OPTIONS["no_cpython_wrapper"]
-    assert dot_module.blas_mm.__module__ == dot_module.__name__ and not hasattr(dot_module.blas_mm, "py_func")
+    assert dot_module.blas_gemm.__module__ == dot_module.__name__ and not hasattr(dot_module.blas_gemm, "py_func")
     assert compiled.py_func.__code__ is dot_module.dot_mm.__code__
     a, b = T.matrix("a"), T.matrix("b")
     x, y = RNG.normal(size=(40, 30)), RNG.normal(size=(30, 30))  # above BLAS_THRESHOLD
@@ -270,6 +270,186 @@ def test_gemm_kernel_reads_each_layout_or_falls_back_to_loops(dtype: str) -> Non
             want = 0.5 * out - 2.0 * (a.astype(np.float64) @ b.astype(np.float64))
             call(-2.0, a, b, 0.5, out)
             np.testing.assert_allclose(out, want, rtol=tolerance, atol=tolerance, err_msg=f"{label}, {out_label}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_products_blas_computes_in_pieces(run: Any, dtype: str) -> None:
+    """Products that ``blas_gemm`` cuts along out's columns, the inner dimension or out's rows
+    (``BLAS_PIECE`` and up), with transposed and reversed operands and in ``Gemm``, give NumPy's
+    values: each piece starts at its own offset in each array."""
+    c, a, b = (T.matrix(name, dtype=dtype) for name in "cab")
+    outputs = [a.dot(b), a.T.T.dot(b.T.T), b.T.dot(a.T).T, a[::-1].dot(b), Gemm(-0.5, 0.25)(c, a, b),
+               Gemm(2.0, 0.0)(c.T, b.T, a.T).T]
+    for m, k, n in [(20, 30, 2001), (21, 1999, 30), (2000, 30, 19)]:
+        x, y = RNG.normal(size=(m, k)).astype(dtype), RNG.normal(size=(k, n)).astype(dtype)
+        z = RNG.normal(size=(m, n)).astype(dtype)
+        product = x.astype(np.float64) @ y.astype(np.float64)
+        wants = [product, product, product, x[::-1].astype(np.float64) @ y, 0.25 * z - 0.5 * product, 2.0 * product]
+        tolerance = 1e-10 if dtype == "float64" else 2e-3
+        for got, want in zip(run([c, a, b], outputs, z, x, y), wants, strict=True):
+            assert got.dtype == dtype
+            np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance, err_msg=str((m, k, n)))
+
+
+def test_blas_pieces_cut_the_longest_axis_into_the_fewest_even_pieces() -> None:
+    """Products of more than ``BLAS_PIECE`` multiply-adds, up to ``BLAS_PIECES`` times that, are cut
+    along their longest axis into the fewest pieces of at most ``BLAS_PIECE``, as even as they can be;
+    every other product is one piece."""
+    from symflow.ops.dot import BLAS_PIECE, BLAS_PIECES, blas_pieces
+
+    assert blas_pieces(20, 30, 2000) == (2, 1000)  # a language model's output layer
+    assert blas_pieces(20, 2000, 30) == (1, 1000)  # its gradient with respect to the hidden states
+    assert blas_pieces(2000, 30, 20) == (0, 1000)
+    assert blas_pieces(16, 30, 2000) == (2, 2000)  # 960,000: one piece
+    assert blas_pieces(100, 100, 100) == (2, 100)  # exactly BLAS_PIECE: one piece
+    assert blas_pieces(20, 100, 2000) == (2, 500)  # exactly BLAS_PIECES times that: cut
+    assert blas_pieces(1000, 1000, 2) == (1, 500)  # of two longest axes, the later one
+    assert blas_pieces(640, 30, 2000) == (2, 2000)  # 38 million: one piece
+    for m, k, n in [(17, 30, 2000), (30, 30, 2000), (66, 30, 2000), (100, 100, 101), (30, 1999, 67), (3, 700, 1000)]:
+        total = m * k * n
+        axis, width = blas_pieces(m, k, n)
+        if not BLAS_PIECE < total <= BLAS_PIECES * BLAS_PIECE:
+            assert (axis, width) == (2, n)
+            continue
+        dims = (m, k, n)
+        longest = dims[axis]
+        assert longest == max(dims) and axis == max(i for i in range(3) if dims[i] == longest)
+        count = -(-longest // width)
+        widest = BLAS_PIECE // (total // longest)  # the most that fit in one piece
+        assert width * (total // longest) <= BLAS_PIECE, (m, k, n)
+        assert count == -(-longest // widest), (m, k, n)  # no fewer pieces would do
+        assert width - (longest - (count - 1) * width) <= count - 1, (m, k, n)  # the last is at most count - 1 short
+
+
+def test_blas_readable_copies_only_what_blas_cannot_read() -> None:
+    """``dot_mm`` hands BLAS a C-contiguous copy of an operand BLAS cannot read (reversed rows or
+    columns, every other column); row-major and transposed matrices go as they are."""
+    from symflow.ops.dot import blas_readable
+
+    x = RNG.normal(size=(30, 40))
+    for readable in (x, x.T, x[:, :20], x[:10].T):
+        assert blas_readable(readable) is readable
+    for unreadable in (x[::-1], x[:, ::-1], x[:, ::2], x.T[::-1]):
+        copy = blas_readable(unreadable)
+        assert copy.flags.c_contiguous and copy.base is None
+        np.testing.assert_array_equal(copy, unreadable)
+
+
+def _at(x: np.ndarray, offset: int, shape: tuple[int, int]) -> np.ndarray:
+    """The matrix of ``shape`` with ``x``'s strides that starts ``offset`` elements after ``x``'s
+    first (in the contiguous array ``x`` is a view of)."""
+    root = x
+    while root.base is not None:
+        root = root.base
+    start = x.ctypes.data - root.ctypes.data + offset * x.itemsize
+    return np.ndarray(shape, x.dtype, buffer=root, offset=start, strides=x.strides)
+
+
+def _recording_blas_gemm(calls: list[tuple[Any, ...]]) -> Any:
+    """``blas_gemm`` run as Python, with a stand-in for BLAS that records each call (its m, n and k
+    in BLAS's column-major terms, its beta and offsets) and computes it with NumPy on the row-major
+    matrices those describe."""
+    import types
+
+    from symflow.ops import dot as dot_module
+
+    def xgemm(trans_b, trans_a, n, m, k, alpha, b, offset_b, ld_b, a, offset_a, ld_a, beta,  # type: ignore[no-untyped-def]
+              out, offset_out, ld_out):
+        calls.append((n, m, k, beta))
+        a, b, out = _at(a, offset_a, (m, k)), _at(b, offset_b, (k, n)), _at(out, offset_out, (m, n))
+        out[...] = alpha * (a @ b) + beta * out
+        return 0
+
+    fn = dot_module.blas_gemm
+    return types.FunctionType(fn.__code__, {**fn.__globals__, "xgemm": xgemm}, fn.__name__)
+
+
+@pytest.mark.parametrize(("m", "k", "n", "pieces"), [(20, 30, 2000, [(1000, 20, 30)] * 2),
+                                                  (20, 2000, 30, [(30, 20, 1000)] * 2),
+                                                  (2000, 30, 20, [(20, 1000, 30)] * 2),
+                                                  (50, 30, 2000, [(500, 50, 30)] * 4),  # 3 of 666 are too few
+                                                  (20, 30, 2001, [(1001, 20, 30), (1000, 20, 30)]),
+                                                  (10, 30, 2000, [(2000, 10, 30)])])
+def test_blas_gemm_computes_each_piece_once(m: int, k: int, n: int, pieces: list[tuple[int, int, int]]) -> None:
+    """``blas_gemm`` calls BLAS once per piece of ``blas_pieces``' cut, on the matching views of the
+    operands and the output; pieces of the inner dimension after the first add to the output (beta
+    1), and the result is ``alpha * (a @ b) + beta * out`` whichever way it was cut."""
+    calls: list[tuple[Any, ...]] = []
+    blas_gemm = _recording_blas_gemm(calls)
+    a, b = RNG.normal(size=(k, m)).T, RNG.normal(size=(k, n))  # a transposed operand
+    out = RNG.normal(size=(m, n + 3))[:, :n]  # rows further apart than the width
+    want = -0.5 * (a @ b) + 0.25 * out
+    assert blas_gemm(-0.5, a, b, 0.25, out)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    betas = [0.25] + [1.0 if k >= max(m, n) and len(pieces) > 1 else 0.25] * (len(pieces) - 1)
+    assert calls == [(*piece, beta) for piece, beta in zip(pieces, betas, strict=True)]
+    calls.clear()
+    assert not blas_gemm(1.0, a[::-1], b, 0.0, out) and calls == []  # reversed rows: BLAS cannot read them
+
+
+def test_dot_mm_copies_for_blas_only_what_it_cannot_read() -> None:
+    """``dot_mm`` (run as Python, with ``blas_gemm`` recorded) gives BLAS readable operands as they
+    are, a C-contiguous copy of an unreadable one after BLAS declined it, and computes the product in
+    its loops when BLAS is not available at all."""
+    import types
+
+    from symflow.ops import dot as dot_module
+
+    calls: list[tuple[bool, bool]] = []
+    available = [True]
+
+    def blas_gemm(alpha, a, b, beta, out):  # type: ignore[no-untyped-def]
+        calls.append((a.flags.c_contiguous, b.flags.c_contiguous))
+        if not available[0] or dot_module.blas_readable(a) is not a or dot_module.blas_readable(b) is not b:
+            return False
+        out[...] = alpha * (a @ b) + (beta * out if beta else 0.0)  # BLAS does not read out when beta is 0
+        return True
+
+    fn = dot_module.dot_mm
+    dot_mm = types.FunctionType(fn.__code__, {**fn.__globals__, "blas_gemm": blas_gemm, "any_layout": lambda x: x},
+                                fn.__name__)
+    x, y = RNG.normal(size=(40, 30)), RNG.normal(size=(30, 30))
+    for a, b, want_calls in [(x, y, [(True, True)]), (x, y.T, [(True, False)]),
+                             (x[::-1], y, [(False, True), (True, True)])]:
+        calls.clear()
+        out = np.full((40, 30), np.nan)
+        dot_mm(a, b, out)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-12)
+        assert calls == want_calls
+    available[0] = False
+    out = np.full((40, 30), np.nan)
+    dot_mm(x, y, out)
+    np.testing.assert_allclose(out, x @ y, rtol=1e-12)
+
+
+def test_blas_gemm_is_compiled_once_for_every_layout() -> None:
+    """``dot_mm`` and ``gemm`` hand ``blas_gemm`` their arrays as arrays of any layout
+    (``runtime.any_layout``), so it is compiled once per dtype, not per layout of the operands
+    (checked on uncached copies of the kernels: a cached kernel is loaded without its helpers)."""
+    import types as pytypes
+
+    import numba
+    from numba import types
+
+    from symflow.compile.numba import runtime
+    from symflow.compile.numba.jit import KERNEL_OPTIONS, jit_kernel
+    from symflow.ops import dot as dot_module
+
+    def uncached(fn: Any, **names: Any) -> Any:
+        source = pytypes.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__)
+        return numba.njit(**KERNEL_OPTIONS)(source)
+
+    blas_gemm = uncached(dot_module.blas_gemm, xgemm=runtime.xgemm, blas_layout=jit_kernel(dot_module.blas_layout),
+                         blas_pieces=jit_kernel(dot_module.blas_pieces))
+    dot_mm = uncached(dot_module.dot_mm, blas_gemm=blas_gemm, any_layout=runtime.any_layout,
+                      blas_readable=jit_kernel(dot_module.blas_readable))
+    gemm = uncached(dot_module.gemm, blas_gemm=blas_gemm, any_layout=runtime.any_layout)
+    matrix = {layout: types.Array(types.float64, 2, layout) for layout in "CFA"}
+    for a, b in [("C", "C"), ("C", "F"), ("A", "C")]:
+        dot_mm.compile((matrix[a], matrix[b], matrix["C"]))
+        gemm.compile((types.float64, matrix[a], matrix[b], types.float64, matrix["C"]))
+    assert [[getattr(t, "layout", None) for t in signature] for signature in blas_gemm.signatures] == \
+        [[None, "A", "A", None, "A"]]
 
 
 def test_gemm_types_shapes_and_gradients(run: Any, verify_grads: Any) -> None:

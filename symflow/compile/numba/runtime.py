@@ -17,6 +17,7 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from ...config import config
@@ -187,12 +188,27 @@ def float_from_bits(typingctx: Any, bits: Any) -> Any:
 
 
 @intrinsic
-def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alpha: Any, a: Any, lda: Any,
-          b: Any, ldb: Any, beta: Any, c: Any, ldc: Any) -> Any:
+def any_layout(typingctx: Any, x: Any) -> Any:
+    """``x`` itself, typed as an array of any layout: a kernel that only reads strides and data
+    pointers (``ops.dot.blas_gemm``) is then compiled once, not once per layout of its callers'
+    arrays."""
+    if not isinstance(x, types.Array):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return x.copy(layout="A")(x), codegen
+
+
+@intrinsic
+def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alpha: Any, a: Any, offset_a: Any,
+          lda: Any, b: Any, offset_b: Any, ldb: Any, beta: Any, c: Any, offset_c: Any, ldc: Any) -> Any:
     """BLAS's column-major ``c = alpha * op(a) @ op(b) + beta * c`` (``?gemm``) through the binding
     Numba's products use (``numba_xxgemm``): ``transa``/``transb`` are ``ord('n')`` or ``ord('t')``,
-    the arrays' data pointers are passed as they are. Returns BLAS's status (0: done). The caller
-    checks shapes and leading dimensions (``ops.dot.gemm``); float32 and float64 arrays only."""
+    each matrix starts ``offset_*`` elements after its array's data pointer. Returns BLAS's status
+    (0: done). The caller checks shapes, offsets and leading dimensions (``ops.dot.blas_gemm``);
+    float32 and float64 arrays only."""
     arrays = (a, b, c)
     if not (all(isinstance(x, types.Array) and x.dtype in (types.float32, types.float64) for x in arrays)
             and a.dtype == b.dtype == c.dtype):
@@ -204,8 +220,9 @@ def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alph
         fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp, voidp, intp,
                                                  voidp, intp, voidp, voidp, intp])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        values = dict(zip(("transa", "transb", "m", "n", "k", "alpha", "a", "lda", "b", "ldb", "beta", "c", "ldc"),
-                          zip(args, signature.args)))
+        names = ("transa", "transb", "m", "n", "k", "alpha", "a", "offset_a", "lda", "b", "offset_b", "ldb", "beta",
+                 "c", "offset_c", "ldc")
+        values = dict(zip(names, zip(args, signature.args)))
 
         def integer(name: str, ty: Any) -> Any:
             value, from_type = values[name]
@@ -219,7 +236,8 @@ def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alph
 
         def data(name: str) -> Any:
             value, array_type = values[name]
-            return builder.bitcast(context.make_array(array_type)(context, builder, value).data, voidp)
+            start = context.make_array(array_type)(context, builder, value).data
+            return builder.bitcast(builder.gep(start, [integer(f"offset_{name}", intp)]), voidp)
 
         kind = ir.Constant(char, ord("d" if dtype == types.float64 else "s"))
         return builder.call(fn, [kind, integer("transa", char), integer("transb", char), integer("m", intp),
@@ -227,7 +245,8 @@ def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alph
                                  integer("lda", intp), data("b"), integer("ldb", intp), scalar_slot("beta"),
                                  data("c"), integer("ldc", intp)])
 
-    return types.int32(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), codegen
+    return types.int32(transa, transb, m, n, k, alpha, a, offset_a, lda, b, offset_b, ldb, beta, c, offset_c,
+                       ldc), codegen
 
 
 # Elementwise sigmoid and tanh in straight-line code that LLVM vectorises (Numba's math.exp and
