@@ -228,7 +228,7 @@ def test_a_kernel_file_carries_hashes_of_the_code_it_compiles_in(monkeypatch: py
 
 def test_symflows_own_kernels_are_cached_per_version_of_runtime_and_jit(monkeypatch: pytest.MonkeyPatch) -> None:
     """Numba checks only a function's own file before loading its cached code, yet symflow's fixed
-    kernels compile in ``runtime``'s intrinsics (``ops.dot.gemm`` calls ``runtime.xgemm``): their
+    kernels compile in ``runtime``'s intrinsics (``ops.dot.blas_gemm`` calls ``runtime.xgemm``): their
     cache folder is named by a hash of ``runtime.py`` and ``jit.py``, so a change of either compiles
     them again. Generated modules keep their place (their source carries the hashes)."""
     import hashlib
