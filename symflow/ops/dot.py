@@ -291,7 +291,9 @@ def blas_layout(s0, s1, rows, cols, item):  # type: ignore[no-untyped-def]
 
 
 def blas_readable(x):  # type: ignore[no-untyped-def]
-    """Kernel: the matrix ``x`` if BLAS can read it as it is, else a C-contiguous copy of it."""
+    """Kernel: the matrix ``x`` if BLAS can read it as it is, else a C-contiguous copy of it (copied in
+    a loop: with Numba's ``np.ascontiguousarray`` this kernel took twice as long to compile, 0.36
+    against 0.18 s)."""
     if blas_layout(x.strides[0], x.strides[1], x.shape[1], x.shape[0], x.itemsize)[1] != 0:
         return x
     copy = np.empty(x.shape, x.dtype)
