@@ -256,6 +256,44 @@ def test_symflows_own_kernels_are_cached_per_version_of_runtime_and_jit(monkeypa
     assert "symflow-" not in locator.get_cache_path()  # type: ignore[union-attr]
 
 
+def test_kernels_are_kept_as_ir_and_run_compiled_into_their_callers() -> None:
+    """A kernel compiles to optimised LLVM IR only (``jit.KernelLibrary``), with no machine code of its
+    own: it runs as the copy compiled into each caller. Its disk cache entry holds that IR; a new
+    dispatcher of the same kernel loads it, and a caller compiled against the loaded kernel runs it."""
+    import numba
+
+    from symflow.compile.numba import cache, jit
+
+    offset = int(np.random.default_rng().integers(1 << 40))  # a kernel no earlier run has cached
+    source = f"def kernel(x, out):\n    for i in range(x.shape[0]):\n        out[i] = 2.0 * x[i] + {offset}\n"
+    name = "g_test_" + cache.source_key(source)
+    cache.store_kernel(name, source)
+    x = np.arange(5.0)
+    for attempt in ("compiled", "loaded"):
+        sys.modules.pop(f"{cache._PACKAGE}.{name}", None)  # import the file again: a new dispatcher
+        kernel = cache.load_kernel(name)
+        kernel.compile((numba.float64[::1], numba.float64[::1]))
+        assert sum(kernel.stats.cache_hits.values()) == (attempt == "loaded")
+        (library,) = [compiled.library for compiled in kernel.overloads.values()]
+        assert isinstance(library, jit.KernelLibrary), attempt
+        assert getattr(library, "_compiled_object", None) is None  # Numba's hook stores any machine code made
+        assert library.serialize_using_object_code()[1] == jit.KERNEL_IR
+        np.testing.assert_array_equal(_called_from_compiled_code(kernel, x), 2.0 * x + offset)
+
+
+def _called_from_compiled_code(kernel: object, x: np.ndarray) -> np.ndarray:
+    """``kernel(x, out)`` run from a function compiled now (kernels have no Python wrapper)."""
+    import numba
+
+    @numba.njit
+    def call(x, out):  # type: ignore[no-untyped-def]
+        kernel(x, out)  # type: ignore[operator]
+
+    out = np.zeros_like(x)
+    call(x, out)
+    return out
+
+
 def test_importing_symflow_does_not_import_numba() -> None:
     """Numba loads only when a function is compiled for it (about 0.3 s of every start): the op
     modules' kernels name ``runtime``'s intrinsics (``gemm.intrinsics``), which ``jit_kernel``

@@ -796,8 +796,9 @@ def _scan_step_function(offset: float, mode: str) -> tuple[Any, Any]:
 @pytest.mark.parametrize("limit", [None, 0])
 def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch, limit: int | None) -> None:
     """Calls of kernels up to ``INLINE_MAX_INSTRUCTIONS`` instructions are inlined into the main
-    function, larger ones stay calls; with the limit at 0, LLVM (at the main function's level)
-    inlines none by itself, so the marking is what does it. Results are the NumPy backend's."""
+    function, larger ones stay calls (marked ``noinline``: LLVM would inline some, and with them the
+    NRT calls inside them); with the limit at 0 every kernel call stays a call. Results are the NumPy
+    backend's."""
     from symflow.compile.numba import jit
 
     if limit is not None:
@@ -819,6 +820,42 @@ def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch
     value = np.random.default_rng(1).normal(size=(4, 3))
     np.testing.assert_allclose(f(value), reference(value), rtol=1e-12)
     np.testing.assert_allclose(w.get_value(), w_reference.get_value(), rtol=1e-12)
+
+
+def test_every_kernel_of_a_main_function_is_kept_as_ir_only() -> None:
+    """The kernels a main function links (generated loops, the wide-vector softmax, fixed kernels and
+    the helpers they call) are ``KernelLibrary``s, which make no machine code of their own: the main
+    function compiles the copies it runs. Its results are the NumPy backend's."""
+    from symflow.compile.numba import jit
+
+    x = T.matrix("x")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    functions = {}
+    for mode in ("numba", "py"):
+        w = sf.shared(np.random.default_rng(0).normal(size=(3, 4)), name="w")
+        p = T.nnet.softmax(x.dot(w) + offset)
+        cost = -T.log(p[:, 0]).mean()
+        functions[mode] = (sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode=mode), w)
+    compiled = _compiled_main(functions["numba"][0])
+    linked = {}
+
+    def walk(library: Any, depth: int) -> None:
+        for child in library._linking_libraries:
+            if child not in linked:
+                linked[child] = depth
+                walk(child, depth + 1)
+
+    walk(compiled.library, 0)
+    kernels = [library for library, depth in linked.items() if depth == 0]
+    assert len(kernels) >= 5 and all(isinstance(library, jit.KernelLibrary) for library in kernels), kernels
+    helpers = {library.name for library in linked if isinstance(library, jit.KernelLibrary)}
+    assert {"blas_gemm", "blas_readable"} <= helpers, helpers
+    assert any('"prefer-vector-width"="512"' in library.get_llvm_str() for library in kernels)  # the softmax's
+    assert getattr(compiled.library, "_compiled_object", None) is not None  # the main function's machine code
+    value = np.random.default_rng(1).normal(size=(5, 3))
+    for _ in range(2):
+        np.testing.assert_allclose(functions["numba"][0](value), functions["py"][0](value), rtol=1e-12)
+    np.testing.assert_allclose(functions["numba"][1].get_value(), functions["py"][1].get_value(), rtol=1e-12)
 
 
 def _reassigned(x):  # type: ignore[no-untyped-def]

@@ -105,7 +105,12 @@ def store_kernel(name: str, source: str) -> None:
 
 def load_kernel(name: str) -> object:
     """The Numba dispatcher of a stored generated kernel (imported once per process)."""
-    return load_module_file(f"{_PACKAGE}.{name}", module_dir() / f"{name}.py").kernel  # type: ignore[attr-defined]
+    from .jit import KernelCache, cache_kernel
+
+    module = load_module_file(f"{_PACKAGE}.{name}", module_dir() / f"{name}.py")
+    if not isinstance(module.kernel._cache, KernelCache):  # type: ignore[attr-defined]
+        cache_kernel(module.kernel)  # type: ignore[attr-defined]
+    return module.kernel  # type: ignore[attr-defined]
 
 
 def load_module(source: str) -> types.ModuleType:

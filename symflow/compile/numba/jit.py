@@ -22,10 +22,12 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir as llvm_ir
 from numba.core import caching, cgutils, ir, lowering, pythonapi, types
 from numba.core import config as numba_config
 from numba.core.analysis import compute_use_defs, must_use_alloca
+from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import PassManager, register_pass
 from numba.core.runtime import rtsys
@@ -39,10 +41,13 @@ from ...config import config
 #: Level 1 makes the language model's main function compile ~1 s faster at the same run time.
 MAIN_OPT_LEVEL = 1
 #: A main function's calls of kernels of at most this many LLVM instructions are inlined: passing
-#: ~30 arguments costs about as much as running such a kernel. In the parity model, 150 takes its
-#: allocations, its backward step, small fills and sums, and Numba's NRT_incref/NRT_decref (which
-#: the kernels' modules carry), 19 of 42 functions; not its forward step, softmax or updates.
-INLINE_MAX_INSTRUCTIONS = 150
+#: ~30 arguments costs about as much as running such a kernel. Calls of larger kernels are kept
+#: (``noinline``). In the parity model this takes its allocations, its backward step, small fills,
+#: sums and copies, and Numba's NRT_incref/NRT_decref (which the kernels' modules carry); not its
+#: forward step, softmax or updates. The counts are of a ``KernelLibrary``'s optimised IR; 150 had
+#: been set on the longer IR that Numba's machine-code generation leaves, and on the three benchmark
+#: models 136 inlines the same kernels as 150 did then, but for two.
+INLINE_MAX_INSTRUCTIONS = 136
 
 
 class GlueLower(lowering.Lower):  # type: ignore[misc]
@@ -55,8 +60,9 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
       variable an argument is assigned to (once) takes no reference of its own. Numba would count
       one in at the start and one out after the last use: two atomic operations per argument and
       call (0.1-0.2 µs of the parity model's 6 µs, with 14 arrays).
-    - calls of small kernels are marked ``alwaysinline`` (``small_kernels``). At the main function's
-      optimisation level LLVM inlines none of them: each call passes every array field by value.
+    - calls of small kernels are marked ``alwaysinline`` (``small_kernels``): at the main function's
+      optimisation level LLVM would inline few of them, and each call passes every array field by
+      value. Calls of the other kernels are marked ``noinline``: they stay calls.
     """
 
     _borrowed: frozenset[str] | set[str] = frozenset()  # variables holding an argument, taking no reference
@@ -73,11 +79,15 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
 
     def post_lower(self) -> None:
         super().post_lower()
-        small = small_kernels(self.library)
+        small, large = small_kernels(self.library)
         for block in self.function.blocks:
             for instruction in block.instructions:
-                if isinstance(instruction, llvm_ir.CallInstr) and getattr(instruction.callee, "name", None) in small:
-                    instruction.attributes.add("alwaysinline")
+                if isinstance(instruction, llvm_ir.CallInstr):
+                    name = getattr(instruction.callee, "name", None)
+                    if name in small:
+                        instruction.attributes.add("alwaysinline")
+                    elif name in large:
+                        instruction.attributes.add("noinline")
 
     def incref(self, typ: Any, val: Any) -> None:
         if self._counting:
@@ -127,10 +137,11 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
 _KERNEL_SIZES: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
-def small_kernels(library: Any) -> set[str]:
-    """Names of the functions of ``library``'s linked kernels (their optimised IR, which Numba keeps
-    also for kernels loaded from its cache) with at most ``INLINE_MAX_INSTRUCTIONS`` instructions."""
-    small = set()
+def small_kernels(library: Any) -> tuple[set[str], set[str]]:
+    """Names of the functions of ``library``'s linked kernels (their optimised IR, which a
+    ``KernelLibrary`` keeps also when loaded from the cache): those with at most
+    ``INLINE_MAX_INSTRUCTIONS`` instructions, and the others."""
+    small, large = set(), set()
     for kernel_library in getattr(library, "_linking_libraries", ()):
         sizes = _KERNEL_SIZES.get(kernel_library)
         if sizes is None:
@@ -139,7 +150,8 @@ def small_kernels(library: Any) -> set[str]:
                      for fn in module.functions if not fn.is_declaration}
             _KERNEL_SIZES[kernel_library] = sizes
         small.update(name for name, size in sizes.items() if size <= INLINE_MAX_INSTRUCTIONS)
-    return small
+        large.update(name for name, size in sizes.items() if size > INLINE_MAX_INSTRUCTIONS)
+    return small, large
 
 
 def box_returned_array(typ: Any, val: Any, c: Any) -> Any:
@@ -253,6 +265,79 @@ class MainCompiler(_LoweredBy):
     lowering = GlueLowering
 
 
+class KernelLibrary(JITCodeLibrary):  # type: ignore[misc]
+    """A kernel's code: optimised LLVM IR that the functions calling the kernel link in and compile
+    with their own code, never compiled to machine code of its own.
+
+    Numba would also compile each kernel alone, yet that code never runs: kernels have no Python
+    wrapper, and their callers run the copies compiled into them (and a main function loaded from
+    the cache holds its copies). That compile took 1.3 s of the LSTM language model's cold build.
+    The disk cache keeps the IR alone (``KERNEL_IR``), which ``KernelCacheImpl`` reads back.
+    """
+
+    def _finalize_final_module(self) -> None:
+        self._finalize_dynamic_globals()  # Numba refuses to cache code with such globals
+        self._verify_declare_only_symbols()
+        self._finalized = True
+
+    @property
+    def codegen(self) -> Any:
+        return _NoEnvironment(self._codegen)
+
+    def serialize_using_object_code(self) -> tuple[str, str, bytes]:
+        self._ensure_finalized()
+        return self.name, KERNEL_IR, self._get_module_for_linking().as_bitcode()
+
+    @classmethod
+    def from_ir(cls, codegen: Any, state: tuple[str, str, bytes]) -> KernelLibrary:
+        """The library ``serialize_using_object_code`` stored: its IR, ready for linking."""
+        name, _, bitcode = state
+        library = cls(codegen, name)
+        library._final_module = llvm_binding.parse_bitcode(bitcode)  # its functions are linkonce_odr already
+        library._finalized = True
+        return library
+
+
+KERNEL_IR = "symflow-kernel-ir"  # how a ``KernelLibrary`` is kept in the disk cache
+
+
+class _NoEnvironment:
+    """A codegen as ``KernelLibrary.codegen``: Numba sets a function's environment in the machine
+    code of its library when it makes the function callable; a kernel has no such code."""
+
+    def __init__(self, codegen: Any) -> None:
+        self._codegen = codegen
+
+    def set_env(self, env_name: str, env: Any) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._codegen, name)
+
+
+class _KernelLibraryLowering:
+    """Mixin for a lowering pass of kernels: the function goes into a ``KernelLibrary``."""
+
+    def run_pass(self, state: Any) -> bool:
+        if state.library is None:
+            state.library = KernelLibrary(state.targetctx.codegen(), state.func_id.func_qualname)
+            state.library.enable_object_caching()
+        return bool(super().run_pass(state))  # type: ignore[misc]
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class KernelLowering(_KernelLibraryLowering, NativeLowering):  # type: ignore[misc]
+    """Numba's native lowering into a ``KernelLibrary``."""
+
+    _name = "symflow_kernel_lowering"
+
+
+class KernelCompiler(_LoweredBy):
+    """Numba's nopython pipeline with ``KernelLowering`` in place of its native lowering."""
+
+    lowering = KernelLowering
+
+
 class _FunctionAttributes(llvm_ir.values.FunctionAttributes):  # type: ignore[misc]
     """llvmlite's function attributes, also taking LLVM's string attributes (``"name"="value"``),
     which llvmlite does not list."""
@@ -277,8 +362,8 @@ class WideVectorLower(lowering.Lower):  # type: ignore[misc]
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
-class WideVectorLowering(NativeLowering):  # type: ignore[misc]
-    """Numba's native lowering by ``WideVectorLower``."""
+class WideVectorLowering(_KernelLibraryLowering, NativeLowering):  # type: ignore[misc]
+    """Numba's native lowering by ``WideVectorLower``, into a ``KernelLibrary``."""
 
     _name = "symflow_wide_vector_lowering"
 
@@ -296,7 +381,8 @@ class WideVectorCompiler(_LoweredBy):
 #: Numba options for all symflow code: NumPy's division-by-zero semantics, no GIL needed
 JIT_OPTIONS: dict[str, Any] = {"error_model": "numpy", "nogil": True}
 #: kernels are only called from compiled code: no Python or C wrappers (compiles ~40% faster)
-KERNEL_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+KERNEL_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True,
+                                  "pipeline_class": KernelCompiler}
 #: main functions are called from Python only (no C wrapper) and lowered by ``MainCompiler``
 MAIN_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cfunc_wrapper": True, "pipeline_class": MainCompiler}
 #: arithmetic-bound kernels (the softmax's exponentials): vectors as wide as the CPU has
@@ -367,6 +453,32 @@ class LoadingCache(caching.FunctionCache):  # type: ignore[misc]
             return load(sig, target_context)
 
 
+class KernelCacheImpl(caching.CompileResultCacheImpl):  # type: ignore[misc]
+    """Numba's (de)serialisation of a compiled function, reading a ``KernelLibrary`` back from its IR."""
+
+    def rebuild(self, target_context: Any, payload: tuple[Any, ...]) -> Any:
+        codegen = target_context.codegen()
+        if payload[0][1] != KERNEL_IR:
+            return super().rebuild(target_context, payload)
+        codegen.unserialize_library = functools.partial(KernelLibrary.from_ir, codegen)  # under the compile lock
+        try:
+            return super().rebuild(target_context, payload)
+        finally:
+            del codegen.unserialize_library
+
+
+class KernelCache(LoadingCache):
+    """The disk cache of a kernel, which keeps its ``KernelLibrary`` (``KernelCacheImpl``)."""
+
+    _impl_class = KernelCacheImpl
+
+
+def cache_kernel(dispatcher: Any) -> Any:
+    """Give a kernel's dispatcher (compiled with ``KERNEL_OPTIONS``) its disk cache, ``KernelCache``."""
+    dispatcher._cache = KernelCache(dispatcher.py_func)
+    return dispatcher
+
+
 _BLAS_MODULE = "scipy.linalg.cython_blas"
 
 
@@ -425,7 +537,7 @@ def jit_kernel(fn: Callable[..., Any]) -> Any:
                          **{name: getattr(runtime, name) for name in intrinsics}}
             source = types_module.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
             source.__qualname__, source.__module__ = fn.__qualname__, fn.__module__
-        _KERNELS[fn] = numba.njit(cache=True, **KERNEL_OPTIONS, **getattr(fn, "numba_options", {}))(source)
+        _KERNELS[fn] = cache_kernel(numba.njit(**KERNEL_OPTIONS, **getattr(fn, "numba_options", {}))(source))
     return _KERNELS[fn]
 
 
