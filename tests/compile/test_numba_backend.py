@@ -822,10 +822,11 @@ def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch
     np.testing.assert_allclose(w.get_value(), w_reference.get_value(), rtol=1e-12)
 
 
-def test_every_kernel_of_a_main_function_is_kept_as_ir_only() -> None:
-    """The kernels a main function links (generated loops, the wide-vector softmax, fixed kernels and
-    the helpers they call) are ``KernelLibrary``s, which make no machine code of their own: the main
-    function compiles the copies it runs. Its results are the NumPy backend's."""
+def test_generated_kernels_are_kept_as_ir_and_fixed_kernels_as_numba_compiles_them() -> None:
+    """The generated kernels a main function links (elementwise loops, the wide-vector softmax) are
+    ``KernelLibrary``s, which make no machine code of their own: the main function compiles the
+    copies it runs. symflow's fixed kernels (the products and the helpers they call) keep Numba's
+    own library, machine code included (``jit.KERNEL_OPTIONS``). Results are the NumPy backend's."""
     from symflow.compile.numba import jit
 
     x = T.matrix("x")
@@ -846,11 +847,12 @@ def test_every_kernel_of_a_main_function_is_kept_as_ir_only() -> None:
                 walk(child, depth + 1)
 
     walk(compiled.library, 0)
-    kernels = [library for library, depth in linked.items() if depth == 0]
-    assert len(kernels) >= 5 and all(isinstance(library, jit.KernelLibrary) for library in kernels), kernels
-    helpers = {library.name for library in linked if isinstance(library, jit.KernelLibrary)}
-    assert {"blas_gemm", "blas_readable"} <= helpers, helpers
-    assert any('"prefer-vector-width"="512"' in library.get_llvm_str() for library in kernels)  # the softmax's
+    generated = [library for library, depth in linked.items() if depth == 0 and library.name == "kernel"]
+    assert len(generated) >= 5 and all(isinstance(library, jit.KernelLibrary) for library in generated)
+    assert any('"prefer-vector-width"="512"' in library.get_llvm_str() for library in generated)  # the softmax's
+    fixed = {library.name: library for library in linked if library.name in ("dot_mm", "blas_gemm")}
+    assert set(fixed) == {"dot_mm", "blas_gemm"}
+    assert not any(isinstance(library, jit.KernelLibrary) for library in fixed.values())
     assert getattr(compiled.library, "_compiled_object", None) is not None  # the main function's machine code
     value = np.random.default_rng(1).normal(size=(5, 3))
     for _ in range(2):

@@ -69,10 +69,10 @@ import math
 import numpy as np
 import numba
 from symflow.compile.numba import runtime  # {runtime}
-from symflow.compile.numba.jit import KERNEL_OPTIONS, WIDE_KERNEL_OPTIONS  # {jit}
+from symflow.compile.numba.jit import GENERATED_KERNEL_OPTIONS, WIDE_KERNEL_OPTIONS  # {jit}
 
 
-@numba.njit(cache=True, **KERNEL_OPTIONS)
+@numba.njit(cache=True, **GENERATED_KERNEL_OPTIONS)
 """
 
 
