@@ -817,7 +817,8 @@ def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch
     else:
         assert len(called & set(sizes)) >= 5, called  # kernel calls are left as calls
         defined = set(re.findall(r'^define [^@]*@"?([\w.$]+)', compiled.library.get_llvm_str(), re.M))
-        assert set(sizes) <= called | defined, set(sizes) - called - defined  # none was inlined away
+        kernels = {name for name in sizes if "symflow" in name}  # not Numba's helpers, which may go unused
+        assert kernels <= called | defined, kernels - called - defined  # none was inlined away
     reference, w_reference = _scan_step_function(offset, "py")
     value = np.random.default_rng(1).normal(size=(4, 3))
     np.testing.assert_allclose(f(value), reference(value), rtol=1e-12)
