@@ -326,7 +326,7 @@ _EXP_POLY = repr(1.0 / math.factorial(13))
 for _k in range(12, -1, -1):  # Horner form of sum r**k / k!
     _EXP_POLY = f"({1.0 / math.factorial(_k)!r} + r * {_EXP_POLY})"
 
-_HEADER = "@numba.njit(cache=True, fastmath={'reassoc', 'contract', 'nsz'}, **WIDE_KERNEL_OPTIONS)\n"
+_HEADER = "@numba.njit(fastmath={'reassoc', 'contract', 'nsz'}, **WIDE_KERNEL_OPTIONS)\n"
 
 
 def _row_max_and_exp(store: str, element: str = "x[i, {j}]", row: str = "") -> str:

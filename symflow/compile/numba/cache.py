@@ -72,7 +72,7 @@ from symflow.compile.numba import runtime  # {runtime}
 from symflow.compile.numba.jit import GENERATED_KERNEL_OPTIONS, WIDE_KERNEL_OPTIONS  # {jit}
 
 
-@numba.njit(cache=True, **GENERATED_KERNEL_OPTIONS)
+@numba.njit(**GENERATED_KERNEL_OPTIONS)
 """
 
 
@@ -104,7 +104,8 @@ def store_kernel(name: str, source: str) -> None:
 
 
 def load_kernel(name: str) -> object:
-    """The Numba dispatcher of a stored generated kernel (imported once per process)."""
+    """The Numba dispatcher of a stored generated kernel (imported once per process), with its disk
+    cache (``jit.KernelCache``; the decorator in the kernel's file sets up none of its own)."""
     from .jit import KernelCache, cache_kernel
 
     module = load_module_file(f"{_PACKAGE}.{name}", module_dir() / f"{name}.py")

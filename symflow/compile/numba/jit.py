@@ -139,8 +139,8 @@ _KERNEL_SIZES: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyD
 
 
 def small_kernels(library: Any) -> tuple[set[str], set[str]]:
-    """Names of the functions of ``library``'s linked kernels (their optimised IR, which a
-    ``KernelLibrary`` keeps also when loaded from the cache): those with at most
+    """Names of the functions of ``library``'s linked kernels (their optimised IR, which both kinds of
+    kernel library keep also when loaded from the cache): those with at most
     ``INLINE_MAX_INSTRUCTIONS`` instructions, and the others."""
     small, large = set(), set()
     for kernel_library in getattr(library, "_linking_libraries", ()):
