@@ -1435,3 +1435,87 @@ def test_first_unequal_reports_the_first_mismatch_after_an_earlier_error() -> No
     assert first_unequal(0, (9, 2, 3, 4), (1, 2, 3, 4), 7) == 7
     assert first_unequal(0, (1, 2, 3, 4), (1, 2, 3, 5), 7) == 10
     assert first_unequal(3, (1, 2, 3, 4), (1, 5, 3, 4), 7) == 3  # an earlier error wins
+
+
+#: functions that need Numba's closure inlining (a closure, the reduction and stencil globals it
+#: inlines, a list), its typed rewrites (a list, array expressions, string-literal indices) or neither
+_NEEDING_PASSES = """
+def closure(a):
+    def twice(v):
+        return 2.0 * v
+    return twice(a[0])
+def reduction(a):
+    return reduce(add, a, 0.0)
+def stencil(a):
+    return neighbours(a)
+def listed(a):
+    return np.array([a[0], a[1]])
+def operators(a):
+    return a * 2.0 + 1.0
+def ufunc(a):
+    return np.exp(a)
+def field(r, name):
+    return r[0][literally(name)]
+def set_field(r, name):
+    r[1][literally(name)] = 5.0
+    return r[1]["x"]
+def loop(a):
+    total = 0.0
+    for v in a:
+        total += v
+    return total
+"""
+
+def test_numbas_closure_inlining_and_typed_rewrites_run_only_for_code_that_has_work_for_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """symflow's Numba pipeline (``jit.SymflowCompiler``) runs Numba's closure inlining and its rewrites
+    after type inference only on code that has something for them. Generated code has nothing: a new
+    main function and a new generated kernel compile without either. Code with a closure, a reduction,
+    a stencil, a list, an array expression or a string-literal index gets them and runs as in Python."""
+    import functools
+
+    import numba
+    from numba.core.typed_passes import NopythonRewrites, NopythonTypeInference
+    from numba.core.untyped_passes import InlineClosureLikes
+
+    from symflow.compile.numba import jit
+
+    ran: dict[str, set[str]] = {}
+    for cls in (InlineClosureLikes, NopythonRewrites, NopythonTypeInference):  # the last runs for every compile
+        def counted(self: Any, state: Any, original: Any = cls.run_pass, name: str = cls.__name__) -> bool:
+            ran.setdefault(state.func_id.func_name, set()).add(name)
+            return bool(original(self, state))
+
+        monkeypatch.setattr(cls, "run_pass", counted)
+
+    from symflow.compile.numba import cache
+
+    x = T.vector("x")
+    offset = float(np.random.default_rng().uniform(1, 2))  # new sources: compiled, not loaded
+    f = sf.function([x], T.tanh(x * offset).sum(), mode="numba")
+    value = np.linspace(-0.5, 1.0, 5)
+    np.testing.assert_allclose(f(value), np.tanh(value * offset).sum(), rtol=1e-12)
+    source = f"def kernel(x, out):\n    for i in range(x.shape[0]):\n        out[i] = 2.0 * x[i] + {offset!r}\n"
+    name = "g_test_" + cache.source_key(source)
+    cache.store_kernel(name, source)
+    cache.load_kernel(name).compile((numba.float64[::1], numba.float64[::1]))
+    typed = {"NopythonTypeInference"}
+    assert ran["symflow_main"] == ran["kernel"] == typed, ran  # compiled, without the two passes
+    assert jit.KERNEL_OPTIONS["pipeline_class"] is jit.SymflowCompiler  # symflow's fixed kernels' pipeline
+
+    closing, rewriting = {"InlineClosureLikes"} | typed, {"NopythonRewrites"} | typed
+    namespace = {"np": np, "reduce": functools.reduce, "add": numba.njit(lambda s, v: s + v),
+                 "neighbours": numba.stencil(lambda a: a[-1] + a[1]), "literally": numba.literally}
+    exec(_NEEDING_PASSES, namespace)  # noqa: S102 - the test's own functions
+    a, records = np.arange(1.0, 6.0), np.ones(2, dtype=[("x", "f8")])
+    cases = {"closure": closing, "reduction": closing, "stencil": closing, "listed": closing | rewriting,
+             "operators": rewriting, "ufunc": rewriting, "field": rewriting, "set_field": rewriting, "loop": typed}
+    for name, passes in cases.items():
+        fn = namespace[name]
+        args = (records.copy(), "x") if "field" in name else (a,)
+        want = np.array([0.0, 4.0, 6.0, 8.0, 0.0]) if name == "stencil" else fn(*args)
+        got = numba.njit(pipeline_class=jit.SymflowCompiler)(fn)(*args)
+        np.testing.assert_allclose(got, want, err_msg=name)
+        assert ran[name] == passes, name
+
+

@@ -31,7 +31,8 @@ from numba.core.codegen import JITCodeLibrary
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import PassManager, register_pass
 from numba.core.runtime import rtsys
-from numba.core.typed_passes import NativeLowering
+from numba.core.typed_passes import NativeLowering, NopythonRewrites
+from numba.core.untyped_passes import InlineClosureLikes
 from numba.np import numpy_support
 
 from ...config import config
@@ -248,19 +249,89 @@ class GlueLowering(NativeLowering):  # type: ignore[misc]
             boxers[types.Array], unboxers[types.Array] = boxing.box_array, boxing.unbox_array
 
 
-class _LoweredBy(CompilerBase):  # type: ignore[misc]
-    """Numba's nopython pipeline with the pass ``lowering`` in place of its native lowering."""
+def _has_closure_like(func_ir: Any) -> bool:
+    """Whether Numba's closure inlining has work in ``func_ir``: a closure, a list (comprehensions and
+    ``np.array`` of a list are built from one), or a global it inlines (``functools.reduce``, stencils)."""
+    from numba.stencils.stencil import StencilFunc
+
+    for block in func_ir.blocks.values():
+        for inst in block.find_insts(ir.Assign):
+            value = inst.value
+            if isinstance(value, ir.Expr) and value.op in ("make_function", "build_list"):
+                return True
+            if isinstance(value, (ir.Global, ir.FreeVar)) and (
+                    value.value is functools.reduce or isinstance(value.value, StencilFunc)):
+                return True
+    return False
+
+
+def _has_typed_rewrite(state: Any) -> bool:
+    """Whether one of Numba's rewrites after type inference has work: an array expression (an
+    operator or a ufunc call giving an array), a list (``np.array`` of constants), or an index
+    that is a string literal."""
+    from numba.np.ufunc.dufunc import DUFunc
+
+    typemap = state.typemap
+    for block in state.func_ir.blocks.values():
+        for inst in block.body:
+            if isinstance(inst, ir.SetItem) and isinstance(typemap.get(inst.index.name), types.StringLiteral):
+                return True
+            if not (isinstance(inst, ir.Assign) and isinstance(inst.value, ir.Expr)):
+                continue
+            expr = inst.value
+            if expr.op == "build_list":
+                return True
+            if expr.op == "getitem" and isinstance(typemap.get(expr.index.name), types.StringLiteral):
+                return True
+            if not isinstance(typemap.get(inst.target.name), types.Array):
+                continue
+            if expr.op in ("unary", "binop", "inplace_binop"):
+                return True
+            function = typemap.get(expr.func.name) if expr.op == "call" else None
+            if isinstance(function, types.Function) and isinstance(function.typing_key, (np.ufunc, DUFunc)):
+                return True
+    return False
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class InlineClosuresIfAny(InlineClosureLikes):  # type: ignore[misc]
+    """Numba's closure inlining, skipped when ``_has_closure_like`` finds nothing for it: generated code
+    has none, and the pass redoes Numba's analyses of the whole IR (~0.3 s of the LSTM model's main
+    function's compile)."""
+
+    _name = "symflow_inline_closures_if_any"
+
+    def run_pass(self, state: Any) -> bool:
+        return bool(_has_closure_like(state.func_ir) and super().run_pass(state))
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class TypedRewritesIfAny(NopythonRewrites):  # type: ignore[misc]
+    """Numba's rewrites after type inference, skipped when ``_has_typed_rewrite`` finds nothing for them
+    (generated code computes arrays in kernels, by loops): ~0.2 s of the LSTM model's main function."""
+
+    _name = "symflow_typed_rewrites_if_any"
+
+    def run_pass(self, state: Any) -> bool:
+        return bool(_has_typed_rewrite(state) and super().run_pass(state))
+
+
+class SymflowCompiler(CompilerBase):  # type: ignore[misc]
+    """Numba's nopython pipeline for symflow's code (kernels and generated functions): two passes run
+    only when the code has something for them (``replaced``), and ``lowering`` lowers it."""
 
     lowering: type = NativeLowering
+    replaced: dict[type, type] = {InlineClosureLikes: InlineClosuresIfAny, NopythonRewrites: TypedRewritesIfAny}
 
     def define_pipelines(self) -> list[PassManager]:
         pipeline = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pipeline.passes = [(self.lowering if p is NativeLowering else p, what) for p, what in pipeline.passes]
+        replaced = {**self.replaced, NativeLowering: self.lowering}
+        pipeline.passes = [(replaced.get(p, p), what) for p, what in pipeline.passes]
         pipeline.finalize()
         return [pipeline]
 
 
-class MainCompiler(_LoweredBy):
+class MainCompiler(SymflowCompiler):
     """Numba's nopython pipeline with ``GlueLowering`` in place of its native lowering."""
 
     lowering = GlueLowering
@@ -334,7 +405,7 @@ class KernelLowering(_KernelLibraryLowering, NativeLowering):  # type: ignore[mi
     _name = "symflow_kernel_lowering"
 
 
-class KernelCompiler(_LoweredBy):
+class KernelCompiler(SymflowCompiler):
     """Numba's nopython pipeline with ``KernelLowering`` in place of its native lowering."""
 
     lowering = KernelLowering
@@ -374,7 +445,7 @@ class WideVectorLowering(_KernelLibraryLowering, NativeLowering):  # type: ignor
         return WideVectorLower
 
 
-class WideVectorCompiler(_LoweredBy):
+class WideVectorCompiler(SymflowCompiler):
     """Numba's nopython pipeline with ``WideVectorLowering`` in place of its native lowering."""
 
     lowering = WideVectorLowering
@@ -383,10 +454,11 @@ class WideVectorCompiler(_LoweredBy):
 #: Numba options for all symflow code: NumPy's division-by-zero semantics, no GIL needed
 JIT_OPTIONS: dict[str, Any] = {"error_model": "numpy", "nogil": True}
 #: kernels are only called from compiled code: no Python or C wrappers (compiles ~40% faster).
-#: symflow's fixed kernels (``jit_kernel``) keep Numba's pipeline, machine code included: the IR
+#: symflow's fixed kernels (``jit_kernel``) keep Numba's lowering, machine code included: the IR
 #: that main functions link from them is then the IR Numba's machine-code generation rewrote, and
 #: the parity model ran about 0.1 µs faster with its small products built from that (measured).
-KERNEL_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+KERNEL_OPTIONS: dict[str, Any] = {**JIT_OPTIONS, "no_cpython_wrapper": True, "no_cfunc_wrapper": True,
+                                  "pipeline_class": SymflowCompiler}
 #: generated kernels (one or a few per model) are kept as IR (``KernelLibrary``)
 GENERATED_KERNEL_OPTIONS: dict[str, Any] = {**KERNEL_OPTIONS, "pipeline_class": KernelCompiler}
 #: main functions are called from Python only (no C wrapper) and lowered by ``MainCompiler``
