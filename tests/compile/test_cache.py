@@ -113,6 +113,20 @@ def test_loading_skips_numbas_registries_and_compiling_still_works(tmp_path: Pat
         assert run_["other"] == 3.0 + run_["offset"]
 
 
+def test_a_moved_cache_directory_is_used_where_it_is(tmp_path: Path) -> None:
+    """A cache directory that was moved works, and nothing is written where it was: the stored Python
+    code of its modules names their old files, from which Numba would locate compiled code."""
+    import shutil
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    first = run(old)
+    shutil.move(old, new)
+    moved = run(new)
+    assert moved["value"] == first["value"] == EXPECTED
+    assert not old.exists()
+    assert run(new)["cached"]
+
+
 def test_module_code_is_kept_and_checked(tmp_path: Path) -> None:
     """The compiled code of a generated module is stored beside it and used only for the same source;
     a damaged copy is compiled again."""

@@ -212,7 +212,9 @@ def _module_code(path: Path) -> types.CodeType:
 
     Python's own bytecode cache may be off (PYTHONDONTWRITEBYTECODE is common in containers), and
     compiling a main function's source costs about 10 ms of a warm start. The stored code carries
-    hashes of the source it came from and of itself; it is used only if both match.
+    hashes of the source it came from and of itself; it is used only if both match and it names this
+    file: Numba finds a function's compiled code from that name, so the code of a cache directory
+    that was moved or copied would read and write the compiled code of the old place.
     """
     source = path.read_bytes()
     source_hash = hashlib.sha256(source).digest()
@@ -222,7 +224,7 @@ def _module_code(path: Path) -> types.CodeType:
         payload = data[64:]
         if data[:32] == source_hash and data[32:64] == hashlib.sha256(payload).digest():
             code = marshal.loads(payload)
-            if isinstance(code, types.CodeType):
+            if isinstance(code, types.CodeType) and code.co_filename == str(path):
                 return code
     except (OSError, ValueError, EOFError, TypeError):
         pass
