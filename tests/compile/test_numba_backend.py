@@ -1519,3 +1519,43 @@ def test_numbas_closure_inlining_and_typed_rewrites_run_only_for_code_that_has_w
         assert ran[name] == passes, name
 
 
+
+def _train_in_turns(mode: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Costs and final parameters (and velocities) of a small recurrent classifier trained by two
+    functions in turns (momentum and plain steps), with a prediction function called between them."""
+    init = np.random.default_rng(1)
+    wx, wh, wo = (sf.shared(init.normal(scale=0.5, size=shape), name=name)
+                  for name, shape in (("wx", (2, 4)), ("wh", (4, 4)), ("wo", (4, 2))))
+    x, y = T.matrix("x"), T.ivector("y")
+    h, _ = sf.scan(lambda x_t, h_t1, wx, wh: T.nnet.sigmoid(x_t.dot(wx) + h_t1.dot(wh)), sequences=x,
+                   outputs_info=T.zeros((4,)), non_sequences=[wx, wh])
+    p = T.nnet.softmax(h[-1:].dot(wo))
+    cost = -T.mean(T.log(p[T.arange(y.shape[0]), y]))
+    params = [wx, wh, wo]
+    grads = sf.grad(cost, params)
+    velocities = [sf.shared(q.get_value() * 0) for q in params]
+    steps = [0.9 * v - 0.1 * g for v, g in zip(velocities, grads, strict=True)]
+    updates = [(q, q + s) for q, s in zip(params, steps, strict=True)] + list(zip(velocities, steps, strict=True))
+    momentum = sf.function([x, y], cost, updates=updates, mode=mode)
+    plain = sf.function([x, y], cost, updates=[(q, q - 0.05 * g) for q, g in zip(params, grads, strict=True)],
+                        mode=mode)
+    predict = sf.function([x], T.argmax(p, axis=1), mode=mode)
+    costs = []
+    for _ in range(3):
+        for xs, ys in data:
+            costs += [momentum(xs, ys), plain(xs, ys)]
+            predict(xs)
+    return np.array(costs), [q.get_value() for q in params + velocities]
+
+
+def test_functions_updating_the_same_shared_variables_in_turns_agree_with_numpy() -> None:
+    """Two training functions over the same shared variables and a prediction function, called in
+    turns as a script alternates them, give the NumPy backend's costs and leave its values. A
+    lowering that released an array twice (on two blocks of one path) corrupted memory in this use."""
+    rng = np.random.default_rng(0)
+    data = [(rng.normal(size=(int(rng.integers(3, 9)), 2)), rng.integers(0, 2, size=1).astype(np.int32))
+            for _ in range(30)]
+    (costs, values), (want_costs, want_values) = (_train_in_turns(mode, data) for mode in ("numba", "py"))
+    np.testing.assert_allclose(costs, want_costs, rtol=1e-9)
+    for got, want in zip(values, want_values, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
