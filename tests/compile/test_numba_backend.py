@@ -1466,6 +1466,7 @@ def loop(a):
     return total
 """
 
+
 def test_numbas_closure_inlining_and_typed_rewrites_run_only_for_code_that_has_work_for_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """symflow's Numba pipeline (``jit.SymflowCompiler``) runs Numba's closure inlining and its rewrites
@@ -1478,7 +1479,7 @@ def test_numbas_closure_inlining_and_typed_rewrites_run_only_for_code_that_has_w
     from numba.core.typed_passes import NopythonRewrites, NopythonTypeInference
     from numba.core.untyped_passes import InlineClosureLikes
 
-    from symflow.compile.numba import jit
+    from symflow.compile.numba import cache, jit
 
     ran: dict[str, set[str]] = {}
     for cls in (InlineClosureLikes, NopythonRewrites, NopythonTypeInference):  # the last runs for every compile
@@ -1487,8 +1488,6 @@ def test_numbas_closure_inlining_and_typed_rewrites_run_only_for_code_that_has_w
             return bool(original(self, state))
 
         monkeypatch.setattr(cls, "run_pass", counted)
-
-    from symflow.compile.numba import cache
 
     x = T.vector("x")
     offset = float(np.random.default_rng().uniform(1, 2))  # new sources: compiled, not loaded
@@ -1517,7 +1516,6 @@ def test_numbas_closure_inlining_and_typed_rewrites_run_only_for_code_that_has_w
         got = numba.njit(pipeline_class=jit.SymflowCompiler)(fn)(*args)
         np.testing.assert_allclose(got, want, err_msg=name)
         assert ran[name] == passes, name
-
 
 
 def _train_in_turns(mode: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[np.ndarray]]:
