@@ -647,7 +647,7 @@ def test_no_shape_check_compares_a_value_with_itself() -> None:
     g = sf.grad((X.dot(W) ** 2).sum(), W)
     f = sf.function([X], [], updates=[(W, W - 0.1 * g), (V, 0.9 * V + g)], mode="numba")
     aliases = dict(re.findall(r"^\s+(dst_\d+) = (\w+)$", f.source, re.M))
-    checks = re.findall(r"\(\((\S+) != (\S+)\)\)", f.source)
+    checks = re.findall(r"first_error\(err, \((\S+) != (\S+)\), ", f.source)
     assert checks  # the real ones are still there
     for lhs, rhs in checks:
         resolve = lambda side: re.sub(r"^(\w+)\.", lambda m: aliases.get(m.group(1), m.group(1)) + ".", side)  # noqa: E731
@@ -1416,10 +1416,10 @@ def test_fold_checks_makes_each_long_run_of_dimension_checks_one_call() -> None:
     assert cg.lines == [
         f"    err = {kernel}(err, ({lhs5}), ({rhs5}), np.int64(1))",
         "    y = 1",
-        *[f"    err += (err == 0) * (({lhs} != {rhs})) * {6 + k}" for k, (lhs, rhs) in enumerate(pairs[:3])],
+        *[f"    err = first_error(err, ({lhs} != {rhs}), {6 + k})" for k, (lhs, rhs) in enumerate(pairs[:3])],
         f"    err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(10))",
-        "    err += (err == 0) * ((n_1 < 0)) * 14",
-        "    err += (err == 0) * ((a.shape[0] != c.shape[0]) | (a.shape[1] != c.shape[1])) * 15",
+        "    err = first_error(err, (n_1 < 0), 14)",
+        "    err = first_error(err, (a.shape[0] != c.shape[0]) | (a.shape[1] != c.shape[1]), 15)",
         "    for t in range(n):",
         f"        err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(16))",
         f"    err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(20))",
@@ -1435,6 +1435,26 @@ def test_first_unequal_reports_the_first_mismatch_after_an_earlier_error() -> No
     assert first_unequal(0, (9, 2, 3, 4), (1, 2, 3, 4), 7) == 7
     assert first_unequal(0, (1, 2, 3, 4), (1, 2, 3, 5), 7) == 10
     assert first_unequal(3, (1, 2, 3, 4), (1, 5, 3, 4), 7) == 3  # an earlier error wins
+
+
+def test_first_error_keeps_the_first_error_and_takes_any_integer_code() -> None:
+    """``runtime.first_error``: the code when the check fails and no error is set yet, else ``err``;
+    a literal code, an int32 code, and a condition joined with ``|``, as ``CodeGen.check`` writes them."""
+    import numba
+
+    @numba.njit
+    def checks(err: int, a: int, b: int) -> tuple[int, int, int]:
+        first = runtime.first_error(err, (a != b), 7)
+        joined = runtime.first_error(err, (a < 0) | (b < 0), np.int32(8))
+        chained = runtime.first_error(runtime.first_error(err, (a == b), 9), (a != b), 10)
+        return first, joined, chained
+
+    assert checks(0, 1, 1) == (0, 0, 9)
+    assert checks(0, 1, 2) == (7, 0, 10)
+    assert checks(0, -1, 2) == (7, 8, 10)
+    assert checks(0, 3, -3) == (7, 8, 10)
+    assert checks(5, 1, 2) == (5, 5, 5)  # an earlier error wins
+    assert checks(5, 1, 1) == (5, 5, 5)
 
 
 #: functions that need Numba's closure inlining (a closure, the reduction and stencil globals it

@@ -94,7 +94,7 @@ def literal(value: Any, dtype: str) -> str:
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*=[^=]")
 _DIMENSION = r"\w+\.shape\[\d+\]"
 #: a check line that compares two dimensions (``CodeGen.check`` of ``a.shape[i] != b.shape[j]``)
-_DIMENSION_CHECK = re.compile(rf"(\s*)err \+= \(err == 0\) \* \(\(({_DIMENSION}) != ({_DIMENSION})\)\) \* (\d+)")
+_DIMENSION_CHECK = re.compile(rf"(\s*)err = first_error\(err, \(({_DIMENSION}) != ({_DIMENSION})\), (\d+)\)")
 #: the shortest run of dimension checks ``CodeGen.fold_checks`` makes into one call
 FOLD_CHECKS_FROM = 4
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")  # names, not attributes
@@ -288,16 +288,16 @@ class CodeGen(SourceWriter):
     def check(self, condition: str, node: Apply | None, what: str) -> None:
         """Record error ``what`` in ``err`` when ``condition`` holds (the first error wins).
 
-        No branch is emitted: ``err += (err == 0) * cond * code``. The main function never
-        raises; branches and raise sites are what make Numba slow to compile a long
-        function. Kernels check their own inputs, so running on after an error is safe.
-        ``condition`` may join atoms with `` or ``, which become ``|``.
+        No branch is emitted: ``err = first_error(err, cond, code)`` (``runtime.first_error``).
+        The main function never raises; branches and raise sites are what make Numba slow to
+        compile a long function. Kernels check their own inputs, so running on after an error is
+        safe. ``condition`` may join atoms with `` or ``, which become ``|``.
         """
         atoms = [a for a in condition.split(" or ") if not _static_false(a) and not self._same_sides(a)]
         if not atoms:
             return
         joined = " | ".join(f"({a})" for a in atoms)
-        self.emit(f"err += (err == 0) * ({joined}) * {self.error_code(node, what)}")
+        self.emit(f"err = first_error(err, {joined}, {self.error_code(node, what)})")
 
     def fold_checks(self) -> None:
         """Replace each run of ``FOLD_CHECKS_FROM`` or more consecutive checks of one dimension equality

@@ -148,6 +148,22 @@ def flush_subnormal(typingctx: Any, x: Any) -> Any:
     return x(x), codegen
 
 
+@intrinsic
+def first_error(typingctx: Any, err: Any, failed: Any, code: Any) -> Any:
+    """``code`` if ``failed`` and ``err`` is still 0, else ``err``: one check of a main function
+    (``CodeGen.check``). One typed call, where ``err += (err == 0) * failed * code`` is four."""
+    if not (isinstance(err, types.Integer) and isinstance(failed, types.Boolean) and isinstance(code, types.Integer)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        current, condition, new = (context.cast(builder, v, t, r) for v, t, r in
+                                   zip(args, signature.args, (types.int64, types.boolean, types.int64), strict=True))
+        unset = builder.icmp_signed("==", current, ir.Constant(current.type, 0))
+        return builder.select(builder.and_(unset, condition), new, current)
+
+    return types.int64(err, failed, code), codegen
+
+
 def _nan_extremum(llvm_name: str, name: str) -> Callable[..., Any]:
     """Typing and codegen of a float maximum or minimum by LLVM's NaN-propagating ``llvm_name``."""
     def typer(typingctx: Any, a: Any, b: Any) -> Any:
