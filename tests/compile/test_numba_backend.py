@@ -649,8 +649,12 @@ def test_no_shape_check_compares_a_value_with_itself() -> None:
     aliases = dict(re.findall(r"^\s+(dst_\d+) = (\w+)$", f.source, re.M))
     checks = re.findall(r"first_error\(err, \((\S+) != (\S+)\), ", f.source)
     assert checks  # the real ones are still there
+
+    def resolve(side: str) -> str:
+        side = re.sub(r"^dim_(\w+)_(\d+)$", r"\1.shape[\2]", side)  # a variable of name_dimensions
+        return re.sub(r"^(\w+)\.", lambda m: aliases.get(m.group(1), m.group(1)) + ".", side)
+
     for lhs, rhs in checks:
-        resolve = lambda side: re.sub(r"^(\w+)\.", lambda m: aliases.get(m.group(1), m.group(1)) + ".", side)  # noqa: E731
         assert resolve(lhs) != resolve(rhs), (lhs, rhs)
 
 
@@ -1424,6 +1428,91 @@ def test_fold_checks_makes_each_long_run_of_dimension_checks_one_call() -> None:
         f"        err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(16))",
         f"    err = {kernel}(err, ({lhs4}), ({rhs4}), np.int64(20))",
     ]
+
+
+def test_name_dimensions_reads_each_repeated_dimension_once_per_block() -> None:
+    """A dimension read twice or more gets a variable at its first read in a block; the block and the
+    blocks inside it use it, until its array is assigned again (in a loop: anywhere in the loop).
+    A read once stays; ``elif``/``else`` lines only use variables; ``with`` blocks stay as they are."""
+    cg = CodeGen()
+    cg.lines = [
+        "    n = a.shape[0] + b.shape[1]",
+        "    m = a.shape[0] * c.shape[0] + b.y.shape[0]",  # b.y.shape[0] is not an array name's read
+        "    for t in range(a.shape[0]):",
+        "        x = step(t)",
+        "        k = x.shape[0] + a.shape[1] + d.shape[0]",
+        "        k = x.shape[0] + a.shape[1]",
+        "        c = other(c.shape[0])",
+        "        if k:",
+        "            q = e.shape[0]",
+        "        elif e.shape[0] > a.shape[1]:",
+        "            q = e.shape[0]",
+        "        else:",
+        "            q = c.shape[0]",
+        "    r = a.shape[1] + e.shape[0] + d.shape[0] + b.y.shape[0]",
+        "    with numba.objmode(o='float64[:]'):",
+        "        o, = run(a.shape[0])",
+        "    a = f(a.shape[0])",
+        "    s = a.shape[0]",
+    ]
+    cg.name_dimensions()
+    assert cg.lines == [
+        "    dim_a_0 = a.shape[0]",
+        "    n = dim_a_0 + b.shape[1]",  # b.shape[1] is read once
+        "    dim_c_0 = c.shape[0]",
+        "    m = dim_a_0 * dim_c_0 + b.y.shape[0]",
+        "    for t in range(dim_a_0):",
+        "        x = step(t)",
+        "        dim_x_0 = x.shape[0]",
+        "        dim_a_1 = a.shape[1]",
+        "        dim_d_0 = d.shape[0]",
+        "        k = dim_x_0 + dim_a_1 + dim_d_0",
+        "        k = dim_x_0 + dim_a_1",
+        "        dim_c_0 = c.shape[0]",  # the loop assigns c: not the variable from before the loop
+        "        c = other(dim_c_0)",
+        "        if k:",
+        "            dim_e_0 = e.shape[0]",
+        "            q = dim_e_0",
+        "        elif e.shape[0] > dim_a_1:",
+        "            dim_e_0 = e.shape[0]",
+        "            q = dim_e_0",
+        "        else:",
+        "            dim_c_0 = c.shape[0]",  # c was assigned again
+        "            q = dim_c_0",
+        "    dim_a_1 = a.shape[1]",  # named in the loop's block only
+        "    dim_e_0 = e.shape[0]",
+        "    dim_d_0 = d.shape[0]",
+        "    r = dim_a_1 + dim_e_0 + dim_d_0 + b.y.shape[0]",
+        "    with numba.objmode(o='float64[:]'):",
+        "        o, = run(a.shape[0])",
+        "    a = f(dim_a_0)",
+        "    dim_a_0 = a.shape[0]",  # a was assigned again
+        "    s = dim_a_0",
+    ]
+
+
+def test_a_main_function_reads_its_repeated_dimensions_into_variables() -> None:
+    """``backend.generate`` runs ``name_dimensions``: a recurrent model's main function reads a
+    repeated dimension into a variable, and its results and updates agree with the NumPy backend."""
+    def build(mode: str) -> tuple[Any, Any]:
+        W = sf.shared(np.linspace(-0.5, 0.5, 12).reshape(3, 4), name="W")
+        U = sf.shared(np.linspace(0.3, -0.3, 16).reshape(4, 4), name="U")
+        X = T.matrix("X")
+        h, _ = sf.scan(lambda x_t, h_t1: T.tanh(x_t.dot(W) + h_t1.dot(U)), sequences=X,
+                       outputs_info=[T.zeros((4,))])
+        cost = (h ** 2).sum()
+        gW, gU = sf.grad(cost, [W, U])
+        return sf.function([X], [cost, h], updates=[(W, W - 0.1 * gW), (U, U - 0.1 * gU)], mode=mode), (W, U)
+
+    compiled, (W, U) = build("numba")
+    reference, (W_py, U_py) = build("py")
+    assert re.search(r"\n\s+dim_\w+_\d+ = \w+\.shape\[\d+\]\n", compiled.source), compiled.source
+    X = np.linspace(-1, 1, 15).reshape(5, 3)
+    for _ in range(2):
+        for got, want in zip(compiled(X), reference(X), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(W.get_value(), W_py.get_value(), rtol=1e-12)
+    np.testing.assert_allclose(U.get_value(), U_py.get_value(), rtol=1e-12)
 
 
 def test_first_unequal_reports_the_first_mismatch_after_an_earlier_error() -> None:

@@ -125,6 +125,7 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
         results.append(name)
     emit_in_place(cg, in_place)  # last: everything above has read the old values
     cg.fold_checks()
+    cg.name_dimensions()
     cg.in_place = [sv for sv, _ in in_place]
     if cg.holds_gil and (cg.in_scratch or cg.shared_table):  # object mode may keep an array it is given
         return generate(fgraph, scratch=False, table=False)

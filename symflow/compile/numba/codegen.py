@@ -13,6 +13,7 @@ dimshuffles without building them.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -97,6 +98,10 @@ _DIMENSION = r"\w+\.shape\[\d+\]"
 _DIMENSION_CHECK = re.compile(rf"(\s*)err = first_error\(err, \(({_DIMENSION}) != ({_DIMENSION})\), (\d+)\)")
 #: the shortest run of dimension checks ``CodeGen.fold_checks`` makes into one call
 FOLD_CHECKS_FROM = 4
+#: a dimension read of the main function (``x.shape[i]``, not ``y.x.shape[i]``)
+_DIMENSION_READ = re.compile(r"(?<![.\w])([A-Za-z_]\w*)\.shape\[(\d+)\]")
+#: the fewest reads of one dimension that ``CodeGen.name_dimensions`` gives a variable
+NAME_DIMENSIONS_FROM = 2
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")  # names, not attributes
 
 
@@ -330,6 +335,58 @@ class CodeGen(SourceWriter):
             run.append((indent, lhs, rhs, code, line))
         flush()
         self.lines = folded
+
+    def name_dimensions(self) -> None:
+        """Read each dimension that the code reads ``NAME_DIMENSIONS_FROM`` or more times (``x.shape[i]``)
+        into a variable ``dim_x_i`` where a block first needs it; the rest of that block and the blocks
+        inside it use the variable. Numba compiles each read as two operations, about a millisecond each,
+        and the LSTM model's main function read 212 dimensions 423 times. A variable is forgotten when its
+        array is assigned again, in the whole loop for arrays a loop assigns; ``with`` blocks (object mode)
+        are left as they are, and ``elif`` and ``else`` lines only use variables already there."""
+        reads = collections.Counter(m.group(0) for line in self.lines for m in _DIMENSION_READ.finditer(line))
+        blocks: list[tuple[int, dict[str, str]]] = []  # (indentation, read -> variable) of each open block
+        opaque_below: int | None = None  # the indentation of an open ``with`` block's header
+        named: list[str] = []
+
+        def forget(arrays: set[str]) -> None:
+            for _, variables in blocks:
+                for read in [r for r in variables if r.split(".", 1)[0] in arrays]:
+                    del variables[read]
+
+        for index, line in enumerate(self.lines):
+            indent = len(line) - len(line.lstrip())
+            if opaque_below is not None and indent > opaque_below:
+                named.append(line)
+                continue
+            opaque_below = None
+            while blocks and blocks[-1][0] > indent:
+                blocks.pop()
+            if not blocks or blocks[-1][0] < indent:
+                blocks.append((indent, {}))
+            statement = line.lstrip()
+            if statement.startswith(("for ", "while ")):
+                body = []
+                for later in self.lines[index + 1:]:
+                    if len(later) - len(later.lstrip()) <= indent:
+                        break
+                    body.extend(_assigned(later))
+                forget(set(body))
+            may_add = not statement.startswith(("elif ", "else:"))
+            pieces, done = [], 0
+            for read in _DIMENSION_READ.finditer(line):
+                text = read.group(0)
+                name = next((v[text] for _, v in reversed(blocks) if text in v), None)
+                if name is None and may_add and reads[text] >= NAME_DIMENSIONS_FROM:
+                    name = f"dim_{read.group(1)}_{read.group(2)}"
+                    named.append(f"{line[:indent]}{name} = {text}")
+                    blocks[-1][1][text] = name
+                pieces += [line[done:read.start()], name or text]
+                done = read.end()
+            named.append("".join(pieces) + line[done:])
+            forget(set(_assigned(line)))
+            if statement.startswith("with "):
+                opaque_below = indent
+        self.lines = named
 
     def _same_sides(self, atom: str) -> bool:
         """``x != x``, also through a destination alias (``dst_3 = arg2``): false by construction."""
