@@ -384,9 +384,17 @@ gemm.calls_blas = True  # type: ignore[attr-defined]
 
 
 def dot_vm(a, b, out):  # type: ignore[no-untyped-def]
-    """Kernel: out = a @ b for a vector and a matrix."""
+    """Kernel: out = a @ b for a vector and a matrix, in the loops of ``dot_mm``: outputs narrower
+    than 8 keep a running sum per entry (in float64 for floats, int64 for integers)."""
     k, n = b.shape
     if a.shape[0] != k:
+        return
+    if n < 8:  # narrow: a running sum per entry beats re-reading the output
+        for j in range(n):
+            acc = 0
+            for p in range(k):
+                acc += a[p] * b[p, j]
+            out[j] = acc
         return
     for j in range(n):
         out[j] = 0

@@ -130,6 +130,28 @@ def test_matrix_products_of_every_size_and_layout(run: Any, dtype: str) -> None:
             np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance, err_msg=str((m, k, n)))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "int64"])
+def test_vector_matrix_products_narrow_and_wide(run: Any, dtype: str) -> None:
+    """A vector times a matrix keeps a running sum per entry below 8 columns and adds rows of the
+    matrix from 8 on; both (and a matrix times a vector) agree with NumPy on every layout, and integers
+    stay exact."""
+    v, m = T.vector("v", dtype=dtype), T.matrix("m", dtype=dtype)
+    products = [v.dot(m), v[::-1].dot(m[::-1]), v.dot(m.T.T), m.T.dot(v)]
+    for k, n in [(4, 1), (4, 4), (3, 7), (5, 8), (30, 30), (0, 3)]:
+        if dtype == "int64":  # products beyond float64's 53 bits: exact only if summed in integers
+            x, y = RNG.integers(-5, 5, size=k) * 2**52 + 1, RNG.integers(-5, 5, size=(k, n))
+        else:
+            x, y = RNG.normal(size=k).astype(dtype), RNG.normal(size=(k, n)).astype(dtype)
+        expected = [x @ y, x[::-1] @ y[::-1], x @ y, y.T @ x]
+        tolerance = 1e-12 if dtype == "float64" else 1e-5
+        for got, want in zip(run([v, m], products, x, y), expected, strict=True):
+            assert got.dtype == dtype and got.shape == (n,)
+            if dtype == "int64":
+                np.testing.assert_array_equal(got, want, err_msg=str((k, n)))
+            else:
+                np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance, err_msg=str((k, n)))
+
+
 def test_shape_errors_name_the_shapes(run: Any) -> None:
     a, b, x, y = T.matrix("a"), T.matrix("b"), T.tensor3("x"), T.tensor3("y")
     with pytest.raises(ShapeError, match=r"\(2, 3\) and \(2, 3\)"):
