@@ -8,7 +8,7 @@ FunctionGraph, run the rewrites, then hand it to a backend (``'numba'`` or ``'py
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -195,6 +195,13 @@ class Function:
             sv._value = v
         return _own(outputs, values + shared_values + fresh)
 
+    # -- pickling ------------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Callable[..., Function], tuple[Any, ...]]:
+        """Pickled as its graphs (shared variables with their values) and how it is called; loading
+        compiles it again, which the disk cache makes a load of the code compiled before."""
+        return _unpickle_function, (self.fgraph, self.fgraph_before_rewrites, self.specs, self.return_list,
+                                    self.allow_downcast, self.mode, self.name, self.trust_input)
+
     # -- inspection ----------------------------------------------------------------------------
     @property
     def inputs(self) -> list[Variable]:
@@ -207,6 +214,15 @@ class Function:
     def __repr__(self) -> str:
         ins = ", ".join(s.name or f"<{s.variable.type}>" for s in self.specs)
         return f"<symflow.Function {self.name or ''}({ins}) mode={self.mode}>"
+
+
+def _unpickle_function(fgraph: FunctionGraph, built: FunctionGraph, specs: list[InputSpec], return_list: bool,
+                       allow_downcast: bool | None, mode: str, name: str | None, trust_input: bool) -> Function:
+    """A pickled ``Function`` (``Function.__reduce__``), compiled from its rewritten graph."""
+    fn = Function(fgraph, specs, return_list, allow_downcast, mode, name)
+    fn.fgraph_before_rewrites = built
+    fn.trust_input = trust_input
+    return fn
 
 
 def _own(arrays: list[Any], inputs: list[Any]) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ dimension broadcasts only if its type marks it broadcastable (length 1 known sta
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -82,9 +83,27 @@ class ScalarOp:
     def __repr__(self) -> str:
         return self.name
 
+    def __reduce__(self) -> tuple[Callable[[str], ScalarOp], tuple[str]]:
+        """Pickled by name (its functions are often lambdas): loading gives the op registered under
+        that name, so a scalar op of your own must be defined (``scalar_op``) before loading."""
+        if _CASTS.get(self.dtype_rule) is self:  # made on first use: the loading process may not have it yet
+            return cast_op, (self.dtype_rule,)
+        if SCALAR_OPS.get(self.name) is not self:
+            raise pickle.PicklingError(f"scalar op {self.name!r} cannot be pickled: it was not defined with "
+                                       "scalar_op(), which registers it by name")
+        return registered_scalar_op, (self.name,)
+
 
 #: every scalar op by name (the registry the Numba backend and rewrites look up)
 SCALAR_OPS: dict[str, ScalarOp] = {}
+
+
+def registered_scalar_op(name: str) -> ScalarOp:
+    """The scalar op defined under ``name`` (how a pickled graph finds its scalar ops again)."""
+    if name not in SCALAR_OPS:
+        raise pickle.UnpicklingError(f"the pickled graph uses scalar op {name!r}, which is not defined in this "
+                                     "process: define it with scalar_op() before loading")
+    return SCALAR_OPS[name]
 
 
 def scalar_op(name: str, nin: int, impl: Callable[..., np.ndarray], numba: Any, **kwargs: Any) -> ScalarOp:

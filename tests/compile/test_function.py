@@ -308,3 +308,98 @@ def test_trust_input_skips_checks(mode: str) -> None:
     f.trust_input = True
     np.testing.assert_array_equal(f(np.ones(2)), [2.0, 2.0])
     assert "x" in repr(f) and f.inputs == [x] and len(f.outputs) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# pickling
+# ---------------------------------------------------------------------------------------------
+def _parity_step(mode: str) -> tuple[list[sf.SharedVariable], sf.compile.function.Function]:
+    """A small scan train function with momentum updates: the kind of function worth pickling."""
+    rng = np.random.default_rng(5)
+    Wx, Wh, Wo = (sf.shared(rng.normal(size=s) * 0.5, name=n) for s, n in [((1, 4), "Wx"), ((4, 4), "Wh"),
+                                                                          ((4, 2), "Wo")])
+    h0 = sf.shared(np.zeros(4), name="h0")
+    params = [Wx, Wh, Wo, h0]
+    velocities = [sf.shared(p.get_value() * 0, name=f"d{p.name}") for p in params]
+    X, Y = T.matrix("X"), T.ivector("Y")
+    h, _ = sf.scan(lambda x_t, h_prev: T.nnet.sigmoid(x_t.dot(Wx) + h_prev.dot(Wh)), sequences=X, outputs_info=h0)
+    p_y = T.nnet.softmax(h.dot(Wo))
+    cost = -T.mean(T.log(p_y[T.arange(Y.shape[0]), Y]))
+    steps = [0.9 * v - 0.1 * g for v, g in zip(velocities, T.grad(cost, params), strict=True)]
+    updates = [(p, p + s) for p, s in zip(params, steps, strict=True)] + list(zip(velocities, steps, strict=True))
+    train = sf.function([X, sf.In(Y, name="Y", value=np.zeros(6, "int32"))], [cost, T.argmax(p_y, axis=1)],
+                        updates=updates, mode=mode, name="train")
+    return params + velocities, train
+
+
+def test_a_pickled_function_trains_as_the_original_on_its_own_shared_variables(mode: str) -> None:
+    """Pickled with its parameters, a train function loads compiled again, with its name, defaults
+    and input checks; the loaded copy updates the loaded parameters, the original its own."""
+    import pickle
+
+    shared, train = _parity_step(mode)
+    train.trust_input = True
+    loaded_shared, loaded = pickle.loads(pickle.dumps((shared, train)))
+    assert loaded.name == "train" and loaded.trust_input and loaded.mode == mode
+    assert loaded.source == train.source  # the same code: a process that compiled it loads it from the cache
+    assert len(loaded.fgraph_before_rewrites.nodes()) == len(train.fgraph_before_rewrites.nodes()) != \
+        len(loaded.fgraph.nodes())  # the graph as built, for pictures
+    X, Y = np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32")
+    for _ in range(3):
+        expected, got = train(X, Y=Y), loaded(X, Y=Y)
+        for e, g in zip(expected, got, strict=True):
+            np.testing.assert_array_equal(g, e)
+    for original, copy in zip(shared, loaded_shared, strict=True):
+        assert copy is not original and copy.name == original.name
+        np.testing.assert_array_equal(copy.get_value(), original.get_value())
+    loaded(X)  # the default Y
+    assert not np.array_equal(loaded_shared[0].get_value(), shared[0].get_value())
+    loaded.trust_input = False
+    with pytest.raises(InputError, match="argument 0 'X'"):
+        loaded(np.ones(6), Y)
+
+
+def test_a_pickled_function_loads_its_compiled_code_in_a_new_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Loading a pickled function in another process compiles nothing the cache holds."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    script = """
+import pickle, sys
+import numpy as np
+with open(sys.argv[1], "rb") as fh:
+    shared, train = pickle.load(fh)
+cost, _ = train(np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32"))
+print(train._run.loaded_from_cache, repr(float(cost)))
+"""
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(tmp_path / "cache"))
+    path = tmp_path / "train.pkl"
+    outputs = []
+    for _ in range(2):  # the first process compiles the function, the second loads it
+        _, train = _parity_step("numba")
+        path.write_bytes(pickle.dumps((_, train)))
+        expected = float(train(np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32"))[0])
+        done = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        loaded_from_cache, cost = done.stdout.split()
+        assert float(cost) == expected
+        outputs.append(loaded_from_cache)
+    assert outputs == ["False", "True"]
+
+
+def test_scalar_ops_pickle_by_name() -> None:
+    """A registered scalar op loads as the same object; one that was never registered, or whose name
+    the loading process does not know, fails with an error that says what to do."""
+    import pickle
+
+    from symflow.ops import elemwise
+
+    assert pickle.loads(pickle.dumps(elemwise.SCALAR_OPS["sigmoid"])) is elemwise.SCALAR_OPS["sigmoid"]
+    stray = elemwise.ScalarOp("stray", 1, lambda x: x, "{0}")
+    with pytest.raises(pickle.PicklingError, match="'stray' cannot be pickled: it was not defined with scalar_op"):
+        pickle.dumps(stray)
+    with pytest.raises(pickle.UnpicklingError, match="scalar op 'stray', which is not defined in this process"):
+        elemwise.registered_scalar_op("stray")
