@@ -245,6 +245,31 @@ def test_save_load_round_trip_predicts_identically(index: int, tmp_path: Path, v
     assert type(load_model(path)) is type(model)
 
 
+@pytest.mark.parametrize("index", range(4))
+def test_a_pickled_model_predicts_and_trains_on_as_the_original(index: int, vocab: Vocabulary) -> None:
+    """A model pickles with its compiled functions; the loaded copy predicts as the original and
+    trains its own parameters."""
+    import pickle
+
+    rng = np.random.default_rng(index)
+    model = _models(vocab)[index]
+    X = _inputs(model, rng)
+    Y = None if isinstance(model, LanguageModel) else (
+        [rng.integers(0, model.n_classes, size=len(x)) for x in X] if isinstance(model, SequenceTagger)
+        else rng.integers(0, model.n_classes, size=len(X)))
+    model.fit(X, Y, epochs=1, shuffle=False, progress=False)
+    loaded = pickle.loads(pickle.dumps(model))
+    model.reset_states()
+    loaded.reset_states()
+    for a, b in zip(model.predict_proba(X), loaded.predict_proba(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    before = [p.get_value() for p in model.params]
+    loaded.fit(X, Y, epochs=1, shuffle=False, progress=False)
+    for p, value in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p.get_value(), value)
+    assert any(not np.array_equal(p.get_value(), value) for p, value in zip(loaded.params, before, strict=True))
+
+
 def test_saving_replaces_atomically_and_never_corrupts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
     path = model.save(tmp_path / "m.npz")
