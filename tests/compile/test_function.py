@@ -3,8 +3,13 @@ inputs, updates (targets, types, old values, atomicity), givens, output forms, a
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,8 +340,6 @@ def _parity_step(mode: str) -> tuple[list[sf.SharedVariable], sf.compile.functio
 def test_a_pickled_function_trains_as_the_original_on_its_own_shared_variables(mode: str) -> None:
     """Pickled with its parameters, a train function loads compiled again, with its name, defaults
     and input checks; the loaded copy updates the loaded parameters, the original its own."""
-    import pickle
-
     shared, train = _parity_step(mode)
     train.trust_input = True
     loaded_shared, loaded = pickle.loads(pickle.dumps((shared, train)))
@@ -359,13 +362,8 @@ def test_a_pickled_function_trains_as_the_original_on_its_own_shared_variables(m
         loaded(np.ones(6), Y)
 
 
-def test_a_pickled_function_loads_its_compiled_code_in_a_new_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pickled_function_loads_its_compiled_code_in_a_new_process(tmp_path: Path) -> None:
     """Loading a pickled function in another process compiles nothing the cache holds."""
-    import os
-    import pickle
-    import subprocess
-    import sys
-
     script = """
 import pickle, sys
 import numpy as np
@@ -378,8 +376,8 @@ print(train._run.loaded_from_cache, repr(float(cost)))
     path = tmp_path / "train.pkl"
     outputs = []
     for _ in range(2):  # the first process compiles the function, the second loads it
-        _, train = _parity_step("numba")
-        path.write_bytes(pickle.dumps((_, train)))
+        shared, train = _parity_step("numba")
+        path.write_bytes(pickle.dumps((shared, train)))
         expected = float(train(np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32"))[0])
         done = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True,
                               timeout=600)
@@ -393,8 +391,6 @@ print(train._run.loaded_from_cache, repr(float(cost)))
 def test_scalar_ops_pickle_by_name() -> None:
     """A registered scalar op loads as the same object; one that was never registered, or whose name
     the loading process does not know, fails with an error that says what to do."""
-    import pickle
-
     from symflow.ops import elemwise
 
     assert pickle.loads(pickle.dumps(elemwise.SCALAR_OPS["sigmoid"])) is elemwise.SCALAR_OPS["sigmoid"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -249,8 +250,6 @@ def test_save_load_round_trip_predicts_identically(index: int, tmp_path: Path, v
 def test_a_pickled_model_predicts_and_trains_on_as_the_original(index: int, vocab: Vocabulary) -> None:
     """A model pickles with its compiled functions; the loaded copy predicts as the original and
     trains its own parameters."""
-    import pickle
-
     rng = np.random.default_rng(index)
     model = _models(vocab)[index]
     X = _inputs(model, rng)
