@@ -15,7 +15,8 @@ class SymflowError(Exception):
 
 
 class ShapeError(SymflowError, ValueError):
-    """Arrays of incompatible shapes met in an operation at run time."""
+    """Arrays of incompatible shapes met in an operation at run time. A ``ValueError`` that an op's
+    own code raises (a user's op refusing a value, say) arrives as this too, with its message."""
 
 
 class IndexingError(SymflowError, IndexError):
