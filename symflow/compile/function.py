@@ -109,10 +109,11 @@ class Function:
     """
 
     def __init__(self, fgraph: FunctionGraph, specs: list[InputSpec], return_list: bool,
-                 allow_downcast: bool | None, mode: str, name: str | None) -> None:
+                 allow_downcast: bool | None, mode: str, name: str | None, built: FunctionGraph | None = None
+                 ) -> None:
         self.fgraph = fgraph
-        #: the graph as built, before rewrites (``function`` sets it; ``printing.pydotprint`` draws it)
-        self.fgraph_before_rewrites = fgraph
+        #: the graph as built, before rewrites (``printing.pydotprint`` draws it)
+        self.fgraph_before_rewrites = fgraph if built is None else built
         self.specs = specs
         self.by_name = {s.name: s.position for s in specs if s.name}
         self.return_list = return_list
@@ -219,8 +220,7 @@ class Function:
 def _unpickle_function(fgraph: FunctionGraph, built: FunctionGraph, specs: list[InputSpec], return_list: bool,
                        allow_downcast: bool | None, mode: str, name: str | None, trust_input: bool) -> Function:
     """A pickled ``Function`` (``Function.__reduce__``), compiled from its rewritten graph."""
-    fn = Function(fgraph, specs, return_list, allow_downcast, mode, name)
-    fn.fgraph_before_rewrites = built
+    fn = Function(fgraph, specs, return_list, allow_downcast, mode, name, built)
     fn.trust_input = trust_input
     return fn
 
@@ -285,9 +285,7 @@ def function(
         from .rewrites import rewrite_graph
 
         fgraph = rewrite_graph(fgraph, None if rewrite is True else rewrite)
-    fn = Function(fgraph, specs, return_list, allow_input_downcast, mode, name)
-    fn.fgraph_before_rewrites = built
-    return fn
+    return Function(fgraph, specs, return_list, allow_input_downcast, mode, name, built)
 
 
 def _input_specs(inputs: Sequence[Variable | In], fn_name: str | None) -> tuple[list[Variable], list[InputSpec]]:

@@ -318,6 +318,9 @@ def test_trust_input_skips_checks(mode: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # pickling
 # ---------------------------------------------------------------------------------------------
+PARITY_X, PARITY_Y = np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32")  # one sequence
+
+
 def _parity_step(mode: str) -> tuple[list[sf.SharedVariable], sf.compile.function.Function]:
     """A small scan train function with momentum updates: the kind of function worth pickling."""
     rng = np.random.default_rng(5)
@@ -347,7 +350,7 @@ def test_a_pickled_function_trains_as_the_original_on_its_own_shared_variables(m
     assert loaded.source == train.source  # the same code: a process that compiled it loads it from the cache
     assert len(loaded.fgraph_before_rewrites.nodes()) == len(train.fgraph_before_rewrites.nodes()) != \
         len(loaded.fgraph.nodes())  # the graph as built, for pictures
-    X, Y = np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32")
+    X, Y = PARITY_X, PARITY_Y
     for _ in range(3):
         expected, got = train(X, Y=Y), loaded(X, Y=Y)
         for e, g in zip(expected, got, strict=True):
@@ -366,10 +369,9 @@ def test_a_pickled_function_loads_its_compiled_code_in_a_new_process(tmp_path: P
     """Loading a pickled function in another process compiles nothing the cache holds."""
     script = """
 import pickle, sys
-import numpy as np
 with open(sys.argv[1], "rb") as fh:
-    shared, train = pickle.load(fh)
-cost, _ = train(np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32"))
+    shared, train, (X, Y) = pickle.load(fh)
+cost, _ = train(X, Y)
 print(train._run.loaded_from_cache, repr(float(cost)))
 """
     env = dict(os.environ, SYMFLOW_CACHE_DIR=str(tmp_path / "cache"))
@@ -377,8 +379,8 @@ print(train._run.loaded_from_cache, repr(float(cost)))
     outputs = []
     for _ in range(2):  # the first process compiles the function, the second loads it
         shared, train = _parity_step("numba")
-        path.write_bytes(pickle.dumps((shared, train)))
-        expected = float(train(np.linspace(-1, 1, 6)[:, None], np.array([0, 1, 1, 0, 1, 0], "int32"))[0])
+        path.write_bytes(pickle.dumps((shared, train, (PARITY_X, PARITY_Y))))
+        expected = float(train(PARITY_X, PARITY_Y)[0])
         done = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]

@@ -253,9 +253,12 @@ def test_a_pickled_model_predicts_and_trains_on_as_the_original(index: int, voca
     rng = np.random.default_rng(index)
     model = _models(vocab)[index]
     X = _inputs(model, rng)
-    Y = None if isinstance(model, LanguageModel) else (
-        [rng.integers(0, model.n_classes, size=len(x)) for x in X] if isinstance(model, SequenceTagger)
-        else rng.integers(0, model.n_classes, size=len(X)))
+    if isinstance(model, LanguageModel):  # its targets are its inputs, shifted
+        Y = None
+    elif isinstance(model, SequenceTagger):  # a label per step
+        Y = [rng.integers(0, model.n_classes, size=len(x)) for x in X]
+    else:  # a label per sequence
+        Y = rng.integers(0, model.n_classes, size=len(X))
     model.fit(X, Y, epochs=1, shuffle=False, progress=False)
     loaded = pickle.loads(pickle.dumps(model))
     model.reset_states()
