@@ -28,7 +28,7 @@ from ..ops import math as m
 from ..ops.shape import as_index_scalar, patternbroadcast, shape_i
 from ..shared import SharedVariable
 from ..types import TensorType
-from .op import Scan, ScanInfo
+from .op import Scan, ScanInfo, seq_offsets
 
 
 class Until:
@@ -63,7 +63,7 @@ def _check_taps(taps: Any, what: str, negative_only: bool) -> tuple[int, ...]:
         raise ValueError(f"scan: repeated taps {taps} for {what}")
     if negative_only and any(t >= 0 for t in taps):
         raise ValueError(f"scan: taps of {what} must be negative (they read earlier steps), got {taps}")
-    return tuple(sorted(taps))
+    return tuple(taps)  # in the order given: the step function receives them so
 
 
 def scan(
@@ -81,7 +81,7 @@ def scan(
     """Loop ``fn`` over ``sequences``, feeding outputs back as ``outputs_info`` says.
 
     ``fn`` receives, in order: each sequence's value at each of its taps, each fed-back
-    output at each of its taps, then the ``non_sequences``. It returns its outputs, optionally
+    output at each of its taps (taps in the order given), then the ``non_sequences``. It returns its outputs, optionally
     with a dict of shared-variable updates and/or ``until(cond)``. Returns ``(outputs, updates)``:
     outputs stacked over steps (one variable, or a list when several or ``return_list``), and
     the updates to pass to ``function`` (random states are also applied automatically).
@@ -120,7 +120,7 @@ def scan(
             init = as_variable(o["initial"])
             if taps != (-1,) and init.ndim == 0:
                 raise ValueError(f"scan: output {i} with taps {list(taps)} needs an initial block with one row per "
-                                 f"lag (at least {-taps[0]} rows), got the scalar {init.describe()}")
+                                 f"lag (at least {-min(taps)} rows), got the scalar {init.describe()}")
             out_specs.append((init, taps))
         else:
             out_specs.append((_initial(o), (-1,)))
@@ -334,7 +334,7 @@ def _n_steps(n_steps: Any, seqs: list[tuple[Variable, tuple[int, ...]]]) -> Vari
         return n
     if not seqs:
         raise ValueError("scan: with no sequences, give n_steps (the number of steps to run)")
-    lengths = [m.sub(shape_i(x, 0), max(taps) - min(taps)) for x, taps in seqs]
+    lengths = [m.sub(shape_i(x, 0), seq_offsets(taps, False)[1]) for x, taps in seqs]
     n = lengths[0]
     for other in lengths[1:]:
         n = m.minimum(n, other)

@@ -24,7 +24,7 @@ from ..ops import math as m
 from ..ops.shape import concatenate, dimshuffle, patternbroadcast, shape_i, stack, zeros_like
 from ..ops.subtensor import getitem, inc_subtensor, set_subtensor
 from ..types import TensorType
-from .op import Scan, ScanInfo
+from .op import Scan, ScanInfo, seq_offsets
 
 
 def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
@@ -166,9 +166,9 @@ def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable
     b_seq_outer: list[Variable] = []
     b_seq_inner: list[Variable] = []
     for i, (taps, tap_vars) in enumerate(zip(info.seq_taps, inner["seqs"])):
-        for k, v in zip(taps, tap_vars):
+        for offset, v in zip(seq_offsets(taps, info.go_backwards)[0], tap_vars):
             if v in needed_inputs:
-                b_seq_outer.append(window(seqs_iter[i], k - min(taps)))
+                b_seq_outer.append(window(seqs_iter[i], offset))
                 b_seq_inner.append(v)
     for j, (taps, tap_vars) in enumerate(zip(info.state_taps, inner["states"])):
         if not any(v in needed_inputs for v in tap_vars):
@@ -245,10 +245,10 @@ def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable
     grads: list[Variable | None] = [None]
     seq_totals: list[Variable | None] = [None] * info.n_seqs
     for (i, ti), g_back in zip(seq_grad_slots, seq_grads_back):
-        taps = info.seq_taps[i]
+        offsets, _ = seq_offsets(info.seq_taps[i], info.go_backwards)
         g_fwd = getitem(g_back, slice(None, None, -1))  # backward order -> forward iteration order
         total = seq_totals[i] if seq_totals[i] is not None else zeros_like(seqs_iter[i])
-        lo = m.add(start, taps[ti] - min(taps))
+        lo = m.add(start, offsets[ti])
         seq_totals[i] = inc_subtensor(getitem(total, slice(lo, m.add(lo, n_back))), g_fwd)
     for i, total in enumerate(seq_totals):
         if total is not None and info.go_backwards:

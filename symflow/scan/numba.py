@@ -13,7 +13,7 @@ from typing import Any
 
 from ..compile.numba.codegen import _NAME
 from ..graph import Apply
-from .op import Scan
+from .op import Scan, seq_offsets
 
 #: the error text that makes the wrapper rerun the call on the NumPy backend
 FALLBACK = "zero steps: per-step output shapes are unknown to compiled code"
@@ -37,7 +37,7 @@ def emit_scan(node: Apply, cg: Any) -> None:
             rev = cg.fresh("rev")
             cg.emit(f"{rev} = {name}[::-1]")
             name = rev
-        span = max(taps) - min(taps)
+        _, span = seq_offsets(taps, info.go_backwards)
         cg.check(f"{name}.shape[0] - {span} < {requested}", node, "a sequence is shorter than the number of steps")
         seqs.append(name)
         available.append(f"{name}.shape[0] - {span}")
@@ -111,8 +111,8 @@ def emit_scan(node: Apply, cg: Any) -> None:
             cg.stacked[y] = (mbuf, n, t, in_scratch)
     with cg.loop(f"for {t} in range({n}):"):
         for seq, taps, tap_vars in zip(seqs, info.seq_taps, inner["seqs"]):
-            for k, v in zip(taps, tap_vars):
-                cg.emit(f"{cg.new_name(v, 'x')} = {cg.step_row(seq, f'{t} + {k - min(taps)}', v.ndim)}")
+            for k, v in zip(seq_offsets(taps, info.go_backwards)[0], tap_vars):
+                cg.emit(f"{cg.new_name(v, 'x')} = {cg.step_row(seq, f'{t} + {k}', v.ndim)}")
                 cg.shape_hints[v] = [f"{seq}.shape[{d + 1}]" for d in range(v.ndim)]
         for (buf, lag), taps, tap_vars in zip(buffers, info.state_taps, inner["states"]):
             for k, v in zip(taps, tap_vars):

@@ -12,7 +12,8 @@ Per step, the inner graph maps ``[sequence taps..., state taps..., non-sequences
 Outer inputs are ``[n_steps, sequences..., state inits..., sum inits..., non-sequences...]``;
 outer outputs are ``[states..., mapped..., sums...]``. A state with taps ``(-1,)`` has a bare
 initial value; any other taps take an initial block whose first ``max_lag`` rows are the
-values at steps ``-max_lag .. -1``.
+values at steps ``-max_lag .. -1``. Taps are kept in the order the user gave them, which is the
+order of their inner inputs; ``seq_offsets`` says where a sequence's taps read.
 """
 
 from __future__ import annotations
@@ -201,8 +202,8 @@ class Scan(Op):
         for t in range(n):
             args: list[Any] = []
             for s, taps in zip(seqs, info.seq_taps):
-                lo = min(taps)
-                args.extend(s[t + k - lo, ...] for k in taps)  # [i, ...]: a 0-d array, never a NumPy scalar
+                offsets, _ = seq_offsets(taps, info.go_backwards)
+                args.extend(s[t + k, ...] for k in offsets)  # [i, ...]: a 0-d array, never a NumPy scalar
             for j, taps in enumerate(info.state_taps):
                 lag = info.max_lag(j)
                 args.extend(buffers[j][lag + t + k, ...] for k in taps)
@@ -294,12 +295,23 @@ class Scan(Op):
         emit_scan(node, cg)
 
 
+def seq_offsets(taps: Sequence[int], go_backwards: bool) -> tuple[tuple[int, ...], int]:
+    """Where a sequence's taps read at step ``t``: entry ``t + offset`` of the sequence in loop order
+    (reversed for ``go_backwards``), one offset per tap; and the span, the entries the window needs
+    beyond the steps. As in Theano, the window counts tap 0 even when it is not used (taps ``[-1]``
+    start at the second entry, taps ``[2]`` at the third), and a tap reads the same time in both
+    directions (tap -1 is the earlier entry also when the loop walks backwards)."""
+    lo, hi = min(min(taps), 0), max(max(taps), 0)
+    offsets = tuple(hi - k for k in taps) if go_backwards else tuple(k - lo for k in taps)
+    return offsets, hi - lo
+
+
 def steps_to_run(op: Scan, n_steps: int, seq_lengths: Sequence[int]) -> int:
     """Check that the sequences are long enough for ``n_steps`` steps."""
     if n_steps < 0:
         raise ValueError(f"{op}: n_steps must not be negative, got {n_steps}")
     for i, (length, taps) in enumerate(zip(seq_lengths, op.info.seq_taps)):
-        span = max(taps) - min(taps)
+        _, span = seq_offsets(taps, op.info.go_backwards)
         if length - span < n_steps:
             raise ValueError(f"{op}: sequence {i} has {length} entries; {n_steps} steps with taps {list(taps)} "
                              f"need {n_steps + span}")

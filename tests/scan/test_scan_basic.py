@@ -8,6 +8,7 @@ import pytest
 import symflow as sf
 import symflow.tensor as T
 from symflow.errors import ShapeError
+from symflow.testing import verify_grad
 
 
 def test_power(mode: str) -> None:
@@ -93,6 +94,60 @@ def test_sequence_taps(mode: str) -> None:
     out, _ = sf.scan(lambda a, b, c: a - 2 * b + c, sequences={"input": x, "taps": [-1, 0, 1]})
     v = np.arange(6.0) ** 2
     np.testing.assert_allclose(sf.function([x], out, mode=mode)(v), v[:-2] - 2 * v[1:-1] + v[2:])
+
+
+def _tap_windows(x: np.ndarray, taps: list[int], backwards: bool) -> list[list[float]]:
+    """Theano's meaning of sequence taps: the steps cover the times at which every tap and tap 0 fall
+    inside the sequence; walking backwards visits the same times from the last."""
+    lo, hi = min(min(taps), 0), max(max(taps), 0)
+    times = range(-lo, len(x) - hi)
+    return [[x[t + k] for k in taps] for t in (reversed(times) if backwards else times)]
+
+
+TAP_CASES = [([-1], False), ([2], False), ([1, -1], False), ([-2, 0, 1], False),
+             ([-1], True), ([2], True), ([1, -1], True), ([0, -2], True)]
+
+
+def test_sequence_taps_as_theano_reads_them(mode: str) -> None:
+    """Taps reach the step in the order given, the window always counts tap 0 (taps [-1] start at
+    the second entry, [2] at the third), and going backwards tap -1 is still the earlier entry."""
+    x = T.vector("x")
+    outs = []
+    for taps, backwards in TAP_CASES:
+        weighted = (lambda *a: sum(v * 10.0**i for i, v in enumerate(a)))  # order-sensitive
+        out, _ = sf.scan(weighted, sequences={"input": x, "taps": taps}, go_backwards=backwards)
+        outs.append(out)
+    v = np.arange(1.0, 8.0)
+    results = sf.function([x], outs, mode=mode)(v)
+    for (taps, backwards), got in zip(TAP_CASES, results):
+        ref = [sum(w * 10.0**i for i, w in enumerate(ws)) for ws in _tap_windows(v, taps, backwards)]
+        np.testing.assert_array_equal(got, ref, err_msg=f"taps {taps}, go_backwards={backwards}")
+
+
+def test_output_taps_in_the_order_given(mode: str) -> None:
+    h0, n = T.vector("h0"), T.iscalar("n")
+    out, _ = sf.scan(lambda back1, back2: back1 + 10 * back2, outputs_info={"initial": h0, "taps": [-1, -2]},
+                     n_steps=n)
+    ref = [1.0, 2.0]
+    for _ in range(4):
+        ref.append(ref[-1] + 10 * ref[-2])
+    np.testing.assert_array_equal(sf.function([h0, n], out, mode=mode)(np.array(ref[:2]), 4), ref[2:])
+
+
+@pytest.mark.parametrize(("taps", "backwards"), [([1, -1], True), ([2], False), ([-1], True)])
+def test_gradient_through_sequence_and_output_taps(mode: str, taps: list[int], backwards: bool) -> None:
+    """The backward loop reads the sequence where the forward loop did (checked against finite
+    differences), including when the per-step product of a one-tap sequence leaves the loop."""
+    def cost(X, W, H0):
+        def step(*a):
+            pre = sum((i + 1.5) * x_t.dot(W) for i, x_t in enumerate(a[:len(taps)]))
+            return T.tanh(pre + 0.5 * a[-2] - 0.3 * a[-1])
+        h, _ = sf.scan(step, sequences={"input": X, "taps": taps}, outputs_info={"initial": H0, "taps": [-2, -1]},
+                       go_backwards=backwards)
+        return (h**2).sum() + h[-1].sum()
+
+    rng = np.random.default_rng(3)
+    verify_grad(cost, [rng.normal(size=(6, 3)), rng.normal(size=(3, 2)) * 0.5, rng.normal(size=(2, 2))], mode=mode)
 
 
 def test_nested_scan(mode: str) -> None:

@@ -18,7 +18,7 @@ from ...ops.reduce import sum as sum_
 from ...ops.shape import alloc, concatenate, dimshuffle, patternbroadcast, shape_i
 from ...ops.subtensor import getitem
 from ...scan.layout import Layout, Mapped, NonSeq, Seq
-from ...scan.op import Scan
+from ...scan.op import Scan, seq_offsets
 from ...types import TensorType
 from ..fgraph import FunctionGraph
 from . import register
@@ -136,6 +136,17 @@ def scan_hoist(fgraph: FunctionGraph) -> FunctionGraph:
     return rewrite_scans(fgraph, _hoist)
 
 
+def _rows_read(s: Seq, n: Variable, go_backwards: bool) -> slice:
+    """The rows of a one-tap sequence that ``n`` steps read, in their stored order."""
+    (offset,), _ = seq_offsets(s.taps, go_backwards)
+    if not go_backwards:
+        return slice(offset, m.add(offset, n)) if offset else slice(0, n)
+    if not offset:
+        return slice(m.sub(shape_i(s.outer, 0), n), None)
+    stop = m.sub(shape_i(s.outer, 0), offset)  # the loop reads backwards from the row before ``stop``
+    return slice(m.sub(stop, n), stop)
+
+
 def _hoist(node: Apply, used: list[bool]) -> list[Variable | None] | None:
     op: Scan = node.op  # type: ignore[assignment]
     layout = Layout.of(node)
@@ -145,8 +156,7 @@ def _hoist(node: Apply, used: list[bool]) -> list[Variable | None] | None:
         n = m.cast(layout.n_steps, "int64")
         for s in layout.seqs:
             if len(s.taps) == 1:  # the rows the loop reads, in their stored order
-                rows = slice(m.sub(shape_i(s.outer, 0), n), None) if op.info.go_backwards else slice(0, n)
-                known[s.inner[0]] = (getitem(s.outer, rows), True)
+                known[s.inner[0]] = (getitem(s.outer, _rows_read(s, n, op.info.go_backwards)), True)
     hoisted: dict[Variable, tuple[Variable, bool]] = {}
     for inner_node in toposort(op.inner_outputs, stop_at=op.inner_inputs):
         values = [_known_value(x, known) for x in inner_node.inputs]
@@ -253,7 +263,9 @@ class _Lifter:
         for s in layout.seqs:
             if len(s.taps) == 1:
                 seq = getitem(s.outer, slice(None, None, -1)) if info.go_backwards else s.outer
-                self.known[s.inner[0]] = (getitem(seq, slice(0, self.steps)), True)
+                (offset,), _ = seq_offsets(s.taps, info.go_backwards)
+                rows = slice(offset, m.add(offset, self.steps)) if offset else slice(0, self.steps)
+                self.known[s.inner[0]] = (getitem(seq, rows), True)
         for j, s in enumerate(layout.states):
             if not s.keep_all:
                 continue
