@@ -35,7 +35,7 @@ MOD = scalar_op("mod", 2, np.mod, "({0} % {1})")
 POW = scalar_op("pow", 2, np.power, "({0} ** {1})")
 NEG = scalar_op("neg", 1, np.negative, "(-{0})")
 ABS = scalar_op("abs", 1, np.abs, "abs({0})")
-SGN = scalar_op("sgn", 1, np.sign, "(({0} > 0) - ({0} < 0))")
+SGN = scalar_op("sgn", 1, np.sign, "(({0} > 0) - ({0} < 0) if {0} == {0} else {0})")  # NaN stays NaN
 SQR = scalar_op("sqr", 1, np.square, "({0} * {0})")
 MAXIMUM = scalar_op("maximum", 2, np.maximum, "({0} if ({0} >= {1} or {0} != {0}) else {1})", commutative=True)
 MINIMUM = scalar_op("minimum", 2, np.minimum, "({0} if ({0} <= {1} or {0} != {0}) else {1})", commutative=True)
@@ -65,11 +65,12 @@ SIGMOID = scalar_op("sigmoid", 1, _stable_sigmoid, "runtime.sigmoid({0})", dtype
 SOFTPLUS = scalar_op("softplus", 1, lambda x: np.logaddexp(0, x),
                      "({0} + math.log1p(math.exp(-{0})) if {0} > 0 else math.log1p(math.exp({0})))",
                      dtype_rule="float")
-FLOOR = scalar_op("floor", 1, np.floor, "math.floor({0})", dtype_rule="float")
-CEIL = scalar_op("ceil", 1, np.ceil, "math.ceil({0})", dtype_rule="float")
+# np.floor, not math.floor: Numba's math.floor gives an int64, wrong for NaN, inf and beyond 2**63
+FLOOR = scalar_op("floor", 1, np.floor, "np.floor({0})", dtype_rule="float")
+CEIL = scalar_op("ceil", 1, np.ceil, "np.ceil({0})", dtype_rule="float")
 ROUND_HALF_EVEN = scalar_op("round_half_to_even", 1, np.rint, "np.rint({0})", dtype_rule="float")
 ROUND_HALF_AWAY = scalar_op("round_half_away_from_zero", 1, _round_away,
-                            "math.copysign(math.floor(abs({0}) + 0.5), {0})", dtype_rule="float")
+                            "math.copysign(np.floor(abs({0}) + 0.5), {0})", dtype_rule="float")
 
 # --- comparisons and logic -----------------------------------------------------------------------
 EQ = scalar_op("eq", 2, np.equal, "({0} == {1})", dtype_rule="bool", commutative=True)

@@ -193,6 +193,20 @@ def test_relu_clip_and_rounding_special_points(run: Any) -> None:
         T.round(x, "up")
 
 
+def test_rounding_and_sign_of_non_finite_and_huge_values(run: Any) -> None:
+    """NaN, infinities and values beyond int64 go through rounding and sgn as NumPy's do (Numba's
+    math.floor would pass them through an int64)."""
+    x, f = T.vector("x"), T.fvector("f")
+    v = np.array([np.nan, np.inf, -np.inf, 1e20, -1e20, 2.0**63 + 2048.0, -2.5, 2.5])
+    ops = [T.floor, T.ceil, T.round, lambda y: T.round(y, "half_away_from_zero"), T.sgn]
+    refs = [np.floor, np.ceil, np.rint, lambda y: np.copysign(np.floor(np.abs(y) + 0.5), y), np.sign]
+    out = run([x, f], [op(x) for op in ops] + [op(f) for op in ops], v, v.astype("float32"))
+    for k, ref in enumerate(refs):
+        np.testing.assert_array_equal(out[k], ref(v), err_msg=str(k))
+        np.testing.assert_array_equal(out[k + len(ops)], ref(v.astype("float32")), err_msg=str(k))
+        assert out[k + len(ops)].dtype == "float32"
+
+
 def test_sigmoid_and_softplus_do_not_overflow(run: Any) -> None:
     x = T.vector("x")
     v = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
