@@ -95,6 +95,23 @@ def test_sum_with_dtype_argument(run: Any) -> None:
     assert run([x], out, np.array([100, 100], "int8")) == 200.0
 
 
+def test_float32_sums_accumulate_in_float64(run: Any) -> None:
+    """Sums of float32 (and what builds on them: mean, var, norm) keep float32's precision over
+    millions of terms, whole or along an axis; one by one in float32 such a sum drifts by 1%."""
+    value = np.random.default_rng(0).uniform(0.0, 0.2, size=2_000_000).astype("float32")
+    x, tall, wide = T.fvector("x"), T.fmatrix("tall"), T.fmatrix("wide")
+    outs = run([x, tall, wide], [x.sum(), x.mean(), x.var(), x.norm(2), tall.sum(axis=0),
+                                 wide.sum(axis=1, keepdims=True), T.prod(1 + x / 1e6)],
+               value, value.reshape(-1, 4), value.reshape(4, -1))
+    exact = value.astype("float64")
+    refs = [exact.sum(), exact.mean(), exact.var(), np.sqrt((exact**2).sum()), exact.reshape(-1, 4).sum(axis=0),
+            exact.reshape(4, -1).sum(axis=1, keepdims=True),
+            np.prod((1 + value / np.float32(1e6)).astype("float64"))]  # float32 factors, multiplied exactly
+    for k, (got, ref) in enumerate(zip(outs, refs)):
+        assert got.dtype == "float32", k
+        np.testing.assert_allclose(got, ref, rtol=1e-5, err_msg=str(k))
+
+
 def test_norms(run: Any) -> None:
     value = np.random.default_rng(2).normal(size=(3, 4))
     x = T.matrix("x")
