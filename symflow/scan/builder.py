@@ -192,11 +192,11 @@ def scan(
     invariant = _loop_invariants(inner_outs, placeholders, nonseqs)
     if strict:
         allowed = set(nonseqs)
-        bad = [v for v in invariant
-               if any(leaf not in allowed and not isinstance(leaf, Constant) for leaf in graph_inputs([v]))]
+        used = graph_inputs(invariant, stop_at=allowed)  # a non-sequence may be an expression: stop there
+        bad = [v for v in used if v not in allowed and not isinstance(v, Constant)]
         if bad:
             names = ", ".join(v.describe() for v in bad)
-            raise ValueError(f"scan(strict=True): the step function uses {names} without it being in non_sequences")
+            raise ValueError(f"scan(strict=True): the step function uses {names}, which is not in non_sequences")
     nonseq_vars = [v.type(v.name or f"nonseq{i}") for i, v in enumerate(invariant)]
     inner_outs = clone_replace(state_outs + mapped_outs + carried_outs + ([until_out] if stop else []),
                                dict(zip(invariant, nonseq_vars)))

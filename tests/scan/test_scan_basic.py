@@ -150,6 +150,22 @@ def test_gradient_through_sequence_and_output_taps(mode: str, taps: list[int], b
     verify_grad(cost, [rng.normal(size=(6, 3)), rng.normal(size=(3, 2)) * 0.5, rng.normal(size=(2, 2))], mode=mode)
 
 
+def test_strict_takes_expressions_as_non_sequences_and_names_what_is_missing(mode: str) -> None:
+    X, W, h0 = T.matrix("X"), T.matrix("W"), T.vector("h0")
+    h, _ = sf.scan(lambda x_t, h, V, Vt: T.tanh(x_t + h.dot(V) - h.dot(Vt)), sequences=X, outputs_info=h0,
+                   non_sequences=[W * 2, (W * 2).T], strict=True)
+    x, w = np.ones((3, 2)), np.array([[0.5, 0.1], [0.0, 0.5]])
+    ref, state = [], np.zeros(2)
+    for row in x:
+        state = np.tanh(row + state @ (2 * w) - state @ (2 * w).T)
+        ref.append(state)
+    np.testing.assert_allclose(sf.function([X, W, h0], h, mode=mode)(x, w, np.zeros(2)), ref)
+    hidden = sf.shared(np.eye(2), name="hidden_W")
+    with pytest.raises(ValueError, match=r"uses 'hidden_W' \(float64 matrix\), which is not in non_sequences"):
+        sf.scan(lambda x_t, h, V: T.tanh(x_t + h.dot(V) + h.dot(hidden)), sequences=X, outputs_info=h0,
+                non_sequences=[W * 2], strict=True)
+
+
 def test_nested_scan(mode: str) -> None:
     m = T.matrix("m")
 
