@@ -483,3 +483,32 @@ def test_per_step_outputs_that_pass_values_through_leave_the_loop(mode: str, go_
     for got, expected in zip(f(VALUES[0]), want, strict=True):
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_errors_from_what_rewrites_built_point_at_the_users_line(mode: str) -> None:
+    """A node a rewrite puts in place of another keeps its source line: a scan whose body was
+    rewritten, a step's product taken out of the loop and a fused sum fail at run time naming the
+    lines that built them, not ``function()``'s."""
+    X, W, h0, n = T.matrix("X"), T.matrix("W"), T.vector("h0"), T.iscalar("n")
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h), sequences=X, outputs_info=h0, n_steps=n)  # the scan's line
+    h2, _ = sf.scan(lambda x_t, h: T.tanh(x_t.dot(W) + h),  # the product's line
+                    sequences=X, outputs_info=h0)
+    def step(x_t, h):
+        h_t = T.tanh(x_t + h)
+        return h_t, h_t.dot(W) * 2  # the mapped product's line (computed after the loop)
+
+    [_, mapped], _ = sf.scan(step, sequences=X, outputs_info=[h0, None])
+    a, b = T.vector("a"), T.vector("b")
+    y = T.exp(a + b) * 2  # the sum's line
+    f = sf.function([X, h0, n], h, mode=mode)
+    f2 = sf.function([X, W, h0], h2, mode=mode)
+    f3 = sf.function([X, W, h0], mapped, mode=mode)
+    g = sf.function([a, b], y, mode=mode)
+    with pytest.raises(sf.errors.ShapeError, match="the scan's line"):
+        f(np.zeros((3, 2)), np.zeros(2), 5)
+    with pytest.raises(sf.errors.ShapeError, match="the product's line"):
+        f2(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(sf.errors.ShapeError, match="the mapped product's line"):
+        f3(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros(2))
+    with pytest.raises(sf.errors.ShapeError, match="the sum's line"):
+        g(np.zeros(2), np.zeros(3))

@@ -44,7 +44,8 @@ def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
     for node in fgraph.nodes():
         inputs = [memo.get(x, x) for x in node.inputs]
         current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rewire(node, inputs)
-        replacement = local(current) or current.outputs
+        with built_at(current.trace):  # what replaces a node is its: errors point at the user's line
+            replacement = local(current) or current.outputs
         for old, new in zip(node.outputs, replacement):
             if new is old:
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...graph import Apply, Variable
+from ...graph import Apply, Variable, built_at
 from ...ops.elemwise import Composite, Elemwise, FusedElemwise
 from ..fgraph import FunctionGraph
 from . import register
@@ -88,4 +88,5 @@ def _fuse(members: list[Apply], memo: dict[Variable, Variable]) -> Apply:
             continue
         ref[n.outputs[0]] = n_in + len(steps) - 1
     composite = Composite(tuple(x.dtype for x in externals), tuple(steps), ref[members[-1].outputs[0]])
-    return FusedElemwise(composite).make_node(*[memo.get(x, x) for x in externals])
+    with built_at(members[-1].trace):  # its errors name the line that built the group's result
+        return FusedElemwise(composite).make_node(*[memo.get(x, x) for x in externals])

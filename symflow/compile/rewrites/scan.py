@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...graph import Apply, Constant, Variable, clone_replace, graph_inputs, rebuild, toposort
+from ...graph import Apply, Constant, Variable, built_at, clone_replace, graph_inputs, rebuild, toposort
 from ...ops import math as m
 from ...ops.reduce import sum as sum_
 from ...ops.shape import alloc, concatenate, dimshuffle, patternbroadcast, shape_i
@@ -168,7 +168,8 @@ def _hoist(node: Apply, used: list[bool]) -> list[Variable | None] | None:
             result = [(y, False) for y in rebuild(inner_node, outer_inputs).outputs]
         else:
             batch = getattr(inner_node.op, "batch", None)
-            result = batch(inner_node, outer_inputs, flags) if batch is not None else None
+            with built_at(inner_node.trace):  # the all-steps version fails naming the step's line
+                result = batch(inner_node, outer_inputs, flags) if batch is not None else None
             if result is None:
                 continue
         for y, (outer, batched) in zip(inner_node.outputs, result):
@@ -301,7 +302,8 @@ class _Lifter:
             result = [(y, False) for y in rebuild(node, outer_inputs).outputs]
         else:
             batch = getattr(node.op, "batch", None)
-            result = batch(node, outer_inputs, flags) if batch is not None else None
+            with built_at(node.trace):
+                result = batch(node, outer_inputs, flags) if batch is not None else None
             if result is None:
                 return None
         for y, r in zip(node.outputs, result):
