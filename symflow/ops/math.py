@@ -25,6 +25,17 @@ def _round_away(x: np.ndarray) -> np.ndarray:
     return np.copysign(np.floor(np.abs(x) + 0.5), x)
 
 
+def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NumPy's power, except that an integer to a negative integer power is truncated toward zero
+    (1 for 1, +-1 for -1, else 0) as compiled code computes it, where NumPy raises."""
+    x, y = np.asarray(x), np.asarray(y)
+    if not (x.dtype.kind in "iub" and y.dtype.kind in "iu" and np.any(y < 0)):
+        return np.power(x, y)
+    negative = y < 0
+    inverse = np.where(x == 1, 1, np.where(x == -1, np.where(y % 2 == 0, 1, -1), 0))
+    return np.where(negative, inverse, np.power(x, np.where(negative, 0, y))).astype(np.result_type(x, y))
+
+
 # --- arithmetic ----------------------------------------------------------------------------------
 ADD = scalar_op("add", 2, np.add, "({0} + {1})", commutative=True, identity=0)
 SUB = scalar_op("sub", 2, np.subtract, "({0} - {1})")
@@ -32,7 +43,7 @@ MUL = scalar_op("mul", 2, np.multiply, "({0} * {1})", commutative=True, identity
 TRUE_DIV = scalar_op("true_div", 2, np.true_divide, "({0} / {1})", dtype_rule="float")
 INT_DIV = scalar_op("int_div", 2, np.floor_divide, "({0} // {1})")
 MOD = scalar_op("mod", 2, np.mod, "({0} % {1})")
-POW = scalar_op("pow", 2, np.power, "({0} ** {1})")
+POW = scalar_op("pow", 2, _power, "({0} ** {1})")
 NEG = scalar_op("neg", 1, np.negative, "(-{0})")
 ABS = scalar_op("abs", 1, np.abs, "abs({0})")
 SGN = scalar_op("sgn", 1, np.sign, "(({0} > 0) - ({0} < 0) if {0} == {0} else {0})")  # NaN stays NaN
@@ -125,6 +136,7 @@ def mod(a: Any, b: Any) -> Variable:
 
 
 def pow(a: Any, b: Any) -> Variable:  # noqa: A001 - Theano's name
+    """``a ** b``; an integer to a negative integer power is truncated toward zero (``2 ** -1`` is 0)."""
     return elemwise(POW, a, b)
 
 

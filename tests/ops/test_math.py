@@ -138,6 +138,17 @@ def test_binary_integer_values(run: Any, a: np.ndarray, b: np.ndarray) -> None:
         assert result.dtype == expected.dtype == np.dtype(out.dtype), name
 
 
+def test_integer_to_negative_integer_power_truncates_in_both_backends(run: Any) -> None:
+    """NumPy refuses an integer to a negative integer power; both backends give 1 / a**-b truncated
+    toward zero instead (what compiled integer arithmetic computes), so they agree."""
+    a, b = T.ivector("a"), T.ivector("b")
+    base = np.array([3, 1, 2, -1, -1, -2, 0, 5, 2], "int32")
+    exponent = np.array([-2, -1, 2, -1, -2, -1, -1, 0, 3], "int32")
+    out = run([a, b], a**b, base, exponent)
+    np.testing.assert_array_equal(out, [0, 1, 4, -1, 1, 0, 0, 1, 8])
+    assert out.dtype == "int32"
+
+
 def test_logical_values(run: Any) -> None:
     a, b = np.array([True, True, False, False]), np.array([True, False, True, False])
     ai, bi = np.array([12, 5, -3, 0], "int32"), np.array([10, 3, 7, -1], "int32")
