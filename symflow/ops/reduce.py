@@ -370,15 +370,26 @@ def all(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: 
 
 def _arg(kind: str, x: Any, axis: Any, keepdims: bool) -> Variable:
     x = as_variable(x)
-    if axis is not None:
-        (axis,) = normalize_axes(axis, x.ndim) or (None,)
-        if x.ndim == 0:
-            axis = None
-    return ArgReduce(kind, axis, bool(keepdims))(x)  # type: ignore[no-any-return]
+    axes = normalize_axes(axis, x.ndim) if axis is not None and x.ndim else ()
+    if len(axes) > 1:
+        return _arg_over_axes(kind, x, axes, keepdims)
+    return ArgReduce(kind, axes[0] if axes else None, bool(keepdims))(x)  # type: ignore[no-any-return]
+
+
+def _arg_over_axes(kind: str, x: Variable, axes: tuple[int, ...], keepdims: bool) -> Variable:
+    """Theano's argmax over several axes: the index into their entries flattened in axis order,
+    found by moving them last and merging them into one."""
+    from .shape import dimshuffle, reshape, shape_i
+
+    kept = [d for d in range(x.ndim) if d not in axes]
+    merged = reshape(dimshuffle(x, kept + list(axes)), [shape_i(x, d) for d in kept] + [-1])
+    index = ArgReduce(kind, len(kept), False)(merged)
+    return restore_axes(index, axes, False) if keepdims else index  # type: ignore[no-any-return]
 
 
 def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
-    """Index of the largest element along ``axis`` (None: of the flattened array)."""
+    """Index of the largest element along ``axis`` (None: of the flattened array; several axes: of
+    their entries flattened in axis order, as Theano's)."""
     return _arg("max", x, axis, keepdims)
 
 

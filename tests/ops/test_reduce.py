@@ -50,6 +50,23 @@ def test_arg_reductions(run: Any) -> None:
         assert results[k].dtype == np.int64 and outputs[k].dtype == "int64"
 
 
+def test_arg_reductions_over_several_axes(run: Any) -> None:
+    """As in Theano: the index into the reduced axes' entries, flattened in axis order."""
+    value = np.random.default_rng(2).normal(size=(3, 4, 5))
+    x = T.tensor3("x")
+    cases = [(fn, axes, keepdims) for fn in ("argmax", "argmin") for axes in ((0, 1), (2, 0), (0, 1, 2))
+             for keepdims in (False, True)]
+    results = run([x], [getattr(x, fn)(axis=axes, keepdims=keepdims) for fn, axes, keepdims in cases], value)
+    for got, (fn, axes, keepdims) in zip(results, cases):
+        axes = tuple(sorted(axes))
+        kept = [d for d in range(3) if d not in axes]
+        merged = value.transpose(kept + list(axes)).reshape([value.shape[d] for d in kept] + [-1])
+        expected = getattr(np, fn)(merged, axis=-1)
+        if keepdims:
+            expected = np.expand_dims(expected, axes)
+        np.testing.assert_array_equal(got, expected, err_msg=f"{fn} {axes} {keepdims}")
+
+
 def test_argmax_book_usage(run: Any) -> None:
     """``T.argmax(p, axis=1)`` gives the predicted class of each row."""
     p = T.matrix("p")
