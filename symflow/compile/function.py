@@ -264,13 +264,13 @@ def function(
     if on_unused_input not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
     in_vars, specs = _input_specs(inputs or [], name)
-    return_list = outputs is not None and not isinstance(outputs, Variable)
+    return_list = isinstance(outputs, (list, tuple))
     if outputs is None:
         out_list: list[Variable] = []
-    elif isinstance(outputs, Variable):
-        out_list = [outputs]
+    elif return_list:
+        out_list = [as_variable(o) for o in outputs]  # type: ignore[union-attr]
     else:
-        out_list = [as_variable(o) for o in outputs]
+        out_list = [as_variable(outputs)]  # one output: a variable, or a constant such as 3
     update_pairs = _update_pairs(updates)
 
     if givens:

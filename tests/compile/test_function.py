@@ -167,6 +167,9 @@ def test_output_forms(mode: str) -> None:
     assert sf.function([x], [], mode=mode, on_unused_input="ignore")(v) == []
     assert sf.function([x], None, mode=mode, on_unused_input="ignore")(v) is None
     assert sf.function([], T.constant(2.0), mode=mode)() == 2.0
+    plain = sf.function([x], 3, mode=mode, on_unused_input="ignore")(v)  # a Python number, as with [3]
+    assert isinstance(plain, np.ndarray) and plain == 3
+    assert sf.function([x], [x[1], 3], mode=mode)(v) == [2.0, 3]
     same = sf.function([x], [x * 2, x * 2], mode=mode)(v)
     same[0][0] = 100.0
     assert same[1][0] == 2.0  # two outputs never share memory
