@@ -97,8 +97,8 @@ class InputSpec:
                 raise InputError(f"{self.label()}: the value {value!r} does not fit {target} exactly; "
                                  "pass allow_input_downcast=True to allow rounding" + self._origin())
         if array.ndim != self.ndim:
-            raise InputError(f"{self.label()}: expected {self.ndim} dimensions, got {describe_value(array)}"
-                             + self._origin())
+            dims = "1 dimension" if self.ndim == 1 else f"{self.ndim} dimensions"
+            raise InputError(f"{self.label()}: expected {dims}, got {describe_value(array)}" + self._origin())
         return array
 
 

@@ -219,11 +219,15 @@ def check_broadcast(node: Apply, inputs: Sequence[np.ndarray]) -> None:
                 size = v.shape[d]
             elif v.shape[d] != size:
                 shapes = " and ".join(str(v.shape) for v in inputs)
-                raise ValueError(
-                    f"shapes {shapes} do not match in dimension {d} ({size} vs {v.shape[d]}). Only "
-                    "dimensions marked broadcastable broadcast: use T.addbroadcast(x, axis) or create "
-                    "the shared variable with broadcastable=... if a length-1 dimension should repeat"
-                )
+                message = f"shapes {shapes} do not match in dimension {d} ({size} vs {v.shape[d]})"
+                if 1 in (size, v.shape[d]):  # a length-1 dimension that was meant to repeat?
+                    from ..shared import SharedVariable
+
+                    shared = any(isinstance(x, SharedVariable) for x in node.inputs)
+                    message += (". Only dimensions marked broadcastable broadcast: use T.addbroadcast(x, axis)"
+                                + (" or create the shared variable with broadcastable=..." if shared else "")
+                                + " if a length-1 dimension should repeat")
+                raise ValueError(message)
 
 
 def reduce_to_input(g: Variable, x: Variable) -> Variable:

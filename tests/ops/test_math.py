@@ -342,8 +342,11 @@ def test_non_broadcastable_length_one_dim_raises(run: Any) -> None:
     message = str(info.value)
     assert "add" in message
     assert "(2, 3)" in message and "(1, 3)" in message
-    assert "broadcastable" in message
+    assert "use T.addbroadcast(x, axis) if a length-1 dimension should repeat" in message  # no shared input
     assert f"{__file__}\", line {line}" in message
+    w = sf.shared(np.ones((1, 3)), name="w")
+    with pytest.raises(ShapeError, match="or create the shared variable with broadcastable=..."):
+        run([a], a + w, np.ones((2, 3)))
     # declaring the dimension broadcastable makes it broadcast
     fixed = run([a, b], a + T.addbroadcast(b, 0), np.ones((2, 3)), np.ones((1, 3)))
     np.testing.assert_array_equal(fixed, np.full((2, 3), 2.0))
@@ -351,8 +354,9 @@ def test_non_broadcastable_length_one_dim_raises(run: Any) -> None:
 
 def test_mismatched_lengths_raise(run: Any) -> None:
     x, y = T.vector("x"), T.vector("y")
-    with pytest.raises(ShapeError, match=r"\(3,\) and \(2,\)"):
+    with pytest.raises(ShapeError, match=r"\(3,\) and \(2,\)") as info:
         run([x, y], x * y, np.ones(3), np.ones(2))
+    assert "broadcastable" not in str(info.value)  # no length-1 dimension: no hint about broadcasting
 
 
 def test_broadcastable_input_of_wrong_length_is_refused(run: Any) -> None:
