@@ -81,10 +81,11 @@ def scan(
     """Loop ``fn`` over ``sequences``, feeding outputs back as ``outputs_info`` says.
 
     ``fn`` receives, in order: each sequence's value at each of its taps, each fed-back
-    output at each of its taps (taps in the order given), then the ``non_sequences``. It returns its outputs, optionally
-    with a dict of shared-variable updates and/or ``until(cond)``. Returns ``(outputs, updates)``:
-    outputs stacked over steps (one variable, or a list when several or ``return_list``), and
-    the updates to pass to ``function`` (random states are also applied automatically).
+    output at each of its taps (taps in the order given), then the ``non_sequences``. It
+    returns its outputs, optionally with a dict of shared-variable updates and/or
+    ``until(cond)``. Returns ``(outputs, updates)``: outputs stacked over steps (one variable, or
+    a list when several or ``return_list``), and the updates to pass to ``function`` (random
+    states are also applied automatically).
     ``truncate_gradient=k`` backpropagates through the last ``k`` steps only, as Theano does.
     """
     where = user_location()
@@ -196,7 +197,8 @@ def scan(
         bad = [v for v in used if v not in allowed and not isinstance(v, Constant)]
         if bad:
             names = ", ".join(v.describe() for v in bad)
-            raise ValueError(f"scan(strict=True): the step function uses {names}, which is not in non_sequences")
+            verb = "is" if len(bad) == 1 else "are"
+            raise ValueError(f"scan(strict=True): the step function uses {names}, which {verb} not in non_sequences")
     nonseq_vars = [v.type(v.name or f"nonseq{i}") for i, v in enumerate(invariant)]
     inner_outs = clone_replace(state_outs + mapped_outs + carried_outs + ([until_out] if stop else []),
                                dict(zip(invariant, nonseq_vars)))

@@ -164,6 +164,8 @@ def test_strict_takes_expressions_as_non_sequences_and_names_what_is_missing(mod
     with pytest.raises(ValueError, match=r"uses 'hidden_W' \(float64 matrix\), which is not in non_sequences"):
         sf.scan(lambda x_t, h, V: T.tanh(x_t + h.dot(V) + h.dot(hidden)), sequences=X, outputs_info=h0,
                 non_sequences=[W * 2], strict=True)
+    with pytest.raises(ValueError, match=r"uses 'W' \(float64 matrix\), 'hidden_W' \(float64 matrix\), which are not"):
+        sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(W) + h.dot(hidden)), sequences=X, outputs_info=h0, strict=True)
 
 
 def test_nested_scan(mode: str) -> None:
