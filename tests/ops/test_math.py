@@ -240,6 +240,7 @@ DTYPE_CASES = [
     ("int32 + int64", lambda: T.ivector() + T.lvector(), "int64"),
     ("fvector * 2.0 (weak)", lambda: T.fvector() * 2.0, "float32"),
     ("fvector * 0.1 (weak)", lambda: T.fvector() * 0.1, "float32"),
+    ("fvector * np.float64(0.1) (strong)", lambda: T.fvector() * np.float64(0.1), "float64"),
     ("2 * fvector (weak int)", lambda: 2 * T.fvector(), "float32"),
     ("1 - fvector", lambda: 1 - T.fvector(), "float32"),
     ("ivector * 1.5", lambda: T.ivector() * 1.5, "float64"),
