@@ -182,15 +182,16 @@ class Scan(Op):
         info = self.info
         outer = self.outer_groups(inputs)
         seqs = [s[::-1] if info.go_backwards else s for s in outer["seqs"]]
-        n = steps_to_run(self, int(outer["n_steps"]), [s.shape[0] for s in seqs])
+        n = steps_to_run(node, int(outer["n_steps"]), [s.shape[0] for s in seqs])
+        inits = self.outer_groups(node.inputs)["inits"]  # for messages: the variables the states start from
         # state buffers: max_lag initial rows followed by one row per step
         buffers = []
         for j, init in enumerate(outer["inits"]):
             lag = info.max_lag(j)
             block = init[None] if info.single_tap(j) else init
             if block.shape[0] < lag:
-                raise ValueError(f"scan state {j} with taps {info.state_taps[j]} needs {lag} initial rows, "
-                                 f"got shape {init.shape}")
+                raise ValueError(f"scan state {j} ({inits[j].describe()}) with taps {info.state_taps[j]} needs "
+                                 f"{lag} initial rows, got shape {init.shape}")
             buf = np.empty((lag + n,) + block.shape[1:], dtype=node.outputs[j].dtype)
             buf[:lag] = block[:lag]
             buffers.append(buf)
@@ -216,8 +217,9 @@ class Scan(Op):
                 value = results[j]
                 target = buffers[j][info.max_lag(j) + t]
                 if value.shape != target.shape:
-                    raise ValueError(f"scan state {j} changed shape from {target.shape} to {value.shape} at step "
-                                     f"{t}; a fed-back output must keep the shape of its initial value")
+                    raise ValueError(f"scan state {j} (from {inits[j].describe()}) changed shape from {target.shape} "
+                                     f"to {value.shape} at step {t}; a fed-back output must keep the shape of its "
+                                     "initial value")
                 buffers[j][info.max_lag(j) + t] = value
             off = info.n_states
             for k in range(info.n_mapped):
@@ -306,15 +308,17 @@ def seq_offsets(taps: Sequence[int], go_backwards: bool) -> tuple[tuple[int, ...
     return offsets, hi - lo
 
 
-def steps_to_run(op: Scan, n_steps: int, seq_lengths: Sequence[int]) -> int:
-    """Check that the sequences are long enough for ``n_steps`` steps."""
+def steps_to_run(node: Apply, n_steps: int, seq_lengths: Sequence[int]) -> int:
+    """Check that the sequences of the scan ``node`` are long enough for ``n_steps`` steps."""
+    op: Scan = node.op  # type: ignore[assignment]
     if n_steps < 0:
         raise ValueError(f"{op}: n_steps must not be negative, got {n_steps}")
-    for i, (length, taps) in enumerate(zip(seq_lengths, op.info.seq_taps)):
+    seqs = op.outer_groups(node.inputs)["seqs"]
+    for i, (length, taps, seq) in enumerate(zip(seq_lengths, op.info.seq_taps, seqs)):
         _, span = seq_offsets(taps, op.info.go_backwards)
         if length - span < n_steps:
-            raise ValueError(f"{op}: sequence {i} has {length} entries; {n_steps} steps with taps {list(taps)} "
-                             f"need {n_steps + span}")
+            raise ValueError(f"{op}: sequence {i}, {seq.describe()}, has {length} entries; {n_steps} steps with "
+                             f"taps {list(taps)} need {n_steps + span}")
     return n_steps
 
 

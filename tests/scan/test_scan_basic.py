@@ -189,6 +189,20 @@ def test_step_output_shaped_in_the_step(mode: str) -> None:
     assert f(np.zeros((0, 2))).shape == (0, 0)
 
 
+def test_run_time_errors_name_the_sequence_and_the_initial_state(mode: str) -> None:
+    X, h0, n = T.matrix("X"), T.vector("h0"), T.iscalar("n")
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h), sequences=X, outputs_info=h0, n_steps=n)
+    with pytest.raises(ShapeError, match=r"sequence 0, 'X' \(float64 matrix\), has 3 entries; 5 steps"):
+        sf.function([X, h0, n], h, mode=mode)(np.zeros((3, 2)), np.zeros(2), 5)
+    block = T.matrix("block")
+    out, _ = sf.scan(lambda a, b: a + b, outputs_info={"initial": block, "taps": [-3, -1]}, n_steps=n)
+    with pytest.raises(ShapeError, match=r"state 0 \('block' \(float64 matrix\)\) with taps \(-3, -1\) needs 3"):
+        sf.function([block, n], out, mode=mode)(np.zeros((2, 2)), 4)
+    grown, _ = sf.scan(lambda s: T.concatenate([s, s]), outputs_info=h0, n_steps=n)
+    with pytest.raises(ShapeError, match=r"state 0 \(from 'h0' \(float64 vector\)\) changed shape from \(2,\) to"):
+        sf.function([h0, n], grown, mode=mode)(np.zeros(2), 3)
+
+
 def test_step_output_changing_shape_is_an_error(mode: str) -> None:
     """Per-step outputs keep one shape; a step that changes it is reported, never stacked as garbage."""
     x = T.matrix("x")
