@@ -322,14 +322,16 @@ def _broadcast_like(g: Variable, x: Variable) -> Variable:
 
 
 def _prod_grad(x: Variable, g: Variable, prod: Variable, axes: tuple[int, ...]) -> Variable:
-    """Gradient of prod that stays exact when some factors are zero."""
+    """Gradient of prod that stays exact when some factors are zero: ``prod / x`` for a nonzero
+    factor (0 when another is zero, and its own derivative then right too), the product of the
+    others for the one zero factor, 0 when there are more. Second derivatives are exact but for
+    the pair of factors when exactly two are zero (the pair's entry comes out 0)."""
     is_zero = m.eq(x, 0)
     n_zeros = sum(is_zero, axis=axes, keepdims=True)
     prod_nonzero = Reduce("prod", axes, True)(m.switch(is_zero, 1, x))
-    no_zero = m.true_div(prod, m.switch(is_zero, 1, x))
-    one_zero = m.switch(is_zero, prod_nonzero, 0)
-    grad = m.switch(m.eq(n_zeros, 0), no_zero, m.switch(m.eq(n_zeros, 1), one_zero, 0))
-    return m.mul(g, grad)
+    nonzero_factor = m.true_div(prod, m.switch(is_zero, 1, x))  # never divides by 0, nor its gradient
+    zero_factor = m.switch(m.eq(n_zeros, 1), prod_nonzero, 0)
+    return m.mul(g, m.switch(is_zero, zero_factor, nonzero_factor))
 
 
 # ---------------------------------------------------------------------------------------------
