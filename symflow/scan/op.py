@@ -183,14 +183,13 @@ class Scan(Op):
         outer = self.outer_groups(inputs)
         seqs = [s[::-1] if info.go_backwards else s for s in outer["seqs"]]
         n = steps_to_run(node, int(outer["n_steps"]), [s.shape[0] for s in seqs])
-        inits = self.outer_groups(node.inputs)["inits"]  # for messages: the variables the states start from
         # state buffers: max_lag initial rows followed by one row per step
         buffers = []
         for j, init in enumerate(outer["inits"]):
             lag = info.max_lag(j)
             block = init[None] if info.single_tap(j) else init
             if block.shape[0] < lag:
-                raise ValueError(f"scan state {j} ({inits[j].describe()}) with taps {info.state_taps[j]} needs "
+                raise ValueError(f"scan state {j} ({self._init_name(node, j)}) with taps {info.state_taps[j]} needs "
                                  f"{lag} initial rows, got shape {init.shape}")
             buf = np.empty((lag + n,) + block.shape[1:], dtype=node.outputs[j].dtype)
             buf[:lag] = block[:lag]
@@ -200,10 +199,10 @@ class Scan(Op):
         program = self.program()
         nonseqs = outer["nonseqs"]
         steps_done = n
+        seq_reads = [seq_offsets(taps, info.go_backwards)[0] for taps in info.seq_taps]
         for t in range(n):
             args: list[Any] = []
-            for s, taps in zip(seqs, info.seq_taps):
-                offsets, _ = seq_offsets(taps, info.go_backwards)
+            for s, offsets in zip(seqs, seq_reads):
                 args.extend(s[t + k, ...] for k in offsets)  # [i, ...]: a 0-d array, never a NumPy scalar
             for j, taps in enumerate(info.state_taps):
                 lag = info.max_lag(j)
@@ -217,9 +216,9 @@ class Scan(Op):
                 value = results[j]
                 target = buffers[j][info.max_lag(j) + t]
                 if value.shape != target.shape:
-                    raise ValueError(f"scan state {j} (from {inits[j].describe()}) changed shape from {target.shape} "
-                                     f"to {value.shape} at step {t}; a fed-back output must keep the shape of its "
-                                     "initial value")
+                    raise ValueError(f"scan state {j} (from {self._init_name(node, j)}) changed shape from "
+                                     f"{target.shape} to {value.shape} at step {t}; a fed-back output must keep the "
+                                     "shape of its initial value")
                 buffers[j][info.max_lag(j) + t] = value
             off = info.n_states
             for k in range(info.n_mapped):
@@ -291,6 +290,10 @@ class Scan(Op):
 
         return scan_grad(node, output_grads)
 
+    def _init_name(self, node: Apply, j: int) -> str:
+        """The variable state ``j`` of ``node`` starts from, for error messages."""
+        return str(self.outer_groups(node.inputs)["inits"][j].describe())
+
     def numba_emit(self, node: Apply, cg: Any) -> None:
         from .numba import emit_scan
 
@@ -313,10 +316,10 @@ def steps_to_run(node: Apply, n_steps: int, seq_lengths: Sequence[int]) -> int:
     op: Scan = node.op  # type: ignore[assignment]
     if n_steps < 0:
         raise ValueError(f"{op}: n_steps must not be negative, got {n_steps}")
-    seqs = op.outer_groups(node.inputs)["seqs"]
-    for i, (length, taps, seq) in enumerate(zip(seq_lengths, op.info.seq_taps, seqs)):
+    for i, (length, taps) in enumerate(zip(seq_lengths, op.info.seq_taps)):
         _, span = seq_offsets(taps, op.info.go_backwards)
         if length - span < n_steps:
+            seq = op.outer_groups(node.inputs)["seqs"][i]
             raise ValueError(f"{op}: sequence {i}, {seq.describe()}, has {length} entries; {n_steps} steps with "
                              f"taps {list(taps)} need {n_steps + span}")
     return n_steps
