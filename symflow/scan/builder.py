@@ -28,7 +28,7 @@ from ..ops import math as m
 from ..ops.shape import as_index_scalar, patternbroadcast, shape_i
 from ..shared import SharedVariable
 from ..types import TensorType
-from .op import Scan, ScanInfo, seq_offsets
+from .op import Scan, ScanInfo, StepsCheck, seq_offsets
 
 
 class Until:
@@ -226,6 +226,9 @@ def scan(
     inner_inputs = placeholders[: len(placeholders) - len(carried_vars)] + carried_vars + nonseq_vars
     op = Scan(info, inner_inputs, state_outs + carried_outs + mapped_outs + ([inner_outs[-1]] if stop else []))
     steps = _n_steps(n_steps, seqs)
+    if n_steps is not None and (seqs or not isinstance(steps, Constant)):  # checked before anything reads it
+        with built_at(where):
+            steps = StepsCheck(str(op), info.seq_taps, info.go_backwards)(steps, *[x for x, _ in seqs])
     inits = [init for init, _ in state_specs] + [sv for sv, _ in carried]
     with built_at(where):
         node = op.make_node(steps, *[x for x, _ in seqs], *inits, *invariant)

@@ -314,15 +314,59 @@ def seq_offsets(taps: Sequence[int], go_backwards: bool) -> tuple[tuple[int, ...
 def steps_to_run(node: Apply, n_steps: int, seq_lengths: Sequence[int]) -> int:
     """Check that the sequences of the scan ``node`` are long enough for ``n_steps`` steps."""
     op: Scan = node.op  # type: ignore[assignment]
+    seqs = op.outer_groups(node.inputs)["seqs"]
+    return check_steps(str(op), seqs, op.info.seq_taps, op.info.go_backwards, n_steps, seq_lengths)
+
+
+def check_steps(scan: str, seqs: Sequence[Variable], seq_taps: Sequence[Sequence[int]], go_backwards: bool,
+                n_steps: int, seq_lengths: Sequence[int]) -> int:
+    """Return ``n_steps`` if it is not negative and the sequences ``seqs`` of ``scan``, with
+    ``seq_lengths`` entries, are long enough for it; else raise, naming the sequence."""
     if n_steps < 0:
-        raise ValueError(f"{op}: n_steps must not be negative, got {n_steps}")
-    for i, (length, taps) in enumerate(zip(seq_lengths, op.info.seq_taps)):
-        _, span = seq_offsets(taps, op.info.go_backwards)
+        raise ValueError(f"{scan}: n_steps must not be negative, got {n_steps}")
+    for i, (seq, length, taps) in enumerate(zip(seqs, seq_lengths, seq_taps)):
+        _, span = seq_offsets(taps, go_backwards)
         if length - span < n_steps:
-            seq = op.outer_groups(node.inputs)["seqs"][i]
-            raise ValueError(f"{op}: sequence {i}, {seq.describe()}, has {length} entries; {n_steps} steps with "
+            raise ValueError(f"{scan}: sequence {i}, {seq.describe()}, has {length} entries; {n_steps} steps with "
                              f"taps {list(taps)} need {n_steps + span}")
     return n_steps
+
+
+class StepsCheck(Op):
+    """A number of steps given to a scan, checked as the loop checks it (not negative, sequences long
+    enough) before anything reads it. The rewrites that take per-step work out of a loop slice the
+    sequences by it, and can remove the loop: the check stays, so they cannot read too few rows."""
+
+    __props__ = ("scan", "seq_taps", "go_backwards")
+
+    def __init__(self, scan: str, seq_taps: Sequence[Sequence[int]], go_backwards: bool) -> None:
+        self.scan, self.seq_taps, self.go_backwards = scan, tuple(map(tuple, seq_taps)), go_backwards
+
+    def __str__(self) -> str:
+        return "StepsCheck"
+
+    def make_node(self, n_steps: Variable, *seqs: Variable) -> Apply:
+        return Apply(self, [n_steps, *seqs], [n_steps.type()])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        n_steps, *seqs = inputs
+        check_steps(self.scan, node.inputs[1:], self.seq_taps, self.go_backwards, int(n_steps), [len(s) for s in seqs])
+        return [np.asarray(n_steps)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None] * len(node.inputs)
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [()]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        n_steps, *seqs = node.inputs
+        value = cg.value(n_steps)
+        cg.check(f"{value} < 0", node, "negative number of steps")
+        for seq, taps in zip(seqs, self.seq_taps):
+            _, span = seq_offsets(taps, self.go_backwards)
+            cg.check(f"{cg.dim(seq, 0)} - {span} < {value}", node, "a sequence is shorter than the number of steps")
+        cg.bind(node.outputs[0], value)
 
 
 def _expect(dtype: str, ndim: int, inner: Variable, what: str) -> None:

@@ -89,6 +89,8 @@ def corpus() -> tuple[list[Any], dict[str, Any], list[Any], list[Any]]:
     out["scan with invariants, per-step and dead outputs"] = hs
     out["per-step output"] = per_step
     out["sum over steps"] = sf.grad(hs.sum(), x)
+    out["a scan's n_steps bounded by its sequence"] = sf.scan(lambda x_t: T.tanh(x_t) * 2, sequences=x[1:],
+                                                              n_steps=T.minimum(x[1:].shape[0], 2))[0]
     E = sf.shared(W0.copy(), name="E")  # an embedding: its gradient adds rows into zeros
     G = sf.shared(G0.copy(), name="G")
     rows = T.tanh(T.alloc(x.sum(), 64, 4) + x[:, 0])  # (64, 4)
@@ -512,3 +514,29 @@ def test_errors_from_what_rewrites_built_point_at_the_users_line(mode: str) -> N
         f3(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros(2))
     with pytest.raises(sf.errors.ShapeError, match="the sum's line"):
         g(np.zeros(2), np.zeros(3))
+
+
+def test_scan_steps_are_checked_where_the_sequences_do_not_bound_them(mode: str) -> None:
+    """A scan given ``n_steps`` checks it before anything slices the sequences by it, unless it can be
+    neither negative nor more than they hold (``n_steps=X.shape[0]``, as the book writes it):
+    then the check goes and the sequences are read whole."""
+    x, ids, n = T.matrix("x"), T.ivector("ids"), T.iscalar("n")
+    E = sf.shared(W0.copy(), name="E")
+    def doubled(**kwargs: Any) -> Any:
+        return sf.scan(lambda *taps: taps[0] * 2, **kwargs)[0]
+
+    checked = {
+        "the sequence's length": (False, doubled(sequences=x, n_steps=x.shape[0])),
+        "an embedding's rows, by its indices' length": (False, doubled(sequences=E[ids], n_steps=ids.shape[0])),
+        "a minimum with the length": (False, doubled(sequences=x, n_steps=T.maximum(T.minimum(x.shape[0], n), 0))),
+        "one less than the length, tap -1": (True, doubled(sequences={"input": x, "taps": [-1]},
+                                                          n_steps=x.shape[0] - 1)),  # -1 when x is empty
+        "an input": (True, doubled(sequences=x, n_steps=n)),
+        "a minimum that may be negative": (True, doubled(sequences=x, n_steps=T.minimum(x.shape[0], n))),
+        "the length, tap -1": (True, doubled(sequences={"input": x, "taps": [-1]}, n_steps=x.shape[0])),
+        "the length less one, no sequence": (True, sf.scan(lambda: E * 2, n_steps=x.shape[0] - 1)[0]),
+    }
+    for label, (kept, out) in checked.items():
+        f = sf.function([x, ids, n], out, mode=mode, on_unused_input="ignore")
+        found = [node for node in f.fgraph.nodes() if type(node.op).__name__ == "StepsCheck"]
+        assert bool(found) == kept, label

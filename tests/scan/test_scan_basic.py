@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -201,6 +203,39 @@ def test_run_time_errors_name_the_sequence_and_the_initial_state(mode: str) -> N
     grown, _ = sf.scan(lambda s: T.concatenate([s, s]), outputs_info=h0, n_steps=n)
     with pytest.raises(ShapeError, match=r"state 0 \(from 'h0' \(float64 vector\)\) changed shape from \(2,\) to"):
         sf.function([h0, n], grown, mode=mode)(np.zeros(2), 3)
+
+
+@pytest.mark.parametrize("rewrite", [True, False])
+def test_more_steps_than_a_sequence_holds_is_an_error_also_without_the_loop(mode: str, rewrite: bool) -> None:
+    """``n_steps`` beyond a sequence's entries (or negative) is an error named at the scan's line, also
+    where the rewrites take the steps' work out of the loop or remove the loop, slicing the sequence
+    by ``n_steps``: sliced unchecked, it would give fewer rows without a word."""
+    X, n = T.matrix("X"), T.iscalar("n")
+    W = sf.shared(np.ones((2, 2)), name="W")
+    mapped, _ = sf.scan(lambda x_t: T.tanh(x_t.dot(W)), sequences=X, n_steps=n)
+    backwards, _ = sf.scan(lambda x_t, h: T.tanh(x_t.dot(W) + h), sequences=X, outputs_info=T.zeros((2,)),
+                           n_steps=n, go_backwards=True)
+    lagged, _ = sf.scan(lambda x_tm1: x_tm1 * 2, sequences={"input": X, "taps": [-1]}, n_steps=X.shape[0])
+    repeated, _ = sf.scan(lambda: W * 2, n_steps=n)
+    values = np.arange(6.0).reshape(3, 2)
+    cases = [("mapped, _ = sf.scan", mapped, 5, "has 3 entries; 5 steps with taps [0] need 5"),
+             ("backwards, _ = sf.scan", backwards, 4, "has 3 entries; 4 steps with taps [0] need 4"),
+             ("lagged, _ = sf.scan", lagged, 0, "has 3 entries; 3 steps with taps [-1] need 4"),
+             ("repeated, _ = sf.scan", repeated, -2, "n_steps must not be negative, got -2")]
+    for line, out, steps, message in cases:
+        f = sf.function([X, n], out, mode=mode, rewrite=rewrite, on_unused_input="ignore")
+        with pytest.raises(ShapeError, match=re.escape(message)) as raised:
+            f(values, steps)
+        assert line in str(raised.value)
+    # fewer steps than entries read the first ones (the last ones, backwards)
+    f = sf.function([X, n], [mapped, backwards], mode=mode, rewrite=rewrite)
+    got_mapped, got_backwards = f(values, 2)
+    np.testing.assert_allclose(got_mapped, np.tanh(values[:2] @ np.ones((2, 2))))
+    h, want = np.zeros(2), []
+    for x_t in values[::-1][:2]:
+        h = np.tanh(x_t @ np.ones((2, 2)) + h)
+        want.append(h)
+    np.testing.assert_allclose(got_backwards, want)
 
 
 def test_step_output_changing_shape_is_an_error(mode: str) -> None:

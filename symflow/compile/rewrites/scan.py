@@ -14,15 +14,17 @@ from collections.abc import Callable
 
 from ...graph import Apply, Constant, Variable, built_at, clone_replace, graph_inputs, rebuild, toposort
 from ...ops import math as m
+from ...ops.elemwise import Elemwise
 from ...ops.reduce import sum as sum_
-from ...ops.shape import alloc, concatenate, dimshuffle, patternbroadcast, shape_i
+from ...ops.shape import ShapeI, alloc, concatenate, constant_value, dimshuffle, patternbroadcast, shape_i
 from ...ops.subtensor import getitem
 from ...scan.layout import Layout, Mapped, NonSeq, Seq
-from ...scan.op import Scan, seq_offsets
+from ...scan.op import Scan, StepsCheck, seq_offsets
 from ...types import TensorType
 from ..fgraph import FunctionGraph
 from . import register
-from .basic import rewire, rewrite_nodes
+from .basic import length_by_rule, rewire, rewrite_nodes
+from .canonical import rule
 
 Transform = Callable[[Apply, list[bool]], "list[Variable | None] | None"]
 
@@ -126,6 +128,77 @@ def _drop_dead(node: Apply, used: list[bool]) -> list[Variable | None] | None:
     new = layout.build()
     mapping = layout.replacements(new)
     return [mapping.get(y) if u else None for y, u in zip(node.outputs, used)]
+
+
+# ---------------------------------------------------------------------------------------------
+@rule(StepsCheck)
+def steps_within_sequences(node: Apply) -> list[Variable] | None:
+    """(A rule of ``canonicalize``.) A scan's ``n_steps`` needs no check when it can be neither
+    negative nor more than its sequences hold, as ``n_steps=X.shape[0]`` with ``sequences=X``: then
+    slicing the sequences by it is seen to take them whole."""
+    op: StepsCheck = node.op  # type: ignore[assignment]
+    n_steps, *seqs = node.inputs
+    if not _never_negative(n_steps):
+        return None
+    for seq, taps in zip(seqs, op.seq_taps):
+        _, span = seq_offsets(taps, op.go_backwards)
+        if not _at_most_length(n_steps, _same_length(seq), span):
+            return None
+    return [n_steps]
+
+
+def _same_length(x: Variable, depth: int = 4) -> list[Variable]:
+    """``x`` and the variables its first dimension has the length of, by the shape rules of the ops
+    that made it (``We[X]`` has ``X``'s rows)."""
+    found = [x]
+    while x.owner is not None and x.ndim and len(found) <= depth:
+        length = length_by_rule(ShapeI(0).make_node(x))
+        if length.owner is None or type(length.owner.op) is not ShapeI or length.owner.op.i != 0:  # type: ignore[attr-defined]
+            break
+        x = length.owner.inputs[0]
+        found.append(x)
+    return found
+
+
+def _never_negative(n: Variable) -> bool:
+    """Whether ``n`` is a length, a constant >= 0, or a maximum with one or a minimum of them."""
+    if isinstance(n, Constant):
+        return bool(n.data >= 0)
+    node = n.owner
+    if node is None:
+        return False
+    if type(node.op) is ShapeI:
+        return True
+    name = node.op.scalar_op.name if isinstance(node.op, Elemwise) else None  # type: ignore[attr-defined]
+    if name == "maximum":
+        return any(_never_negative(a) for a in node.inputs)
+    if name == "minimum":
+        return all(_never_negative(a) for a in node.inputs)
+    return name is not None and name.startswith("cast_") and node.inputs[0].dtype.startswith("int") and \
+        _never_negative(node.inputs[0])
+
+
+def _at_most_length(n: Variable, xs: list[Variable], less: int) -> bool:
+    """Whether ``n <= len(x) - less`` holds, for ``xs`` of one length, by how ``n`` is built: one of
+    their lengths, less constants, a minimum with anything, a maximum with a small enough constant."""
+    node = n.owner
+    if node is None:
+        return False
+    if type(node.op) is ShapeI:
+        return less <= 0 and node.op.i == 0 and node.inputs[0] in xs  # type: ignore[attr-defined]
+    if not isinstance(node.op, Elemwise):
+        return False
+    name, args = node.op.scalar_op.name, node.inputs
+    if name.startswith("cast_") and args[0].dtype.startswith("int"):
+        return _at_most_length(args[0], xs, less)
+    if name == "minimum":
+        return any(_at_most_length(a, xs, less) for a in args)
+    if name == "maximum":  # a length is never negative: a constant k <= -less is within it
+        return all(_at_most_length(a, xs, less) if constant_value(a) is None else constant_value(a) <= -less
+                   for a in args)
+    if name == "sub" and constant_value(args[1]) is not None:
+        return _at_most_length(args[0], xs, less - int(constant_value(args[1])))
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
