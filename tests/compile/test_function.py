@@ -276,6 +276,23 @@ def test_a_call_that_raises_changes_no_shared_value(mode: str) -> None:
     np.testing.assert_array_equal(acc.get_value(), np.ones(3))
 
 
+def test_a_call_rerun_on_the_numpy_backend_writes_each_update_to_its_variable(mode: str) -> None:
+    """A scan with per-step outputs and no steps is run on the NumPy backend (compiled code cannot
+    know the shape of a step it never ran); every update, also those compiled in place, lands on
+    its own variable, as in a compiled call."""
+    X, h0 = T.matrix("X"), T.vector("h0")
+    b, c = sf.shared(np.array([10.0, 20.0]), name="b"), sf.shared(np.array(5.0), name="c")
+    d, steps = sf.shared(np.array(7.0), name="d"), sf.shared(np.array(0, "int64"), name="steps")
+    (_, ys), _ = sf.scan(lambda x_t, h: (T.tanh(h + x_t), h * x_t), sequences=X, outputs_info=[h0, None])
+    f = sf.function([X, h0], ys.sum(), updates=[(b, b * 2 + 1), (c, c + 1), (d, d + ys.sum() + 100),
+                                                (steps, steps + 1)], mode=mode)
+    for rows in (2, 0, 1):
+        f(np.ones((rows, 2)), np.ones(2))
+    np.testing.assert_array_equal(b.get_value(), [87.0, 167.0])
+    assert (c.get_value(), steps.get_value()) == (8.0, 3) and steps.get_value().dtype == np.int64
+    assert d.get_value() == pytest.approx(7.0 + 300 + (2 + 2 * np.tanh(2.0)) + 0 + 2)  # + each call's ys.sum()
+
+
 def test_shape_errors_name_the_operation_shapes_and_line(mode: str) -> None:
     x, W = T.matrix("x"), sf.shared(np.ones((3, 2)), name="W")
     h = T.tanh(x.dot(W))  # the user's line

@@ -541,11 +541,12 @@ class NumbaRunner:
         return self._py
 
     def run_reference(self, values: list[Any]) -> list[Any]:
-        """Run the call on the NumPy backend (for cases compiled code cannot handle)."""
+        """Run the call on the NumPy backend (for cases compiled code cannot handle; the compiled
+        call wrote nothing). That backend returns every update, also those written in place."""
         with np.errstate(all="ignore"):
             results = self.reference().run(list(values) + [sv._value for sv in self.shared])
         results = [np.array(r, order="C", copy=True) for r in results]
-        for sv, value in zip(self.targets, results[self.n_out:], strict=True):
+        for (sv, _), value in zip(self.fgraph.updates, results[self.n_out:], strict=True):
             sv._value = value
         return results[: self.n_out]
 
