@@ -93,3 +93,26 @@ def fits(value: object, dtype: str) -> bool:
         return False
     info = np.iinfo(dtype)
     return info.min <= value <= info.max  # type: ignore[operator]
+
+
+def stored_as(value: object, dtype: str, label: str) -> np.ndarray:
+    """``value`` (an array or numbers, not symbolic) as an array of ``dtype``, for ``label`` (say,
+    "shared variable 'W' (float32 vector)"), or a TypeError: NumPy arrays by a safe cast, other values
+    only if they convert exactly, but for numbers into a float dtype, which may round (not overflow)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.name == dtype or np.can_cast(value.dtype, dtype, "safe"):
+            return value.astype(dtype, copy=False)
+        raise TypeError(f"{label}: refusing to store a {value.dtype.name} array in {dtype} (an unsafe cast); "
+                        f"convert it first with .astype('{dtype}')")
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{label}: cannot store {type(value).__name__} {value!r}")
+    with np.errstate(all="ignore"):  # a lossy cast is reported below
+        converted = array.astype(dtype)
+    if is_float(dtype) and array.dtype.kind in "iuf":
+        exact = np.array_equal(np.isfinite(converted), np.isfinite(array))
+    else:
+        exact = np.array_equal(converted, array)
+    if not exact:
+        raise TypeError(f"{label}: {value!r} does not fit {dtype} exactly")
+    return converted

@@ -58,24 +58,8 @@ class SharedVariable(Variable):
 
     def _checked(self, value: Any, borrow: bool) -> np.ndarray:
         label = f"shared variable {self.describe()}"
-        if isinstance(value, np.ndarray):
-            if value.dtype.name != self.dtype:
-                if not np.can_cast(value.dtype, self.dtype, "safe"):
-                    raise TypeError(
-                        f"{label} holds {self.dtype}; refusing to store a {value.dtype.name} array "
-                        f"(an unsafe cast); convert it first with value.astype('{self.dtype}')"
-                    )
-                value, borrow = value.astype(self.dtype), True
-        else:
-            array = np.asarray(value)
-            if array.dtype.kind not in "biuf":
-                raise TypeError(f"{label} cannot store {type(value).__name__} {value!r}")
-            converted = array.astype(self.dtype)
-            if not np.array_equal(converted, array) and not (
-                dtypes.is_float(self.dtype) and array.dtype.kind in "iuf"
-            ):
-                raise TypeError(f"{label} holds {self.dtype}; {value!r} does not fit it exactly")
-            value, borrow = converted, True
+        array = dtypes.stored_as(value, self.dtype, label)
+        value, borrow = array, borrow or array is not value
         problem = self.type.value_problem(value)
         if problem is not None:
             raise ValueError(f"cannot set {label}: {problem}")

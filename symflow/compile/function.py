@@ -247,7 +247,7 @@ def function(
     on_unused_input: str = "raise",
     mode: str | None = None,
     name: str | None = None,
-    no_default_updates: bool = False,
+    no_default_updates: bool | Sequence[SharedVariable] = False,
     rewrite: bool | Iterable[str] = True,
 ) -> Function:
     """Compile a function from ``inputs`` to ``outputs`` that also applies ``updates``.
@@ -257,6 +257,8 @@ def function(
     ``allow_input_downcast=True`` lets inputs be cast to narrower dtypes (float64 to float32).
     ``mode`` is ``'numba'`` (compiled, the default) or ``'py'`` (the NumPy reference backend).
     ``rewrite=False`` skips the graph rewrites; a list of pass names runs only those.
+    ``no_default_updates``: True leaves out the default updates of shared variables (random
+    states), a list of shared variables leaves out theirs.
     """
     mode = mode or config.mode
     if mode not in ("numba", "py"):
@@ -274,9 +276,8 @@ def function(
     update_pairs = _update_pairs(updates)
 
     if givens:
-        out_list, update_pairs = _apply_givens(givens, out_list, update_pairs)
-    if not no_default_updates:
-        update_pairs += _default_updates(out_list, update_pairs)
+        out_list, update_pairs = _apply_givens(givens, out_list, update_pairs, in_vars)
+    update_pairs += _default_updates(out_list, update_pairs, _no_default_updates(no_default_updates))
 
     fgraph = FunctionGraph(in_vars, out_list, update_pairs)
     _check_inputs(fgraph, specs, on_unused_input)
@@ -337,7 +338,9 @@ def _update_pairs(updates: Any) -> list[tuple[SharedVariable, Variable]]:
 
 
 def _fit_update(target: SharedVariable, expr: Any) -> Variable:
-    expr = as_variable(expr) if isinstance(expr, Variable) else as_variable(np.asarray(expr, dtype=target.dtype))
+    if not isinstance(expr, Variable):
+        expr = as_variable(dtypes.stored_as(expr, target.dtype, f"the update of {target.describe()}"))
+    expr = as_variable(expr)
     where = f" (built at {expr.location})" if expr.location else ""
     if expr.ndim != target.ndim:
         raise TypeError(f"the update of {target.describe()} has {expr.ndim} dimensions ({expr.type}){where}; "
@@ -358,14 +361,19 @@ def _fit_update(target: SharedVariable, expr: Any) -> Variable:
     return expr
 
 
-def _apply_givens(givens: Any, outputs: list[Variable], updates: list[tuple[SharedVariable, Variable]]
-                  ) -> tuple[list[Variable], list[tuple[SharedVariable, Variable]]]:
+def _apply_givens(givens: Any, outputs: list[Variable], updates: list[tuple[SharedVariable, Variable]],
+                  inputs: list[Variable]) -> tuple[list[Variable], list[tuple[SharedVariable, Variable]]]:
     pairs = list(givens.items()) if isinstance(givens, dict) else list(givens)
     mapping: dict[Variable, Variable] = {}
     for old, new in pairs:
         if not isinstance(old, Variable):
             raise TypeError(f"givens keys must be variables, got {type(old).__name__}")
-        new_var = as_variable(new) if isinstance(new, Variable) else as_variable(np.asarray(new, dtype=old.dtype))
+        if old in inputs:
+            raise ValueError(f"givens: {old.describe()} is input {inputs.index(old)} of the function; it cannot "
+                             "also be replaced (leave it out of inputs, or out of givens)")
+        if not isinstance(new, Variable):
+            new = dtypes.stored_as(new, old.dtype, f"givens: the value for {old.describe()}")
+        new_var = as_variable(new)
         if new_var.ndim != old.ndim:
             raise TypeError(f"givens: {old.describe()} cannot be replaced by {new_var.describe()} (different ndim)")
         if new_var.dtype != old.dtype:
@@ -377,10 +385,23 @@ def _apply_givens(givens: Any, outputs: list[Variable], updates: list[tuple[Shar
     return exprs[: len(outputs)], [(sv, e) for (sv, _), e in zip(updates, exprs[len(outputs):])]
 
 
-def _default_updates(outputs: list[Variable], updates: list[tuple[SharedVariable, Variable]]
-                     ) -> list[tuple[SharedVariable, Variable]]:
-    """Updates of shared variables that carry a ``default_update`` (random states)."""
-    explicit = {sv for sv, _ in updates}
+def _no_default_updates(value: Any) -> bool | set[SharedVariable]:
+    """``no_default_updates`` as Theano takes it: True (no default updates), False, or the shared
+    variables whose default updates are left out."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (list, tuple, set)) and all(isinstance(v, SharedVariable) for v in value):
+        return set(value)
+    raise TypeError(f"no_default_updates must be True, False or a list of shared variables, got {value!r}")
+
+
+def _default_updates(outputs: list[Variable], updates: list[tuple[SharedVariable, Variable]],
+                     skip: bool | set[SharedVariable] = False) -> list[tuple[SharedVariable, Variable]]:
+    """Updates of shared variables that carry a ``default_update`` (random states), but for those in
+    ``skip`` (all if it is True)."""
+    if skip is True:
+        return []
+    explicit = {sv for sv, _ in updates} | (skip if isinstance(skip, set) else set())
     found: list[tuple[SharedVariable, Variable]] = []
     frontier = outputs + [e for _, e in updates]
     seen: set[SharedVariable] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -255,6 +256,15 @@ def test_update_types_must_fit(mode: str) -> None:
     widened = sf.shared(np.zeros(2), name="widened")
     sf.function([], [], updates=[(widened, T.ones((2,), dtype="int32"))], mode=mode)()  # a safe cast
     assert widened.get_value().dtype == np.float64 and widened.get_value()[0] == 1.0
+    for value, problem in [(1.5, "1.5 does not fit int32 exactly"), (np.int64(2**40), "does not fit int32"),
+                           (np.array([1.7, 2.9]), "refusing to store a float64 array in int32")]:
+        with pytest.raises(TypeError, match=re.escape("update of 'k' (int32 vector): ") + ".*" + re.escape(problem)):
+            sf.function([], [], updates=[(k, value)])  # values, not expressions, are checked too
+    with pytest.raises(TypeError, match=r"update of 'f32' \(float32 vector\): \[1e\+40\] does not fit float32"):
+        sf.function([], [], updates=[(f32, [1e40])])
+    sf.function([], [], updates=[(k, [3, 4]), (f32, [0.25, 0.25])], mode=mode)()
+    np.testing.assert_array_equal(k.get_value(), [3, 4])
+    np.testing.assert_array_equal(f32.get_value(), [0.25, 0.25])
     r = sf.shared(np.zeros((1, 3)), broadcastable=(True, False), name="r")
     sf.function([], [], updates=[(r, T.ones((1, 3)) + r)], mode=mode)()
     np.testing.assert_array_equal(r.get_value(), np.ones((1, 3)))
@@ -293,6 +303,18 @@ def test_a_call_rerun_on_the_numpy_backend_writes_each_update_to_its_variable(mo
     assert d.get_value() == pytest.approx(7.0 + 300 + (2 + 2 * np.tanh(2.0)) + 0 + 2)  # + each call's ys.sum()
 
 
+def test_no_default_updates_leaves_out_all_or_the_listed_ones(mode: str) -> None:
+    """As in Theano: True leaves out every default update, a list only those of its variables."""
+    a, b = sf.shared(np.array(0.0), name="a"), sf.shared(np.array(0.0), name="b")
+    a.default_update, b.default_update = a + 1, b + 10
+    for skip, want in [([a], (0.0, 20.0)), ((b,), (2.0, 20.0)), (True, (2.0, 20.0)), (False, (4.0, 40.0))]:
+        f = sf.function([], a + b, no_default_updates=skip, mode=mode)
+        f(), f()
+        assert (float(a.get_value()), float(b.get_value())) == want, skip
+    with pytest.raises(TypeError, match="no_default_updates must be True, False or a list of shared variables"):
+        sf.function([], a + b, no_default_updates="yes")
+
+
 def test_shape_errors_name_the_operation_shapes_and_line(mode: str) -> None:
     x, W = T.matrix("x"), sf.shared(np.ones((3, 2)), name="W")
     h = T.tanh(x.dot(W))  # the user's line
@@ -325,6 +347,11 @@ def test_givens(mode: str) -> None:
         sf.function([], x, givens={x: T.matrix()})
     with pytest.raises(TypeError, match="lose precision"):
         sf.function([y], T.fvector("f") * 2, givens={T.fvector("f"): y})
+    assert sf.function([], data[i:i + 2].sum(), givens={i: 1}, mode=mode)() == 5.0  # values for variables
+    with pytest.raises(TypeError, match=r"givens: the value for 'i' \(int64 scalar\): 2.7 does not fit int64 exactly"):
+        sf.function([], data[i:i + 2].sum(), givens={i: 2.7})
+    with pytest.raises(ValueError, match=r"givens: 'y' \(float64 vector\) is input 0 of the function"):
+        sf.function([y], y.sum(), givens={y: data})  # which would it be?
 
 
 def test_trust_input_skips_checks(mode: str) -> None:
