@@ -540,3 +540,17 @@ def test_scan_steps_are_checked_where_the_sequences_do_not_bound_them(mode: str)
         f = sf.function([x, ids, n], out, mode=mode, on_unused_input="ignore")
         found = [node for node in f.fgraph.nodes() if type(node.op).__name__ == "StepsCheck"]
         assert bool(found) == kept, label
+
+
+def test_a_bad_pick_of_logits_with_a_bias_names_the_pick(mode: str) -> None:
+    """``softmax_bias`` picks ``x[r, c] + b[0, c]`` instead of ``(x + b)[r, c]``; an index out of range
+    is still reported at the line that picks, not at the line that added the bias."""
+    x, y = T.matrix("x"), T.ivector("y")
+    b = sf.shared(np.zeros(3), name="b")
+    logits = x * 2 + b  # the sum's line
+    cost = -T.mean(T.nnet.log_softmax(logits)[T.arange(y.shape[0]), y])  # the pick's line
+    f = sf.function([x, y], cost, mode=mode)
+    assert any(type(n.op) is LogSumExp and n.op.with_bias for n in f.fgraph.nodes())  # the rewrite ran
+    with pytest.raises(IndexError) as raised:
+        f(VALUES[0], np.array([0, 3, 1, 2], "int32"))
+    assert "# the pick's line" in str(raised.value)

@@ -205,12 +205,12 @@ def softmax_bias(fgraph: FunctionGraph) -> FunctionGraph:
         x, b = _matrix_plus_row(z)  # type: ignore[misc]
         if type(node.op) is ShapeI:
             return [length_by_rule(node)]
-        with built_at(z.owner.trace):  # type: ignore[union-attr]  # a bias that does not fit is the sum's error
-            if type(node.op) is LogSumExp:
+        if type(node.op) is LogSumExp:
+            with built_at(z.owner.trace):  # type: ignore[union-attr]  # a bias that does not fit is the sum's error
                 op = LogSumExp(node.op.with_softmax, True, node.op.scaled)
                 return op.make_node(x, b, *node.inputs[1:]).outputs
-            rows, cols = node.inputs[1:]  # the same pairs (lengths, repeats, range checks) pick the bias
-            return [m.add(node.op(x, rows, cols), node.op(b, zeros_like(rows), cols))]
+        rows, cols = node.inputs[1:]  # the same pairs (lengths, repeats, range checks) pick the bias;
+        return [m.add(node.op(x, rows, cols), node.op(b, zeros_like(rows), cols))]  # bad ones are the pick's error
 
     return rewrite_nodes(fgraph, local)
 
