@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..config import config
 from ..errors import InputError, MissingInputError, UnusedInputError, describe_value
-from ..graph import Constant, Variable, as_variable, clone_replace, graph_inputs
+from ..graph import Constant, Variable, as_variable, built_at, clone_replace, graph_inputs
 from ..ops.elemwise import cast
 from ..shared import SharedVariable
 from .fgraph import FunctionGraph
@@ -356,7 +356,8 @@ def _fit_update(target: SharedVariable, expr: Any) -> Variable:
         if b_target and not b_expr:
             from ..ops.shape import patternbroadcast
 
-            expr = patternbroadcast(expr, target.broadcastable)
+            with built_at(expr.location, note=f"(the update of {target.describe()}, which is broadcastable) "):
+                expr = patternbroadcast(expr, target.broadcastable)
             break
     return expr
 

@@ -268,6 +268,10 @@ def test_update_types_must_fit(mode: str) -> None:
     r = sf.shared(np.zeros((1, 3)), broadcastable=(True, False), name="r")
     sf.function([], [], updates=[(r, T.ones((1, 3)) + r)], mode=mode)()
     np.testing.assert_array_equal(r.get_value(), np.ones((1, 3)))
+    grown = r + T.matrix("m")  # may have more rows than r keeps
+    with pytest.raises(ShapeError, match=r"(?s)dimension 0.*the update of 'r' \(float64 row\).*grown = r \+"):
+        sf.function([grown.owner.inputs[1]], [], updates=[(r, grown)], mode=mode)(np.ones((2, 3)))
+    np.testing.assert_array_equal(r.get_value(), np.ones((1, 3)))
 
 
 def test_a_call_that_raises_changes_no_shared_value(mode: str) -> None:
