@@ -338,8 +338,8 @@ def _update_pairs(updates: Any) -> list[tuple[SharedVariable, Variable]]:
 
 
 def _fit_update(target: SharedVariable, expr: Any) -> Variable:
-    if not isinstance(expr, Variable):
-        expr = as_variable(dtypes.stored_as(expr, target.dtype, f"the update of {target.describe()}"))
+    if not isinstance(expr, Variable):  # a value: checked as set_value checks it
+        expr = dtypes.stored_as(expr, target.dtype, f"the update of {target.describe()}")
     expr = as_variable(expr)
     where = f" (built at {expr.location})" if expr.location else ""
     if expr.ndim != target.ndim:
