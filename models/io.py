@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -44,10 +45,11 @@ def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, A
             raise ValueError(f"parameter name {name!r} is reserved")
         payload[name] = np.asarray(value)
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"cannot save to {str(path)!r}: the directory {str(directory)!r} does not exist")
+    _check_target(path, directory)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp, mode)  # mkstemp makes it 0600, which the rename would give the target
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **payload)
             f.flush()
@@ -60,10 +62,34 @@ def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, A
     return path
 
 
+def _check_target(path: Path, directory: Path) -> None:
+    """Refuse a target that is a directory, or whose directory is missing or is a file, naming which."""
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory; give a file name")
+    if directory.is_dir():
+        return
+    for parent in (directory, *directory.parents):
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"cannot save to {str(path)!r}: {str(parent)!r} is a file, not a directory")
+    raise FileNotFoundError(f"cannot save to {str(path)!r}: the directory {str(directory)!r} does not exist")
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions the saved file gets: those of the file it replaces, else the umask's default."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def load_model_file(path: str | os.PathLike[str], expected_kind: str | tuple[str, ...] | None = None
                     ) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """``(kind, config, arrays)`` of a model file, or ModelFileError saying why it is not a usable one."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{str(path)!r} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file {str(path)!r} does not exist")
     with open(path, "rb") as f:
@@ -82,16 +108,33 @@ def load_model_file(path: str | os.PathLike[str], expected_kind: str | tuple[str
     if "__format__" not in arrays or str(arrays["__format__"]) != FORMAT:
         raise ModelFileError(f"{str(path)!r} is an .npz archive but not a symflow model file (no {FORMAT!r} "
                              f"marker; arrays: {sorted(arrays)[:6]})")
-    version = int(arrays["__version__"])
+    missing = [name for name in _META if name not in arrays]
+    if missing:
+        raise ModelFileError(f"{str(path)!r} is a damaged model file: it lacks the member(s) {missing}")
+    version = _scalar(path, arrays["__version__"], "__version__", "iu")
     if version > VERSION:
         raise ModelFileError(f"{str(path)!r} was written by a newer version of the format ({version}); this "
                              f"code reads up to version {VERSION}")
-    kind = str(arrays["__kind__"])
+    if version < 1:
+        raise ModelFileError(f"{str(path)!r} has format version {version}; versions start at 1")
+    kind = _scalar(path, arrays["__kind__"], "__kind__", "U")
     wanted = (expected_kind,) if isinstance(expected_kind, str) else expected_kind
     if wanted is not None and kind not in wanted:
         raise ModelFileError(f"{str(path)!r} holds a {kind}, not a {' or '.join(wanted)}")
     try:
-        config = json.loads(str(arrays["__config__"]))
+        config = json.loads(_scalar(path, arrays["__config__"], "__config__", "U"))
     except json.JSONDecodeError as e:
         raise ModelFileError(f"{str(path)!r} has a damaged configuration ({e})") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{str(path)!r} has a damaged configuration: expected a JSON object, got "
+                             f"{type(config).__name__}")
     return kind, config, {k: v for k, v in arrays.items() if k not in _META}
+
+
+def _scalar(path: Path, value: np.ndarray, name: str, kinds: str) -> Any:
+    """The Python value of a metadata member, refusing one of the wrong shape or dtype."""
+    if value.shape != () or value.dtype.kind not in kinds:
+        expected = "an integer" if kinds == "iu" else "a string"
+        raise ModelFileError(f"{str(path)!r} is a damaged model file: {name} should be {expected} scalar, got an "
+                             f"array of shape {value.shape} and dtype {value.dtype}")
+    return value.item()

@@ -12,6 +12,7 @@ padded sequences with masks. ``save``/``load`` keep every parameter and the conf
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -27,7 +28,7 @@ from symflow import Variable
 from symflow import updates as sf_updates
 
 from .data import Vocabulary, pad_batch, tokenize
-from .io import load_model_file, save_model_file
+from .io import ModelFileError, load_model_file, save_model_file
 from .layers import Activation, Bidirectional, Dense, Dropout, Embedding, Layer, layer_config, layer_from_config
 from .training import History, Progress, batch_order, plot_history
 from .units import RecurrentUnit, unit_class
@@ -378,24 +379,33 @@ class SequenceModel:
         """A model saved by ``save``; ``SequenceTagger.load`` etc. refuse files holding another kind of model."""
         allowed = tuple(name for name, k in SequenceModel.kinds.items() if issubclass(k, cls))
         kind, config, arrays = load_model_file(path, None if cls is SequenceModel else allowed)
+        where = str(path)
         if kind not in SequenceModel.kinds:
-            raise ValueError(f"{str(path)!r} holds an unknown kind of model {kind!r}")
+            raise ModelFileError(f"{where!r} holds an unknown kind of model {kind!r}; expected one of "
+                                 f"{sorted(SequenceModel.kinds)}")
         model_cls = SequenceModel.kinds[kind]
         model = model_cls.__new__(model_cls)
-        model._setup([layer_from_config(c) for c in config["layers"]], layer_from_config(config["output"]))
-        model._load_extra(config.get("extra", {}))
+        layers, output = _layers_from_config(where, config)
+        try:
+            model._setup(layers, output)
+            model._load_extra(config.get("extra", {}))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ModelFileError(f"{where!r} has a configuration that does not make a {kind}: {e}") from None
         expected = {f"{i}.{name}": p for i, layer in enumerate([*model.layers, model.out])
                     for name, p in layer.named_params().items()}
         missing = sorted(set(expected) - set(arrays))
         unexpected = sorted(set(arrays) - set(expected))
         if missing or unexpected:
-            raise ValueError(f"{str(path)!r} does not match its configuration: missing {missing}, "
-                             f"unexpected {unexpected}")
+            raise ModelFileError(f"{where!r} does not match its configuration: missing {missing}, "
+                                 f"unexpected {unexpected}")
         for key, p in expected.items():
             value = arrays[key]
             if value.shape != p.get_value(borrow=True).shape:
-                raise ValueError(f"{str(path)!r}: parameter {key} has shape {value.shape}, the configuration "
-                                 f"needs {p.get_value(borrow=True).shape}")
+                raise ModelFileError(f"{where!r}: parameter {key} has shape {value.shape}, the configuration "
+                                     f"needs {p.get_value(borrow=True).shape}")
+            if value.dtype.kind not in "fiu":
+                raise ModelFileError(f"{where!r}: parameter {key} has dtype {value.dtype}; expected real numbers "
+                                     f"({p.dtype})")
             p.set_value(value.astype(p.dtype))
         return model
 
@@ -421,6 +431,27 @@ def _check_stack(layers: Sequence[Layer]) -> int:
     for layer in layers:
         size = layer.output_size(size)
     return size
+
+
+def _layers_from_config(where: str, config: dict[str, Any]) -> tuple[list[Layer], Dense]:
+    """The layers and output described by a saved configuration; ModelFileError naming the damaged part."""
+    layers, output = config.get("layers"), config.get("output")
+    if not isinstance(layers, list) or not layers or not isinstance(output, dict):
+        raise ModelFileError(f"{where!r} has a damaged configuration: expected 'layers' (a non-empty list) and "
+                             f"'output' (an object), got keys {sorted(config)}")
+    built = []
+    for i, c in enumerate([*layers, output]):
+        what = "the output layer" if i == len(layers) else f"layer {i}"
+        try:
+            built.append(layer_from_config(c))
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ModelFileError(f"{where!r} has a damaged configuration for {what} ({json.dumps(c)[:200]}): "
+                                 f"{e}") from None
+    *body, out = built
+    if not isinstance(out, Dense):
+        raise ModelFileError(f"{where!r} has a damaged configuration: the output layer is a {type(out).__name__}, "
+                             "not a Dense")
+    return body, out
 
 
 def _check_savable(config: Any) -> None:

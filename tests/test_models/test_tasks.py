@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pickle
+import re
+import stat
 import sys
 from pathlib import Path
 
@@ -357,6 +360,77 @@ def test_loading_a_file_whose_arrays_do_not_match(tmp_path: Path) -> None:
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=r"missing \['0.Wh'\]"):
         load_model(path)
+
+
+def _rewrite(path: Path, out: Path, change) -> Path:
+    """A copy of the model file ``path`` whose members ``change`` edited (a valid zip, damaged content)."""
+    with np.load(path) as z:
+        arrays = dict(z)
+    change(arrays)
+    np.savez(out, **arrays)
+    return out
+
+
+def _set_layer_config(key: str, value) -> object:
+    def change(arrays: dict) -> None:
+        config = json.loads(str(arrays["__config__"]))
+        config["layers"][0]["config"][key] = value
+        arrays["__config__"] = np.array(json.dumps(config))
+    return change
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda a: a.pop("__version__"), r"lacks the member\(s\) \['__version__'\]"),
+    (lambda a: a.pop("__kind__"), r"lacks the member\(s\) \['__kind__'\]"),
+    (lambda a: a.pop("__config__"), r"lacks the member\(s\) \['__config__'\]"),
+    (lambda a: a.update(__version__=np.array(-5)), "format version -5; versions start at 1"),
+    (lambda a: a.update(__version__=np.array("abc")), "__version__ should be an integer scalar, got .* dtype <U3"),
+    (lambda a: a.update(__kind__=np.array("Foo")), "unknown kind of model 'Foo'"),
+    (lambda a: a.update(__config__=np.array("[1, 2]")), "expected a JSON object, got list"),
+    (lambda a: a.update(__config__=np.array("{}")), r"expected 'layers' \(a non-empty list\)"),
+    (_set_layer_config("bogus", 1), "for layer 0 .*unexpected keyword argument 'bogus'"),
+    (_set_layer_config("activation", None), "for layer 0 .*activation must be a name"),
+    (_set_layer_config("n_out", 7), "does not make a SequenceTagger: Dense takes inputs of size 2"),
+    (lambda a: a.update({"0.Wh": np.array([["a", "b"], ["c", "d"]])}), "parameter 0.Wh has dtype <U1"),
+    (lambda a: a.update({"0.Wh": np.ones((2, 2)) + 1j}), "parameter 0.Wh has dtype complex128"),
+])
+def test_loading_a_damaged_archive_names_the_file_and_the_problem(change, message: str, tmp_path: Path) -> None:
+    good = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0).save(tmp_path / "good.npz")
+    bad = _rewrite(good, tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=f"'{re.escape(str(bad))}'.*{message}"):
+        load_model(bad)
+
+
+def test_loading_a_directory_says_it_is_one(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="is a directory, not a model file"):
+        load_model(tmp_path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saving_keeps_the_permissions_of_the_file_it_replaces(tmp_path: Path) -> None:
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    existing = tmp_path / "shared.npz"
+    existing.write_bytes(b"")
+    existing.chmod(0o644)
+    model.save(existing)
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o644
+    umask = os.umask(0o027)
+    try:
+        fresh = model.save(tmp_path / "fresh.npz")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # 0666 less the umask, as open() would make it
+
+
+def test_saving_onto_a_directory_or_under_a_file_says_so(tmp_path: Path) -> None:
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"taken'.*it is a directory"):
+        model.save(tmp_path / "taken")
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"plain' is a file, not a directory"):
+        model.save(tmp_path / "plain" / "sub" / "m.npz")
+    assert sorted(os.listdir(tmp_path)) == ["plain", "taken"] and not os.listdir(tmp_path / "taken")
 
 
 def test_plot_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
