@@ -103,6 +103,8 @@ class SequenceModel:
         self.history = History()
         self._lr = sf.shared(np.array(0.01, dtype=sf.config.floatX), name="learning_rate")
         self._functions: dict[Any, sf.Function] = {}
+        #: optimiser state (velocities, moments) of each compiled train function, by its key
+        self._optimizer_state: dict[tuple[Any, ...], list[sf.SharedVariable]] = {}
 
     @property
     def params(self) -> list[sf.SharedVariable]:
@@ -175,6 +177,8 @@ class SequenceModel:
             builder = sf_updates.BUILDERS[optimizer]
             extra = {"mu": mu} if optimizer in ("momentum", "nesterov") else {}
             updates = builder(cost, self.params, self._lr, clip_norm=clip_norm, **extra)
+            params = set(self.params)
+            self._optimizer_state[key] = [var for var, _ in updates if var not in params]
             inputs = [X] + ([mask] if mask is not None else []) + [Y]
             self._functions[key] = self._compile(inputs, [cost, correct, count], updates)
         return self._functions[key]
@@ -219,7 +223,7 @@ class SequenceModel:
                 if a.ndim != 2 or a.shape[1] != self.n_in:
                     raise ValueError(f"sequence {i}: expected an array of shape (T, {self.n_in}) (one row of "
                                      f"{self.n_in} features per step), got shape {a.shape}")
-                a = a.astype(sf.config.floatX)
+                a = _real_features(a, i)
             if len(a) == 0:
                 raise ValueError(f"sequence {i} is empty; every sequence needs at least one step")
             out.append(a)
@@ -281,37 +285,46 @@ class SequenceModel:
         validation = None if validation_data is None else self._validation_pairs(validation_data)
         if optimizer not in sf_updates.BUILDERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(sf_updates.BUILDERS)}")
-        if not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-        if bptt_truncate != -1 and (not isinstance(bptt_truncate, int) or bptt_truncate < 1):
+        epochs = _check_count(epochs, "epochs", 0)
+        batch_size = _check_count(batch_size, "batch_size", 1)
+        lr = _check_number(learning_rate, "learning_rate", 0.0)
+        mu = _check_number(mu, "mu", 0.0, 1.0, low_open=False)
+        lr_decay = _check_number(lr_decay, "lr_decay", 0.0)
+        if clip_norm is not None:
+            clip_norm = _check_number(clip_norm, "clip_norm", 0.0)
+        if bptt_truncate != -1 and (isinstance(bptt_truncate, (bool, np.bool_))
+                                    or not isinstance(bptt_truncate, (int, np.integer)) or bptt_truncate < 1):
             raise ValueError(f"bptt_truncate must be -1 (full BPTT) or a positive number of steps, got "
                              f"{bptt_truncate!r}")
+        bptt_truncate = int(bptt_truncate)
         stateful = any(u.stateful for u in self.units())
         if stateful and shuffle:
             raise ValueError("a stateful model carries the state from one batch to the next, so the order of the "
                              "data matters: pass shuffle=False")
         rng = np.random.default_rng(seed)
-        lr = float(learning_rate)
         for epoch in range(epochs):
             start = time.perf_counter()
             self._lr.set_value(np.array(lr, dtype=self._lr.dtype))
             self.reset_states()
             bar = Progress(len(xs), f"epoch {epoch + 1}/{epochs}", progress)
-            total = correct = count = 0.0
-            for idx in batch_order(len(xs), batch_size, shuffle, rng):
-                args, masked = self._batch([xs[i] for i in idx], [ys[i] for i in idx])
-                fn = self._train_function(masked, optimizer, float(mu), clip_norm, bptt_truncate)
-                cost, n_correct, n = self._run(fn, args)
-                if not np.isfinite(cost):
-                    bar.close("diverged")
-                    raise FloatingPointError(f"training diverged in epoch {epoch + 1} (cost {cost}); lower the "
-                                             "learning rate or set clip_norm")
-                total, correct, count = total + float(cost) * float(n), correct + float(n_correct), count + float(n)
-                bar.update(len(idx), total / count, correct / count)
+            snapshot = self._training_snapshot()
+            try:
+                total = correct = count = 0.0
+                for idx in batch_order(len(xs), batch_size, shuffle, rng):
+                    args, masked = self._batch([xs[i] for i in idx], [ys[i] for i in idx])
+                    fn = self._train_function(masked, optimizer, mu, clip_norm, bptt_truncate)
+                    cost, n_correct, n = self._run(fn, args)
+                    if not np.isfinite(cost):
+                        self._diverged(bar, epoch, f"cost {cost}")
+                    total, correct = total + float(cost) * float(n), correct + float(n_correct)
+                    count += float(n)
+                    bar.update(len(idx), total / count, correct / count)
+                bad = [p.name for p in self.params if not np.isfinite(p.get_value(borrow=True)).all()]
+                if bad:
+                    self._diverged(bar, epoch, f"non-finite values in {', '.join(map(str, bad[:4]))}")
+            except BaseException:
+                self._restore(snapshot)
+                raise
             h = self.history
             h.cost.append(total / count)
             h.accuracy.append(correct / count)
@@ -326,6 +339,28 @@ class SequenceModel:
             if stop_at_accuracy is not None and h.accuracy[-1] >= stop_at_accuracy:
                 break
         return self.history
+
+    def _training_snapshot(self) -> dict[sf.SharedVariable, np.ndarray]:
+        """Copies of the parameters and the optimiser state, to undo an epoch that fails."""
+        variables = [*self.params, *(v for state in self._optimizer_state.values() for v in state)]
+        return {v: v.get_value() for v in variables}
+
+    def _restore(self, snapshot: dict[sf.SharedVariable, np.ndarray]) -> None:
+        """Put back a snapshot; optimiser state created since (a train function compiled during the epoch)
+        goes back to its initial zeros."""
+        for state in self._optimizer_state.values():
+            for v in state:
+                if v not in snapshot:
+                    v.set_value(np.zeros_like(v.get_value(borrow=True)))
+        for v, value in snapshot.items():
+            v.set_value(value)
+
+    def _diverged(self, bar: Progress, epoch: int, what: str) -> None:
+        bar.close("diverged")
+        raise FloatingPointError(
+            f"training diverged in epoch {epoch + 1} ({what}); the parameters and optimizer state are restored "
+            "to their values before that epoch. The inputs are finite (fit checks them), so the steps are too "
+            "large: lower the learning rate, set clip_norm, or scale the inputs down")
 
     def plot_history(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
         """Write the training curves to a PNG (needs matplotlib)."""
@@ -412,6 +447,47 @@ class SequenceModel:
     def __repr__(self) -> str:
         body = ", ".join(repr(layer) for layer in self.layers)
         return f"{type(self).__name__}([{body}], output={self.out!r})"
+
+
+def _real_features(a: np.ndarray, i: int) -> np.ndarray:
+    """Sequence ``i`` as floatX, refusing non-real dtypes and NaN or infinite values (which would make
+    every parameter NaN in one training step)."""
+    if a.dtype.kind not in "biufO":
+        raise ValueError(f"sequence {i}: expected real numbers, got dtype {a.dtype}")
+    try:
+        out = a.astype(sf.config.floatX)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"sequence {i}: expected real numbers, got dtype {a.dtype} holding a value that is not "
+                         f"one ({e})") from None
+    bad = ~np.isfinite(out)
+    if bad.any():
+        step, feature = (int(k) for k in np.argwhere(bad)[0])
+        value = a[step, feature]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise ValueError(f"sequence {i}: expected finite numbers, got {value!r} at step {step}, "
+                         f"feature {feature} (as {sf.config.floatX}: {out[step, feature]})")
+    return out
+
+
+def _check_number(value: Any, name: str, low: float, high: float = math.inf, *, low_open: bool = True,
+                  high_open: bool = True) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` unless it is a real number in the interval."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        v = float(value)
+        ok = (low < v if low_open else low <= v) and (v < high if high_open else v <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
+    return float(value)
+
+
+def _check_count(value: Any, name: str, low: int) -> int:
+    """``value`` as an int (NumPy integers accepted), or a ValueError naming ``name`` when below ``low``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        what = "non-negative" if low == 0 else "positive"
+        raise ValueError(f"{name} must be a {what} int, got {value!r}")
+    return int(value)
 
 
 def _check_stack(layers: Sequence[Layer]) -> int:
@@ -618,10 +694,9 @@ class LanguageModel(SequenceTagger):
         (token indices, or text when the model has a vocabulary) starts every line. Returns strings when
         the model has a vocabulary, else lists of token indices.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if n_lines < 1 or max_length < 1:
-            raise ValueError("n_lines and max_length must be positive")
+        temperature = _check_number(temperature, "temperature", 0.0)
+        n_lines = _check_count(n_lines, "n_lines", 1)
+        max_length = _check_count(max_length, "max_length", 1)
         rng = np.random.default_rng(seed)
         start = self._encode_prefix(prefix)
         fn = self._step_function()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import symflow as sf
 from models import (
     GRU,
     LSTM,
@@ -135,6 +136,82 @@ def test_bad_training_input_gets_clear_errors() -> None:
         SequenceTagger(n_classes=2, layers=[Embedding(5, 3)])
 
 
+@pytest.mark.parametrize(("sequence", "message"), [
+    (np.array([[0.0], [np.nan]]), r"sequence 1: expected finite numbers, got nan at step 1, feature 0"),
+    (np.array([[np.inf], [0.0]]), r"sequence 1: expected finite numbers, got inf at step 0, feature 0"),
+    (np.array([[1e300], [0.0]]) if sf.config.floatX == "float32" else np.array([[-np.inf], [0.0]]),
+     r"sequence 1: expected finite numbers, got (1e\+300|-inf) at step 0"),
+    (np.ones((2, 1)) + 1j, r"sequence 1: expected real numbers, got dtype complex128"),
+    (np.array([[None], [1]]), r"sequence 1: expected finite numbers, got None at step 0"),
+    (np.array([["a"], ["b"]]), r"sequence 1: expected real numbers, got dtype <U1"),
+])
+def test_non_finite_or_non_real_input_is_refused_before_training(sequence: np.ndarray, message: str) -> None:
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    before = [p.get_value() for p in model.params]
+    with pytest.raises(ValueError, match=message):
+        model.fit([np.zeros((2, 1)), sequence], [[0, 1], [1, 0]], progress=False)
+    with pytest.raises(ValueError, match=message):
+        model.predict_proba([np.zeros((2, 1)), sequence])
+    for p, value in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p.get_value(), value)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"learning_rate": math.nan}, r"learning_rate must be a real number in \(0.0, inf\), got nan"),
+    ({"learning_rate": math.inf}, r"learning_rate must be a real number in \(0.0, inf\), got inf"),
+    ({"learning_rate": 0}, r"learning_rate must be a real number in \(0.0, inf\), got 0"),
+    ({"mu": math.nan}, r"mu must be a real number in \[0.0, 1.0\), got nan"),
+    ({"mu": 1.5}, r"mu must be a real number in \[0.0, 1.0\), got 1.5"),
+    ({"lr_decay": math.nan}, r"lr_decay must be a real number in \(0.0, inf\), got nan"),
+    ({"lr_decay": math.inf}, r"lr_decay must be a real number in \(0.0, inf\), got inf"),
+    ({"clip_norm": math.nan}, r"clip_norm must be a real number in \(0.0, inf\), got nan"),
+    ({"epochs": 1.0}, "epochs must be a non-negative int, got 1.0"),
+    ({"batch_size": True}, "batch_size must be a positive int, got True"),
+])
+def test_bad_hyperparameters_are_refused_before_training(options: dict, message: str) -> None:
+    X, Y = parity(3)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    before = [p.get_value() for p in model.params]
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, Y, progress=False, **options)
+    for p, value in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p.get_value(), value)
+    assert len(model.history) == 0
+
+
+def test_numpy_integers_are_accepted_as_counts() -> None:
+    X, Y = parity(3)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    history = model.fit(X, Y, epochs=np.int64(2), batch_size=np.int32(4), progress=False)
+    assert len(history) == 2
+
+
+def test_a_diverging_epoch_is_undone_with_its_optimizer_state() -> None:
+    """Training that diverges restores the parameters and momentum velocities of before the failing
+    epoch and keeps the epochs completed before it."""
+    X, Y = parity(3)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=3, activation="relu", seed=0)
+    twin = pickle.loads(pickle.dumps(model))
+    options = {"batch_size": 4, "shuffle": False, "progress": False, "learning_rate": 0.1}
+    with pytest.raises(FloatingPointError, match="diverged in epoch 2 .*restored to their values before that epoch"):
+        model.fit(X, Y, epochs=3, lr_decay=1e300, **options)  # epoch 2 steps with a rate of 1e299
+    assert len(model.history) == 1
+    twin.fit(X, Y, epochs=1, **options)
+    for a, b in zip(model.params, twin.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+    for m in (model, twin):  # equal only if the velocities were restored too
+        m.fit(X, Y, epochs=1, **options)
+    for a, b in zip(model.params, twin.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+
+
+def test_generate_refuses_a_non_finite_temperature(vocab: Vocabulary) -> None:
+    model = LanguageModel(vocab, embed_dim=2, hidden=2, seed=0)
+    for bad in (math.nan, math.inf, 0.0):
+        with pytest.raises(ValueError, match=f"temperature must be a real number in .*got {bad}"):
+            model.generate(1, temperature=bad)
+
+
 def test_stateful_tagger_continues_across_calls() -> None:
     rng = np.random.default_rng(0)
     stateful = SequenceTagger(n_in=2, n_classes=3, hidden=4, unit="lstm", stateful=True, seed=0)
@@ -173,7 +250,7 @@ def test_language_model_learns_a_cycle_and_generates(vocab: Vocabulary) -> None:
     assert all(line.startswith("king") for line in model.generate(3, prefix="king", max_length=3, seed=0))
     ids = LanguageModel(len(vocab), embed_dim=4, hidden=4).generate(2, max_length=3, seed=0)
     assert all(isinstance(line, list) and len(line) <= 3 for line in ids)
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ValueError, match=r"temperature must be a real number in \(0.0, inf\), got 0"):
         model.generate(temperature=0)
 
 
