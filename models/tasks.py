@@ -643,14 +643,42 @@ class LanguageModel(SequenceTagger):
         """Inputs ``[START] + s`` and targets ``s + [END]`` of every sentence (lists of token indices)."""
         if Y is not None:
             raise ValueError("a LanguageModel learns from the sentences alone; do not pass targets")
+        ids = self._sentences(sentences)
+        ys = [np.concatenate([a, [Vocabulary.END]]).astype("int32") for a in ids]
+        return self._with_start(ids), ys
+
+    def _sentences(self, sentences: Any) -> list[np.ndarray]:
+        """Every sentence as an int64 vector of token indices, refusing other dtypes (bool, float) and indices
+        out of range by the sentence's position."""
         if isinstance(sentences, (str, bytes)) or not isinstance(sentences, (list, tuple)):
             raise ValueError(f"expected a list of sentences (lists of token indices), got {type(sentences).__name__}")
-        xs, ys = [], []
-        for s in sentences:
-            s = list(s)
-            xs.append([Vocabulary.START, *s])
-            ys.append([*s, Vocabulary.END])
-        return self._check_inputs(xs), [self._check_labels(np.asarray(y, dtype="int64"), "targets") for y in ys]
+        out = []
+        for i, s in enumerate(sentences):
+            a = np.asarray(s)
+            if a.ndim == 1 and a.size == 0:
+                a = a.astype("int64")  # [] is float64
+            if a.ndim != 1 or a.dtype.kind not in _INT_KINDS:
+                raise ValueError(f"sentence {i}: expected a 1-d list of integer token indices, got an array of "
+                                 f"shape {a.shape} and dtype {a.dtype}")
+            if a.size and (a.min() < 0 or a.max() >= self.n_classes):
+                raise ValueError(f"sentence {i}: token indices must be in [0, {self.n_classes}), got "
+                                 f"{a.min()}..{a.max()}")
+            out.append(a.astype("int64"))
+        return out
+
+    def _with_start(self, ids: list[np.ndarray]) -> list[np.ndarray]:
+        return self._check_inputs([np.concatenate([[Vocabulary.START], a]).astype("int64") for a in ids])
+
+    def predict(self, X: Any, batch_size: int = 64) -> list[np.ndarray]:
+        """The most probable next token at every position of every sentence: ``len(s) + 1`` of them, the
+        first after START (the sentence's first token) and the last after the whole sentence (END if it ends)."""
+        return [lp.argmax(axis=-1) for lp in self._log_proba(self._with_start(self._sentences(X)), batch_size)]
+
+    def predict_proba(self, X: Any, batch_size: int = 64) -> list[np.ndarray]:
+        """Next-token probabilities ``(len(s) + 1, vocabulary size)`` for every sentence ``s`` (token indices
+        without START, as ``fit`` and ``perplexity`` take them): row ``t`` is the distribution of the token
+        after ``[START] + s[:t]``."""
+        return [np.exp(lp) for lp in self._log_proba(self._with_start(self._sentences(X)), batch_size)]
 
     def _validation_pairs(self, data: Any) -> tuple[list[np.ndarray], list[Any]]:
         return self._pairs(data)

@@ -268,6 +268,41 @@ def test_language_model_inputs_and_targets(vocab: Vocabulary) -> None:
             n_in=3, n_classes=2, hidden=2, bidirectional=True).layers])
 
 
+def test_language_model_token_ids_of_any_integer_dtype_and_no_other(vocab: Vocabulary) -> None:
+    options = {"epochs": 1, "shuffle": False, "progress": False}
+    plain = LanguageModel(vocab, embed_dim=3, hidden=3, seed=0)
+    plain.fit([[4, 5, 6], []], **options)
+    unsigned = LanguageModel(vocab, embed_dim=3, hidden=3, seed=0)
+    unsigned.fit([np.array([4, 5, 6], dtype=np.uint64), np.array([], dtype=np.uint8)], **options)
+    for a, b in zip(plain.params, unsigned.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+    before = [p.get_value() for p in plain.params]
+    with pytest.raises(ValueError, match=r"sentence 1: expected a 1-d list of integer token indices, got an array of "
+                                         r"shape \(2,\) and dtype bool"):
+        plain.fit([[4, 5], [True, False]], **options)
+    with pytest.raises(ValueError, match=r"sentence 0: .*dtype float64"):
+        plain.perplexity([[4.0, 5.0]])
+    with pytest.raises(ValueError, match=r"sentence 0: token indices must be in \[0, 9\), got 4..9"):
+        plain.fit([np.array([4, 9], dtype=np.uint64)], **options)
+    for p, value in zip(plain.params, before, strict=True):
+        np.testing.assert_array_equal(p.get_value(), value)
+
+
+def test_language_model_predicts_from_start_as_perplexity_does(vocab: Vocabulary) -> None:
+    """predict_proba takes sentences as fit and perplexity do and adds START: one distribution per
+    position, the last one over what follows the whole sentence."""
+    model = LanguageModel(vocab, embed_dim=3, hidden=3, seed=0)
+    sentence = [4, 7, 2, 5]
+    (p,) = model.predict_proba([sentence])
+    assert p.shape == (len(sentence) + 1, len(vocab))
+    targets = [*sentence, Vocabulary.END]
+    nll = -np.mean(np.log(p[np.arange(len(targets)), targets]))
+    assert math.exp(nll) == pytest.approx(model.perplexity([sentence]), rel=1e-9)
+    np.testing.assert_array_equal(model.predict([sentence])[0], p.argmax(axis=1))
+    (first,) = model.predict_proba([[]])
+    np.testing.assert_allclose(first[0], p[0], rtol=1e-12)  # after START alone: the first token's distribution
+
+
 def test_analogy_by_euclidean_and_cosine_distance(vocab: Vocabulary) -> None:
     model = LanguageModel(vocab, embed_dim=3, hidden=3, seed=0)
     We = np.zeros((len(vocab), 3))
