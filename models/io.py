@@ -1,6 +1,9 @@
 """The model file format: an uncompressed ``.npz`` holding a format marker, a version, the model's
 kind and JSON configuration, and every parameter array.
 
+Version 2 adds the optimizer state (the arrays ``optimizer.N.J`` and the configuration's
+``optimizer_state``); a file without optimizer state is written as version 1, which older code reads.
+
 Saving writes a temporary file next to the target and renames it over the target, so an existing
 file is never left half-written. Loading checks the marker, version, kind and integrity, and says
 which of them is wrong.
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 FORMAT = "symflow-models"
-VERSION = 1
+VERSION = 2
 _META = ("__format__", "__version__", "__kind__", "__config__")
 
 
@@ -29,15 +32,18 @@ class ModelFileError(ValueError):
 
 
 def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, Any],
-                    arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` and ``config`` atomically to ``path`` (exactly that name; no suffix is added)."""
+                    arrays: dict[str, np.ndarray], version: int = VERSION) -> Path:
+    """Write ``arrays`` and ``config`` atomically to ``path`` (exactly that name; no suffix is added),
+    marked with format ``version`` (the lowest that holds what is written)."""
+    if not 1 <= version <= VERSION:
+        raise ValueError(f"format version must be in [1, {VERSION}], got {version}")
     path = Path(path)
     try:
         config_text = json.dumps(config)
     except TypeError as e:
         raise ValueError(f"the model configuration cannot be saved: {e}") from None
     payload: dict[str, np.ndarray] = {
-        "__format__": np.array(FORMAT), "__version__": np.array(VERSION), "__kind__": np.array(kind),
+        "__format__": np.array(FORMAT), "__version__": np.array(version), "__kind__": np.array(kind),
         "__config__": np.array(config_text),
     }
     for name, value in arrays.items():

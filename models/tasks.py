@@ -105,6 +105,8 @@ class SequenceModel:
         self._functions: dict[Any, sf.Function] = {}
         #: optimiser state (velocities, moments) of each compiled train function, by its key
         self._optimizer_state: dict[tuple[Any, ...], list[sf.SharedVariable]] = {}
+        #: optimiser state read by load(), set when the train function with that key is compiled
+        self._loaded_optimizer_state: dict[tuple[Any, ...], list[np.ndarray]] = {}
 
     @property
     def params(self) -> list[sf.SharedVariable]:
@@ -178,7 +180,10 @@ class SequenceModel:
             extra = {"mu": mu} if optimizer in ("momentum", "nesterov") else {}
             updates = builder(cost, self.params, self._lr, clip_norm=clip_norm, **extra)
             params = set(self.params)
-            self._optimizer_state[key] = [var for var, _ in updates if var not in params]
+            state = [var for var, _ in updates if var not in params]
+            for var, value in zip(state, self._loaded_optimizer_state.pop(key, []), strict=False):
+                var.set_value(value.astype(var.dtype))
+            self._optimizer_state[key] = state
             inputs = [X] + ([mask] if mask is not None else []) + [Y]
             self._functions[key] = self._compile(inputs, [cost, correct, count], updates)
         return self._functions[key]
@@ -340,19 +345,23 @@ class SequenceModel:
                 break
         return self.history
 
-    def _training_snapshot(self) -> dict[sf.SharedVariable, np.ndarray]:
-        """Copies of the parameters and the optimiser state, to undo an epoch that fails."""
+    def _training_snapshot(self) -> tuple[dict[sf.SharedVariable, np.ndarray], dict[Any, list[np.ndarray]]]:
+        """Copies of the parameters and the optimiser state, and the loaded state not yet in use, to undo an
+        epoch that fails."""
         variables = [*self.params, *(v for state in self._optimizer_state.values() for v in state)]
-        return {v: v.get_value() for v in variables}
+        return {v: v.get_value() for v in variables}, dict(self._loaded_optimizer_state)
 
-    def _restore(self, snapshot: dict[sf.SharedVariable, np.ndarray]) -> None:
-        """Put back a snapshot; optimiser state created since (a train function compiled during the epoch)
-        goes back to its initial zeros."""
-        for state in self._optimizer_state.values():
-            for v in state:
-                if v not in snapshot:
-                    v.set_value(np.zeros_like(v.get_value(borrow=True)))
-        for v, value in snapshot.items():
+    def _restore(self, snapshot: tuple[dict[sf.SharedVariable, np.ndarray], dict[Any, list[np.ndarray]]]) -> None:
+        """Put back a snapshot; the state of a train function compiled since goes back to where it started
+        (the state read by load, else zeros)."""
+        values, loaded = snapshot
+        for key, state in self._optimizer_state.items():
+            initial = loaded.get(key)
+            for j, v in enumerate(state):
+                if v not in values:
+                    v.set_value(np.zeros_like(v.get_value(borrow=True)) if initial is None
+                                else initial[j].astype(v.dtype))
+        for v, value in values.items():
             v.set_value(value)
 
     def _diverged(self, bar: Progress, epoch: int, what: str) -> None:
@@ -407,7 +416,12 @@ class SequenceModel:
         _check_savable(config)
         arrays = {f"{i}.{name}": p.get_value() for i, layer in enumerate([*self.layers, self.out])
                   for name, p in layer.named_params().items()}
-        return save_model_file(path, type(self).__name__, config, arrays)
+        states = {**{k: [v.get_value() for v in vs] for k, vs in self._optimizer_state.items()},
+                  **self._loaded_optimizer_state}  # loaded state not yet used by a train function stays saved
+        config["optimizer_state"] = [{"key": list(key[1:]), "size": len(values)} for key, values in states.items()]
+        for n, values in enumerate(states.values()):
+            arrays.update({f"optimizer.{n}.{j}": value for j, value in enumerate(values)})
+        return save_model_file(path, type(self).__name__, config, arrays, version=2 if states else 1)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Any:
@@ -426,6 +440,7 @@ class SequenceModel:
             model._load_extra(config.get("extra", {}))
         except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise ModelFileError(f"{where!r} has a configuration that does not make a {kind}: {e}") from None
+        model._loaded_optimizer_state = model._optimizer_state_from_file(where, config, arrays)
         expected = {f"{i}.{name}": p for i, layer in enumerate([*model.layers, model.out])
                     for name, p in layer.named_params().items()}
         missing = sorted(set(expected) - set(arrays))
@@ -443,6 +458,42 @@ class SequenceModel:
                                      f"({p.dtype})")
             p.set_value(value.astype(p.dtype))
         return model
+
+    def _optimizer_state_from_file(self, where: str, config: dict[str, Any], arrays: dict[str, np.ndarray]
+                                   ) -> dict[tuple[Any, ...], list[np.ndarray]]:
+        """The saved optimiser state by train-function key, checked against the shapes the optimiser makes;
+        its arrays are taken out of ``arrays``. Files of format version 1 have none."""
+        entries = config.get("optimizer_state", [])
+        if not isinstance(entries, list):
+            raise ModelFileError(f"{where!r} has a damaged configuration: optimizer_state is not a list")
+        states: dict[tuple[Any, ...], list[np.ndarray]] = {}
+        for n, entry in enumerate(entries):
+            try:
+                masked, optimizer, mu, clip_norm, truncate = entry["key"]
+                expected = self._optimizer_state_shapes(optimizer, mu, clip_norm)
+                values = [arrays.pop(f"optimizer.{n}.{j}") for j in range(entry["size"])]
+            except (TypeError, ValueError, KeyError) as e:
+                raise ModelFileError(f"{where!r} has damaged optimizer state {n} ({json.dumps(entry)[:200]}): "
+                                     f"{e!r}") from None
+            shapes = [v.shape for v in values]
+            if shapes != expected or any(v.dtype.kind not in "fiu" for v in values):
+                raise ModelFileError(f"{where!r}: optimizer state {n} ({optimizer}) holds arrays of shapes {shapes} "
+                                     f"and dtypes {sorted({str(v.dtype) for v in values})}; the model's "
+                                     f"{optimizer} needs real arrays of shapes {expected}")
+            states[("train", bool(masked), optimizer, float(mu), clip_norm, int(truncate))] = values
+        return states
+
+    def _optimizer_state_shapes(self, optimizer: str, mu: Any, clip_norm: Any) -> list[tuple[int, ...]]:
+        """The shapes of the state ``optimizer`` keeps for this model's parameters (built, not compiled)."""
+        if optimizer not in sf_updates.BUILDERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}")
+        extra = {"mu": _check_number(mu, "mu", 0.0, 1.0, low_open=False)} if optimizer in ("momentum",
+                                                                                         "nesterov") else {}
+        if clip_norm is not None:
+            _check_number(clip_norm, "clip_norm", 0.0)
+        updates = sf_updates.BUILDERS[optimizer](list(self.params), self.params, self._lr, **extra)
+        params = set(self.params)
+        return [var.get_value(borrow=True).shape for var, _ in updates if var not in params]
 
     def __repr__(self) -> str:
         body = ", ".join(repr(layer) for layer in self.layers)

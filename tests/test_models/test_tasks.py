@@ -387,6 +387,67 @@ def test_a_pickled_model_predicts_and_trains_on_as_the_original(index: int, voca
     assert any(not np.array_equal(p.get_value(), value) for p, value in zip(loaded.params, before, strict=True))
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "rmsprop", "adam"])
+def test_a_loaded_model_trains_on_as_the_original(optimizer: str, tmp_path: Path) -> None:
+    """save keeps the optimizer state (velocities, moments), so training continues as without the
+    round trip, also after an epoch that diverged and was undone."""
+    X, Y = parity(3)
+    options = {"batch_size": 4, "shuffle": False, "progress": False, "optimizer": optimizer, "learning_rate": 0.05}
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=3, activation="relu", seed=0)
+    model.fit(X, Y, epochs=2, **options)
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as z:
+        assert int(z["__version__"]) == 2
+    loaded = load_model(path)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        loaded.fit(X, Y, epochs=1, **{**options, "learning_rate": 1e300})
+    for m in (model, loaded):
+        m.fit(X, Y, epochs=1, **options)
+    for a, b in zip(model.params, loaded.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+
+
+def test_files_without_optimizer_state_load_and_restart_it(tmp_path: Path) -> None:
+    X, Y = parity(3)
+    options = {"batch_size": 4, "shuffle": False, "progress": False}
+    untrained = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    with np.load(untrained.save(tmp_path / "fresh.npz")) as z:
+        assert int(z["__version__"]) == 1  # nothing a version-1 reader lacks
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    model.fit(X, Y, epochs=1, **options)
+    path = model.save(tmp_path / "m.npz")
+
+    def as_version_1(arrays: dict) -> None:  # what the code before format version 2 wrote
+        config = json.loads(str(arrays["__config__"]))
+        del config["optimizer_state"]
+        arrays.update(__version__=np.array(1), __config__=np.array(json.dumps(config)))
+        for key in [k for k in arrays if k.startswith("optimizer.")]:
+            del arrays[key]
+
+    old = load_model(_rewrite(path, tmp_path / "v1.npz", as_version_1))
+    fresh = pickle.loads(pickle.dumps(model))
+    for p in fresh._optimizer_state[next(iter(fresh._optimizer_state))]:  # what old files restart from
+        p.set_value(np.zeros_like(p.get_value()))
+    for m in (old, fresh):
+        m.fit(X, Y, epochs=1, **options)
+    for a, b in zip(old.params, fresh.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+
+    def wrong_shape(arrays: dict) -> None:
+        arrays["optimizer.0.0"] = np.zeros((7, 7))
+
+    with pytest.raises(ModelFileError, match=r"optimizer state 0 \(momentum\) holds arrays of shapes \[\(7, 7\)"):
+        load_model(_rewrite(path, tmp_path / "bad.npz", wrong_shape))
+
+    def unknown_optimizer(arrays: dict) -> None:
+        config = json.loads(str(arrays["__config__"]))
+        config["optimizer_state"][0]["key"][1] = "lbfgs"
+        arrays["__config__"] = np.array(json.dumps(config))
+
+    with pytest.raises(ModelFileError, match="damaged optimizer state 0 .*unknown optimizer 'lbfgs'"):
+        load_model(_rewrite(path, tmp_path / "bad.npz", unknown_optimizer))
+
+
 def test_saving_replaces_atomically_and_never_corrupts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
     path = model.save(tmp_path / "m.npz")
