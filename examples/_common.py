@@ -31,6 +31,17 @@ def parser(name: str, description: str, epilog: str | None = None) -> argparse.A
     return p
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (``--epochs 0`` would leave nothing to plot)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_data_argument(p: argparse.ArgumentParser, filename: str) -> None:
     p.add_argument("--data", default=None,
                    help=f"path to {filename}, or a directory holding it (default: $SYMFLOW_DATA/{filename})")

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> dict[float, list[str]]:
     p.add_argument("--embed", type=int, default=16, help="character vector size")
     p.add_argument("--hidden", type=int, nargs="+", default=[64], help="hidden sizes, one per stacked layer")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after each recurrent layer (seed 002: 0.2)")
-    p.add_argument("--epochs", type=int, default=5, help="training epochs")
+    p.add_argument("--epochs", type=_common.positive_int, default=5, help="training epochs")
     p.add_argument("--batch-size", type=int, default=32, help="lines per update")
     p.add_argument("--optimizer", default="adam", help="momentum (the book), nesterov, sgd, rmsprop or adam")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate")

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, str]]:
     p.add_argument("--max-sentences", type=int, default=8000, help="sentences read from the start of the file")
     p.add_argument("--embed", type=int, default=30, help="word vector size")
     p.add_argument("--hidden", type=int, nargs="+", default=[30], help="hidden sizes, one per stacked layer")
-    p.add_argument("--epochs", type=int, default=3, help="training epochs")
+    p.add_argument("--epochs", type=_common.positive_int, default=3, help="training epochs")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per update (1: the book's way)")
     p.add_argument("--optimizer", default="adam", help="momentum (the book), nesterov, sgd, rmsprop or adam")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate")

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--unit", default="simple", help="recurrent unit: simple, rated, gru or lstm")
     p.add_argument("--hidden", type=int, default=16, help="hidden units")
     p.add_argument("--activation", default="tanh", help="activation of the recurrent unit")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (training stops at 100%% accuracy)")
+    p.add_argument("--epochs", type=_common.positive_int, default=30,
+                   help="maximum epochs (training stops at 100%% accuracy)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per update (1: the book's way)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate")
     p.add_argument("--mu", type=float, default=0.9, help="momentum")

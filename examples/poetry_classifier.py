@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--hidden", type=int, default=30, help="hidden units")
     p.add_argument("--bidirectional", action="store_true", help="read each line both ways")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout after the recurrent layer")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs")
+    p.add_argument("--epochs", type=_common.positive_int, default=10, help="training epochs")
     p.add_argument("--batch-size", type=int, default=16, help="lines per update (1: the book's way)")
     p.add_argument("--optimizer", default="adam", help="momentum (the book), nesterov, sgd, rmsprop or adam")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate")

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     p.add_argument("--activation", default="tanh", help="activation of the recurrent unit")
     p.add_argument("--embed", type=int, default=30, help="word vector size D")
     p.add_argument("--hidden", type=int, nargs="+", default=[30], help="hidden sizes, one per stacked layer")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs")
+    p.add_argument("--epochs", type=_common.positive_int, default=20, help="training epochs")
     p.add_argument("--batch-size", type=int, default=32, help="lines per update (1: the book's way)")
     p.add_argument("--optimizer", default="adam", help="momentum (the book), nesterov, sgd, rmsprop or adam")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate")

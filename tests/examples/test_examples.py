@@ -49,6 +49,15 @@ def test_help(name: str) -> None:
         assert "--data" in text
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_epochs_is_refused_with_a_clear_message(name: str, tmp_path: Path) -> None:
+    """Training zero epochs would leave an empty history to plot; argparse refuses it up front."""
+    result = run(name, "--epochs", "0", "--out", str(tmp_path / "out"), check=False)
+    assert result.returncode == 2
+    assert "argument --epochs: must be at least 1, got 0" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_parity_reaches_100_percent(tmp_path: Path, mode: str) -> None:
     stdout = run("parity", "--mode", mode, "--quiet", "--out", str(tmp_path)).stdout
     assert "accuracy over all steps: 1.0000" in stdout
