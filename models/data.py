@@ -3,6 +3,7 @@ padding of sequence batches, and locating data files for the examples."""
 
 from __future__ import annotations
 
+import operator
 import os
 import string
 from collections import Counter
@@ -74,8 +75,13 @@ class Vocabulary:
         return [self.word2idx.get(t, unknown) for t in tokens]
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
-        """The text of ``ids`` (START, END and UNKNOWN left out when ``skip_special``)."""
-        ids = [int(i) for i in ids]
+        """The text of ``ids`` (START, END and UNKNOWN left out when ``skip_special``); an id outside the
+        vocabulary is an error, not a word silently dropped or read from the end."""
+        ids = [operator.index(i) for i in ids]
+        for position, i in enumerate(ids):
+            if not 0 <= i < len(self):
+                raise ValueError(f"token id {i} at position {position} is not in the vocabulary: expected an id in "
+                                 f"[0, {len(self)})")
         if skip_special:
             ids = [i for i in ids if 1 < i < self.unknown]
         return self.joiner.join(self.idx2word[i] for i in ids)
@@ -104,8 +110,14 @@ def read_poems(path: str | os.PathLike[str]) -> list[list[str]]:
 
 
 def iter_text_chunks(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> Iterator[str]:
-    """The file's text in pieces of at most ``chunk_size`` characters, never the whole file at once."""
-    with open(_existing(path), encoding="utf-8", errors="replace") as f:
+    """The file's text in pieces of at most ``chunk_size`` characters, never the whole file at once.
+    The arguments are checked at the call, not at the first ``next``."""
+    _check_chunk_size(chunk_size)
+    return _chunks(_existing(path), chunk_size)
+
+
+def _chunks(path: Path, chunk_size: int) -> Iterator[str]:
+    with open(path, encoding="utf-8", errors="replace") as f:
         while True:
             chunk = f.read(chunk_size)
             if not chunk:
@@ -113,10 +125,20 @@ def iter_text_chunks(path: str | os.PathLike[str], chunk_size: int = 1 << 20) ->
             yield chunk
 
 
+def _check_chunk_size(chunk_size: int) -> None:
+    """Refuse chunk sizes below 1: ``read(0)`` would end the file at once and ``read(-1)`` read it whole."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int (characters per read), got {chunk_size!r}")
+
+
 def iter_lines(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> Iterator[str]:
     """The file's lines (without newlines), assembled from chunks so huge files stream through."""
+    return _lines(iter_text_chunks(path, chunk_size))
+
+
+def _lines(chunks: Iterator[str]) -> Iterator[str]:
     rest = ""
-    for chunk in iter_text_chunks(path, chunk_size):
+    for chunk in chunks:
         pieces = (rest + chunk).split("\n")
         rest = pieces.pop()
         yield from pieces
@@ -128,7 +150,11 @@ def iter_sentences(path: str | os.PathLike[str], by_paragraph: bool = False, min
                    chunk_size: int = 1 << 20) -> Iterator[list[str]]:
     """Tokenised sentences of a large text file (the book's Wikipedia reader): lines split at ". ",
     header/list lines skipped, sentences shorter than ``min_length`` tokens dropped."""
-    for line in iter_lines(path, chunk_size):
+    return _sentences(iter_lines(path, chunk_size), by_paragraph, min_length)
+
+
+def _sentences(lines: Iterator[str], by_paragraph: bool, min_length: int) -> Iterator[list[str]]:
+    for line in lines:
         line = line.strip()
         if not line or line.startswith(_SKIP_PREFIXES):
             continue
@@ -156,8 +182,14 @@ def load_corpus(path: str | os.PathLike[str], vocab_size: int = 2000, max_senten
 
 def read_char_lines(path: str | os.PathLike[str], max_lines: int | None = None, min_length: int = 2,
                     lower: bool = False) -> list[str]:
-    """Non-blank lines of a text file for character-level models (optionally lower-cased)."""
-    lines = []
+    """Non-blank lines of a text file for character-level models (optionally lower-cased), at most
+    ``max_lines`` of them (0 gives none)."""
+    if max_lines is not None and (isinstance(max_lines, bool) or not isinstance(max_lines, (int, np.integer))
+                                  or max_lines < 0):
+        raise ValueError(f"max_lines must be None or a non-negative int, got {max_lines!r}")
+    lines: list[str] = []
+    if max_lines == 0:
+        return lines
     for line in iter_lines(path):
         line = line.strip()
         if len(line) >= min_length:
@@ -183,6 +215,10 @@ def pad_batch(sequences: Sequence[Any], dtype: Any) -> tuple[np.ndarray, np.ndar
     arrays = [np.asarray(s, dtype=dtype) for s in sequences]
     if not arrays:
         raise ValueError("cannot pad an empty batch")
+    for i, a in enumerate(arrays):
+        if a.ndim == 0:
+            raise ValueError(f"sequence {i} of the batch is a scalar ({a.item()!r}); expected a sequence of steps "
+                             "(at least 1-d)")
     lengths = [len(a) for a in arrays]
     if min(lengths) == 0:
         raise ValueError(f"sequence {lengths.index(0)} of the batch is empty; every sequence needs a step")

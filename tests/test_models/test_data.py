@@ -113,3 +113,36 @@ def test_find_data_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert "--data" in str(e.value) and "SYMFLOW_DATA" in str(e.value)
     with pytest.raises(DataFileError, match="gutenberg"):
         find_data_file("robert_frost.txt", tmp_path)
+
+
+def test_decode_refuses_ids_outside_the_vocabulary() -> None:
+    vocab = Vocabulary(["a", "b"])
+    with pytest.raises(ValueError, match=r"token id 99 at position 1 is not in the vocabulary: expected an id in "
+                                         r"\[0, 5\)"):
+        vocab.decode([2, 99])
+    with pytest.raises(ValueError, match="token id -1 at position 0"):
+        vocab.decode([-1, 2])
+    with pytest.raises(TypeError):
+        vocab.decode([2.5])
+    assert vocab.decode(np.array([2, 3], dtype=np.uint8)) == "a b"
+
+
+def test_line_and_chunk_limits(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("first line. second one\nthird line here\n")
+    assert read_char_lines(path, max_lines=0) == []
+    assert read_char_lines(path, max_lines=1) == ["first line. second one"]
+    with pytest.raises(ValueError, match="max_lines must be None or a non-negative int, got -1"):
+        read_char_lines(path, max_lines=-1)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"chunk_size must be a positive int .*got {bad}"):
+            iter_sentences(path, chunk_size=bad)  # refused at the call, before any iteration
+        with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+            iter_lines(path, chunk_size=bad)
+    assert list(iter_sentences(path, chunk_size=3)) == [["first", "line"], ["second", "one"],
+                                                        ["third", "line", "here"]]
+
+
+def test_pad_batch_names_a_scalar_in_the_batch() -> None:
+    with pytest.raises(ValueError, match=r"sequence 1 of the batch is a scalar \(5\); expected a sequence of steps"):
+        pad_batch([[1, 2], 5], "int32")
