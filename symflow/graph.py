@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -427,8 +428,10 @@ class Op:
     * ``infer_shape``: output shapes as symbolic int64 scalars;
     * ``numba``: the emitter used by the Numba backend (see ``symflow.compile.numba``).
 
-    ``__props__`` names the attributes that make two Ops equal, which rewrites and the
-    compile cache rely on.
+    ``__props__`` names the attributes that make two Ops equal (what they compute depends on
+    nothing else), which rewrites and the compile cache rely on; list them in the order
+    ``__init__`` takes them. An Op class that declares no ``__props__`` (none of its classes below
+    ``Op`` does) is equal only to itself, as in Theano: its instances are never merged.
     """
 
     __props__: tuple[str, ...] = ()
@@ -457,10 +460,13 @@ class Op:
         return tuple(getattr(self, p) for p in self.__props__)
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._props() == other._props()  # type: ignore[attr-defined]
+        if self is other:
+            return True
+        return type(self) is type(other) and declares_props(type(self)) and \
+            self._props() == other._props()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self), self._props()))
+        return hash((type(self), self._props())) if declares_props(type(self)) else object.__hash__(self)
 
     def __str__(self) -> str:
         props = self._props()
@@ -469,6 +475,12 @@ class Op:
         return f"{type(self).__name__}{{{', '.join(_short(p) for p in props)}}}"
 
     __repr__ = __str__
+
+
+@functools.cache
+def declares_props(cls: type) -> bool:
+    """Whether the Op class ``cls`` (or a base below ``Op``) declares ``__props__``."""
+    return any("__props__" in vars(base) for base in cls.__mro__ if base is not Op and issubclass(base, Op))
 
 
 def _short(value: Any) -> str:

@@ -18,6 +18,8 @@ from .shape import dimshuffle, reshape, shape_i
 class Dot(Op):
     """Matrix/vector product of two tensors of ndim 1 or 2 (NumPy ``dot``)."""
 
+    __props__ = ()
+
     def make_node(self, a: Variable, b: Variable) -> Apply:
         a, b = as_variable(a), as_variable(b)
         if a.ndim not in (1, 2) or b.ndim not in (1, 2):
@@ -104,6 +106,8 @@ def _as_grad(g: Variable, x: Variable) -> Variable | None:
 
 class BatchedDot(Op):
     """``out[i] = a[i] @ b[i]`` for 3-d ``a`` (B, N, K) and ``b`` (B, K, M)."""
+
+    __props__ = ()
 
     def make_node(self, a: Variable, b: Variable) -> Apply:
         a, b = as_variable(a), as_variable(b)

@@ -23,6 +23,8 @@ def _check_float(x: Variable, what: str) -> None:
 class Softmax(Op):
     """``exp(x) / sum(exp(x))`` along the last axis, computed without overflow."""
 
+    __props__ = ()
+
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)
         _check_float(x, "softmax")
@@ -55,6 +57,8 @@ class SoftmaxGrad(Op):
     """The gradient through softmax: ``y * (g - sum(g * y))`` along the last axis, given the
     incoming gradient ``g`` and the softmax output ``y`` (a named op so that rewrites can cancel
     a division by ``y`` inside ``g``, which keeps cross-entropy gradients finite)."""
+
+    __props__ = ()
 
     def make_node(self, g: Variable, y: Variable) -> Apply:
         g, y = as_variable(g), as_variable(y)
@@ -107,6 +111,8 @@ class SoftmaxGrad(Op):
 class LogSoftmax(Op):
     """``x - logsumexp(x)`` along the last axis."""
 
+    __props__ = ()
+
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)
         _check_float(x, "log_softmax")
@@ -145,6 +151,8 @@ class SoftmaxAndLog(Op):
     Not built by users: the ``share_softmax`` rewrite puts it where a graph needs both, as a
     cross-entropy's cost (log-softmax) and gradient (softmax) do.
     """
+
+    __props__ = ()
 
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)

@@ -161,6 +161,8 @@ def squeeze(x: Any) -> Variable:
 class Shape(Op):
     """The shape of ``x`` as an int64 vector."""
 
+    __props__ = ()
+
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)
         return Apply(self, [x], [TensorType("int64", (x.ndim == 1,))])
@@ -605,6 +607,8 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
 class Alloc(Op):
     """An array of the given shape filled by broadcasting ``value`` (right-aligned, as NumPy)."""
 
+    __props__ = ()
+
     def make_node(self, value: Variable, *shape: Variable) -> Apply:
         value = as_variable(value)
         if value.ndim > len(shape):
@@ -912,6 +916,8 @@ def repeat(x: Any, repeats: Any, axis: int | None = None) -> Variable:
 
 class TensorCopy(Op):
     """A fresh copy of ``x`` (gradient passes through)."""
+
+    __props__ = ()
 
     def make_node(self, x: Variable) -> Apply:
         return Apply(self, [x], [x.type])

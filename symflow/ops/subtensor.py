@@ -279,6 +279,8 @@ class AdvancedSubtensor1(Op):
     """``x[idx]`` for an integer array ``idx``: rows of ``x`` gathered along axis 0 (embedding
     lookups ``We[X]``); the result has shape ``idx.shape + x.shape[1:]``."""
 
+    __props__ = ()
+
     def make_node(self, x: Variable, idx: Variable) -> Apply:
         x, idx = as_variable(x), as_variable(idx)
         if x.ndim == 0:

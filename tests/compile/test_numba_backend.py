@@ -452,6 +452,80 @@ def test_an_op_that_cannot_be_imported_falls_back_with_the_reason(monkeypatch: p
     assert np.array_equal(f(np.array([2.0, 4.0])), [2.0, 8.0])
 
 
+class ScaleShift(sf.Op):
+    """``a * x + b``, with ``__props__`` in another order than ``__init__`` takes them."""
+
+    __props__ = ("b", "a")
+
+    def __init__(self, a: float, b: float) -> None:
+        self.a, self.b = a, b
+
+    def make_node(self, x):  # type: ignore[no-untyped-def]
+        x = sf.graph.as_variable(x)
+        return sf.Apply(self, [x], [x.type])
+
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        return [np.asarray(self.a * inputs[0] + self.b)]
+
+
+class Power(ScaleShift):
+    """``x ** p`` with no ``__props__`` of its own (it inherits ScaleShift's; p is not among them)."""
+
+    def __init__(self, p: float = 2.0) -> None:
+        self.a, self.b, self.p = 1.0, 0.0, p
+
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        return [np.asarray(inputs[0] ** self.p)]
+
+
+class SinCos(HalfSquare):
+    """Two outputs; the second one unused below."""
+
+    def make_node(self, x):  # type: ignore[no-untyped-def]
+        x = sf.graph.as_variable(x)
+        return sf.Apply(self, [x], [x.type, x.type])
+
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        return [np.sin(inputs[0]), np.cos(inputs[0])]
+
+
+class WrongNdim(HalfSquare):
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        return [np.asarray(inputs[0])[None]]  # one dimension too many
+
+
+def test_ops_without_numba_code_run_as_they_are_or_not_in_object_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Object mode rebuilds an op as ``type(op)(*props)``: an op that this does not reproduce runs on
+    the NumPy backend (with the reason); several outputs with some unused, and results of the wrong
+    type, are handled."""
+    x = T.vector("x")
+    v = np.array([1.0, 2.0, 3.0])
+    monkeypatch.setattr(sf.config, "numba_fallback", "raise")
+    for op in (ScaleShift(2.0, 10.0), Power(3.0)):
+        with pytest.raises(NoNumbaImplementation, match=r"cannot rebuild it .* makes another op.*__props__"):
+            sf.function([x], op(x), mode="numba")
+    monkeypatch.setattr(sf.config, "numba_fallback", "warn")
+    with pytest.warns(UserWarning, match="cannot rebuild it"):
+        f = sf.function([x], ScaleShift(2.0, 10.0)(x), mode="numba")
+    np.testing.assert_array_equal(f(v), [12.0, 14.0, 16.0])
+    f = sf.function([x], SinCos()(x)[0], mode="numba")
+    assert f.source is not None and "objmode" in f.source
+    np.testing.assert_array_equal(f(v), np.sin(v))
+    f = sf.function([x], WrongNdim()(x), mode="numba")
+    with pytest.raises(RuntimeError, match=r"internal error: WrongNdim produced float64 array of ndim 2"):
+        f(v)
+
+
+def test_ops_declaring_no_props_are_equal_only_to_themselves() -> None:
+    """As in Theano: two ops whose class declares no ``__props__`` are never merged, since nothing
+    says which of their attributes matter (``HalfSquare`` has none; ``Power`` declares some)."""
+    x = T.vector("x")
+    assert HalfSquare() != HalfSquare() and Power(2.0) == Power(3.0)  # the latter by its (a, b) props
+    f = sf.function([x], HalfSquare()(x) + HalfSquare()(x) * 2, mode="py")
+    assert sum(isinstance(n.op, HalfSquare) for n in f.fgraph.nodes()) == 2
+    np.testing.assert_array_equal(f(np.array([2.0])), [6.0])
+
+
 def test_the_default_mode_is_numba() -> None:
     env = {k: v for k, v in os.environ.items() if k != "SYMFLOW_MODE"}
     code = "import symflow; print(symflow.config.mode)"

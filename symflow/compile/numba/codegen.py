@@ -686,6 +686,11 @@ class CodeGen(SourceWriter):
                 f"{op} has no Numba implementation (numba_emit), and its class cannot be imported as "
                 f"{cls.__module__}.{cls.__qualname__} to run in object mode: define the op at the top level of a "
                 "module or script, or give it a numba_emit")
+        if not _rebuilds(op):
+            raise NoNumbaImplementation(
+                f"{op} has no Numba implementation (numba_emit), and the compiled code cannot rebuild it to run in "
+                f"object mode: {cls.__qualname__}(*{props!r}) makes another op. List in __props__ every attribute "
+                "its results depend on, in the order __init__ takes them, or give it a numba_emit")
         types = tuple((x.dtype, x.broadcastable) for x in node.inputs)
         runner = self.global_object(
             "perform", f"perform_fallback({type(op).__module__!r}, {type(op).__name__!r}, {props!r}, {types!r})")
@@ -694,6 +699,28 @@ class CodeGen(SourceWriter):
         kinds = ", ".join(f"{o}={_type_string(y.dtype, y.ndim)!r}" for o, y in zip(outs, node.outputs))
         with self.block(f"with numba.objmode({kinds}):"):
             self.emit(f"{', '.join(outs)}, = {runner}({', '.join(self.value(x) for x in node.inputs)})")
+        if len(outs) > 1:  # Numba refuses to type a block's variables that nothing reads after it
+            self.emit(f"{self.fresh('read')} = ({', '.join(outs)})")
+
+
+def _rebuilds(op: Any) -> bool:
+    """Whether ``type(op)(*op._props())``, as object mode rebuilds an op in generated code, sets every
+    attribute its constructor sets as ``op`` has it."""
+    try:
+        rebuilt = type(op)(*op._props())
+    except Exception:
+        return False
+    mine = vars(op)
+    return all(name in mine and _same_value(value, mine[name]) for name, value in vars(rebuilt).items())
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return bool(np.array_equal(a, b)) and np.asarray(a).dtype == np.asarray(b).dtype
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return a is b
 
 
 _ARRAY_NAME = re.compile(r"\b(\w+)\.")  # the array in ``name.shape[d]``

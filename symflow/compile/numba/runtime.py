@@ -22,6 +22,7 @@ from numba.extending import intrinsic
 
 from ...config import config
 from ...types import TensorType
+from ..py_backend import check_results
 
 # glibc serves blocks above M_MMAP_THRESHOLD with fresh pages from the system and returns free
 # memory above M_TRIM_THRESHOLD at the top of the heap after each free. Its defaults adapt only
@@ -71,6 +72,7 @@ def perform_fallback(module: str, cls: str, props: tuple[Any, ...],
     def run(*args: Any) -> tuple[Any, ...]:
         values = [np.asarray(a) for a in args]
         outs = op.perform(node, values)
+        check_results(node, outs)  # object mode would read a wrong dtype or ndim as the declared one
         return tuple(np.ascontiguousarray(o) if o.ndim else o[()] for o in outs)
 
     return run
