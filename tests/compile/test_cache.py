@@ -71,6 +71,32 @@ def test_edited_generated_source_is_rewritten(tmp_path: Path) -> None:
     assert any("did not match" in w for w in result["warnings"]), result["warnings"]
 
 
+def test_generated_files_that_are_not_text_are_written_again(tmp_path: Path) -> None:
+    run(tmp_path)
+    for generated in (tmp_path / "generated").glob("*.py"):  # the main module and the kernels
+        generated.write_bytes(b"\xff\xfe" + generated.read_bytes())
+    result = run(tmp_path)
+    assert result["value"] == EXPECTED
+    assert any("did not match" in w for w in result["warnings"]), result["warnings"]
+    assert run(tmp_path)["cached"]
+
+
+def test_a_cache_directory_that_cannot_be_written_is_replaced_by_a_temporary_one(tmp_path: Path) -> None:
+    """Here the directory is a file (a read-only one, which root can write, is the same case): the
+    function compiles in a temporary directory, with a warning naming SYMFLOW_CACHE_DIR, and Numba
+    keeps nothing anywhere else."""
+    cache = tmp_path / "a file"
+    cache.write_text("not a directory")
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(cache), NUMBA_CACHE_DIR=str(tmp_path / "numba's own"))
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["value"] == EXPECTED and not result["cached"]
+    assert any("cannot write the cache directory" in w and "SYMFLOW_CACHE_DIR" in w for w in result["warnings"])
+    assert not (tmp_path / "numba's own").exists()
+    assert cache.read_text() == "not a directory"
+
+
 def test_concurrent_processes_share_one_cache(tmp_path: Path) -> None:
     processes = [_start(tmp_path) for _ in range(3)]
     results = [_result(p) for p in processes]

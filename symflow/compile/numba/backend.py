@@ -585,10 +585,11 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
     """Compile ``fgraph``; the returned callable takes input values and returns outputs."""
     from numba.core.errors import NumbaError
 
-    from .cache import load_module, module_dir, source_key, store_kernel
+    from .cache import load_module, module_dir, source_key, store_kernel, use_writable_cache_dir
     from .runtime import keep_freed_memory
 
     keep_freed_memory()  # once per process: large temporaries reuse freed memory between calls
+    use_writable_cache_dir()
     try:
         source, cg, _, _ = generate(fgraph)
     except NoNumbaImplementation as exc:

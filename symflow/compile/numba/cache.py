@@ -10,6 +10,7 @@ cannot read is deleted and compiled again, with a warning.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.util
@@ -29,6 +30,32 @@ _PACKAGE = "_symflow_generated"
 
 def source_key(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:24]
+
+
+#: each cache directory asked for -> the one used (itself, or a temporary one if it cannot be written)
+_USABLE: dict[Path, Path] = {}
+
+
+def use_writable_cache_dir() -> None:
+    """Point ``config.cache_dir`` at a directory this process can write: the one asked for, or, if it
+    cannot be written (read-only, or a file), a temporary one removed at exit, with a warning. Numba
+    would otherwise put compiled code in a cache of its own elsewhere, and writing the generated
+    modules would fail."""
+    wanted = Path(config.cache_dir)
+    if wanted not in _USABLE:
+        try:
+            (wanted / "generated").mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=wanted / "generated", prefix=".probe_")
+            os.close(fd)
+            os.unlink(probe)
+            _USABLE[wanted] = wanted
+        except OSError as exc:
+            temporary = Path(tempfile.mkdtemp(prefix="symflow-cache-"))
+            atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+            warnings.warn(f"symflow: cannot write the cache directory {wanted} (config.cache_dir, SYMFLOW_CACHE_DIR): "
+                          f"{exc}; compiled code goes to {temporary} and is not kept after this process", stacklevel=5)
+            _USABLE[wanted] = _USABLE[temporary] = temporary
+    config.cache_dir = _USABLE[wanted]
 
 
 def module_dir() -> Path:
@@ -98,7 +125,7 @@ def store_kernel(name: str, source: str) -> None:
     try:
         if path.read_text() == text:
             return
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable, or not text (a damaged file)
         pass
     _write_atomically(path, text)
 
@@ -123,8 +150,8 @@ def load_module(source: str) -> types.ModuleType:
     path = module_dir() / f"sf_{key}.py"
     try:
         current = path.read_text() if path.exists() else None
-    except OSError:
-        current = None
+    except (OSError, ValueError):  # unreadable, or not text (a damaged file): written again below
+        current = ""
     if current != source:
         if current is not None:
             warnings.warn(f"symflow: generated module {path.name} did not match its hash; rewriting it", stacklevel=4)
