@@ -5,8 +5,10 @@ Both show scan loops with their step graphs.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from .graph import Apply, Constant, Variable
@@ -110,13 +112,14 @@ class _Printer:
         return "\n".join(self.lines) + "\n"
 
 
-def debugprint(obj: Any, file: TextIO | str | None = None, print_type: bool = True, depth: int = -1,
-               print_location: bool = False) -> str:
+def debugprint(obj: Any, file: TextIO | str | os.PathLike[str] | None = None, print_type: bool = True,
+               depth: int = -1, print_location: bool = False) -> str:
     """Print a graph as an indented tree; returns the text.
 
     ``obj`` is a variable, a list of variables, or a compiled function (then its rewritten graph
-    with outputs and updates is shown). Scan bodies follow as "Inner graph" sections. Pass
-    ``file='str'`` to only return the text.
+    with outputs and updates is shown). Scan bodies follow as "Inner graph" sections. ``file`` is
+    where it goes: standard output (None), an open file, a path to write, or ``'str'`` to only
+    return the text.
     """
     from .compile.fgraph import FunctionGraph
     from .compile.function import Function
@@ -136,7 +139,9 @@ def debugprint(obj: Any, file: TextIO | str | None = None, print_type: bool = Tr
     else:
         raise TypeError(f"debugprint takes a variable, a list of variables or a function, got {type(obj).__name__}")
     text = _Printer(print_type, print_location).render(roots, depth)
-    if file != "str":
+    if isinstance(file, (str, os.PathLike)) and file != "str":
+        Path(file).write_text(text)
+    elif file != "str":
         (file or sys.stdout).write(text)  # type: ignore[union-attr]
     return text
 

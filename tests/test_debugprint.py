@@ -4,6 +4,7 @@ scan with its inner graph."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,12 +39,14 @@ def test_repeated_nodes_print_once_and_names_show() -> None:
     assert text.count(" |x [id") == 1  # its inputs are printed under the first occurrence only
 
 
-def test_list_of_variables_and_files(capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_of_variables_and_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     x = T.vector("x")
     text = debugprint([x.sum(), x.max()], file="str")
     assert "Reduce{sum" in text and "Reduce{max" in text
     buffer = io.StringIO()
     assert debugprint(x * 2, file=buffer) == buffer.getvalue()
+    for path in (tmp_path / "graph.txt", str(tmp_path / "graph2.txt")):  # a path is written
+        assert debugprint(x * 2, file=path) == Path(path).read_text()
     debugprint(x * 2)
     assert "mul" in capsys.readouterr().out
     assert sf.printing.pp is debugprint
