@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -514,6 +515,33 @@ def test_ops_without_numba_code_run_as_they_are_or_not_in_object_mode(monkeypatc
     f = sf.function([x], WrongNdim()(x), mode="numba")
     with pytest.raises(RuntimeError, match=r"internal error: WrongNdim produced float64 array of ndim 2"):
         f(v)
+
+
+def test_an_op_that_generated_code_cannot_rebuild_falls_back_and_keeps_the_cache(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An error in rebuilding a user's op when the generated module is imported is the op's, not a
+    damaged cache: the function falls back to the NumPy backend and the cache keeps its entries."""
+    from symflow.compile.numba import runtime
+
+    monkeypatch.setattr(sf.config, "cache_dir", tmp_path)
+    x = T.vector("x")
+    sf.function([x], T.exp(x).sum() * 3.5, mode="numba")(np.ones(2))  # an unrelated cache entry
+    entries = sorted(tmp_path.rglob("*.nbi"))
+    assert entries
+
+    import_module = runtime.importlib.import_module
+
+    def broken(name: str) -> Any:  # the op's module cannot be imported
+        if name == HalfSquare.__module__:
+            raise ImportError(f"no module named {name!r} here")
+        return import_module(name)
+
+    monkeypatch.setattr(runtime.importlib, "import_module", broken)
+    monkeypatch.setattr(sf.config, "numba_fallback", "warn")
+    with pytest.warns(UserWarning, match=r"HalfSquare\(\) could not be rebuilt .*ImportError.*NumPy backend"):
+        f = sf.function([x], HalfSquare()(x) * 1.25, mode="numba")
+    np.testing.assert_array_equal(f(np.array([2.0])), [2.5])
+    assert sorted(tmp_path.rglob("*.nbi")) == entries
 
 
 def test_ops_declaring_no_props_are_equal_only_to_themselves() -> None:

@@ -590,19 +590,19 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
 
     keep_freed_memory()  # once per process: large temporaries reuse freed memory between calls
     use_writable_cache_dir()
+    source = ""
     try:
         source, cg, _, _ = generate(fgraph)
-    except NoNumbaImplementation as exc:
+        if any(getattr(fn, "calls_blas", False) for fn in cg.kernels):
+            jit.preload_blas()
+        for name, kernel_source in cg.generated.items():
+            store_kernel(name, kernel_source)
+        module = load_module(source)
+    except NoNumbaImplementation as exc:  # an op without Numba code that object mode cannot run either
         if config.numba_fallback == "raise":
             raise
         warnings.warn(f"symflow: {exc}; this function runs on the NumPy backend instead", stacklevel=4)
         return _py_fallback(fgraph, function)
-    if any(getattr(fn, "calls_blas", False) for fn in cg.kernels):
-        jit.preload_blas()
-    for name, kernel_source in cg.generated.items():
-        store_kernel(name, kernel_source)
-    try:
-        module = load_module(source)
     except NumbaError as exc:  # generated code Numba cannot compile: a symflow bug
         message = (f"Numba could not compile the generated code ({type(exc).__name__}); please report this "
                    f"with the generated module {source_key(source)}.py from {module_dir()}:\n{exc}")

@@ -168,10 +168,12 @@ def load_module_file(name: str, path: Path) -> types.ModuleType:
         return sys.modules[name]
     from numba.core.errors import NumbaError
 
+    from .codegen import NoNumbaImplementation
+
     try:
         return _import(name, path)
-    except NumbaError:
-        raise  # Numba could not compile the code: a bug to report, not a damaged cache
+    except (NumbaError, NoNumbaImplementation):
+        raise  # Numba could not compile the code, or a user's op cannot be rebuilt: not a damaged cache
     except Exception as first:
         if not _has_compiled(path) and not _any_compiled():
             raise
@@ -180,7 +182,7 @@ def load_module_file(name: str, path: Path) -> types.ModuleType:
     _clear_compiled(path)
     try:
         return _import(name, path)
-    except NumbaError:
+    except (NumbaError, NoNumbaImplementation):
         raise
     except Exception as second:
         if not _any_compiled():

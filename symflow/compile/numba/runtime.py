@@ -66,8 +66,14 @@ def perform_fallback(module: str, cls: str, props: tuple[Any, ...],
     The op is rebuilt from its class and props, so generated modules can recreate it in any
     process; the compiled code calls it in Numba's object mode.
     """
-    op = getattr(importlib.import_module(module), cls)(*props)
-    node = op.make_node(*[TensorType(dtype, bcast)() for dtype, bcast in input_types])
+    try:
+        op = getattr(importlib.import_module(module), cls)(*props)
+        node = op.make_node(*[TensorType(dtype, bcast)() for dtype, bcast in input_types])
+    except Exception as exc:  # the user's code, not a damaged cache: the caller falls back, keeping the cache
+        from .codegen import NoNumbaImplementation
+
+        raise NoNumbaImplementation(f"{module}.{cls}{props!r} could not be rebuilt to run in object mode "
+                                    f"({type(exc).__name__}: {exc})") from exc
 
     def run(*args: Any) -> tuple[Any, ...]:
         values = [np.asarray(a) for a in args]
