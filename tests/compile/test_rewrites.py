@@ -554,3 +554,20 @@ def test_a_bad_pick_of_logits_with_a_bias_names_the_pick(mode: str) -> None:
     with pytest.raises(IndexError) as raised:
         f(VALUES[0], np.array([0, 3, 1, 2], "int32"))
     assert "# the pick's line" in str(raised.value)
+
+
+def test_neutral_operands_with_a_length_of_their_own_keep_their_shape_check(mode: str) -> None:
+    """``ones((5,)) * v`` and ``zeros((5,)) + v`` check that v has 5 entries, as without rewrites; a
+    neutral operand of one element, or zeros shaped like the other operand, is still dropped."""
+    v = T.vector("v")
+    for out in (T.ones((5,)) * v, T.zeros((5,)) + v, v - T.zeros((5,)),
+                sf.grad(None, v, known_grads={v ** 2: T.ones((5,))})):
+        with pytest.raises(sf.errors.ShapeError, match=r"\(5,\).*\(3,\)|\(3,\).*\(5,\)"):
+            sf.function([v], out, mode=mode)(np.ones(3))
+    M = T.matrix("M")  # zeros of a length set partly by a variable stay zeros (an Alloc)
+    with pytest.raises(sf.errors.ShapeError, match=r"\(2, 4\).*\(3, 4\)"):
+        sf.function([M], T.zeros((2, M.shape[1])) + M, mode=mode)(np.ones((3, 4)))
+    for out in (T.ones((1,)) * v, T.zeros_like(v) + v, v - T.zeros(v.shape)):
+        f = sf.function([v], out, mode=mode)
+        assert not [n for n in f.fgraph.nodes() if n.outputs[0].ndim], out  # v itself, copied
+        np.testing.assert_array_equal(f(np.arange(3.0)), [0.0, 1.0, 2.0])

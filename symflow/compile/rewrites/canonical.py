@@ -72,10 +72,11 @@ _NEUTRAL: dict[str, list[tuple[int, float]]] = {
 
 @rule(Elemwise)
 def drop_neutral_operand(node: Apply) -> list[Variable] | None:
-    """``x + 0``, ``x * 1``, ``x - 0``, ``x / 1``, ``x ** 1`` are ``x`` (when no broadcasting is involved)."""
+    """``x + 0``, ``x * 1``, ``x - 0``, ``x / 1``, ``x ** 1`` are ``x`` (when no broadcasting is involved,
+    and the constant has one element: ``ones((5,)) * x`` also checks that x has 5 entries)."""
     out = node.outputs[0]
     for pos, value in _NEUTRAL.get(node.op.scalar_op.name, ()):  # type: ignore[attr-defined]
-        if _is_value(node.inputs[pos], value):
+        if _is_value(node.inputs[pos], value) and node.inputs[pos].data.size == 1:  # type: ignore[attr-defined]
             other = node.inputs[1 - pos]
             if _same_type(other, out):
                 return [other]
@@ -92,16 +93,26 @@ def _is_zeros(x: Variable) -> bool:
 @rule(Elemwise)
 def add_zeros(node: Apply) -> list[Variable] | None:
     """``zeros + x`` and ``x - zeros`` are ``x`` (gradient accumulators start as zeros) when x has
-    the result's type."""
+    the result's type, and the zeros have no length of their own (``_sized_apart``)."""
     name = node.op.scalar_op.name  # type: ignore[attr-defined]
     if name not in ("add", "sub"):
         return None
     out = node.outputs[0]
     for pos in (0, 1) if name == "add" else (1,):
-        other = node.inputs[1 - pos]
-        if _is_zeros(node.inputs[pos]) and _same_type(other, out):
+        zeros, other = node.inputs[pos], node.inputs[1 - pos]
+        if _is_zeros(zeros) and _same_type(other, out) and not _sized_apart(zeros, other):
             return [other]
     return None
+
+
+def _sized_apart(zeros: Variable, other: Variable) -> bool:
+    """Whether ``zeros`` has a length of its own (a number other than 1, as in ``zeros((5,))``) that
+    ``other`` is not known to share: adding them checks that length, which dropping them would not.
+    Zeros shaped like another value (gradient accumulators, ``zeros_like(x)``) are dropped."""
+    if isinstance(zeros, Constant):
+        return zeros.data.size > 1
+    lengths = zeros.owner.inputs[1:]  # type: ignore[union-attr]  # an Alloc of zeros
+    return any(constant_value(n) not in (None, 1) for n in lengths) and not same_shape(zeros, other)
 
 
 @rule(Elemwise)
