@@ -571,3 +571,22 @@ def test_neutral_operands_with_a_length_of_their_own_keep_their_shape_check(mode
         f = sf.function([v], out, mode=mode)
         assert not [n for n in f.fgraph.nodes() if n.outputs[0].ndim], out  # v itself, copied
         np.testing.assert_array_equal(f(np.arange(3.0)), [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_log_sigmoid_costs_have_finite_gradients_where_the_math_is(mode: str, dtype: str) -> None:
+    """The gradients of ``log(sigmoid(x))``, ``log(1 - sigmoid(x))`` and the binary cross-entropy of a
+    sigmoid are finite at any x (they divided by a sigmoid that underflows to 0 or rounds to 1)."""
+    x, t = T.vector("x", dtype=dtype), T.vector("t", dtype=dtype)
+    s = T.nnet.sigmoid(x)
+    costs = {"log": T.log(s).sum(), "log1m": T.log(1 - s).sum(),
+             "bce": T.nnet.binary_crossentropy(s, t).sum()}
+    xs = np.array([-1000.0, -100.0, -50.0, 0.0, 50.0, 1000.0], dtype)
+    ts = np.array([1.0, 1.0, 0.0, 1.0, 0.0, 0.0], dtype)
+    with np.errstate(over="ignore"):
+        sig, sig_neg = 1 / (1 + np.exp(-xs.astype("float64"))), 1 / (1 + np.exp(xs.astype("float64")))
+    want = {"log": sig_neg, "log1m": -sig, "bce": sig - ts}  # d/dx: sigmoid(-x), -sigmoid(x), sigmoid(x) - t
+    for name, cost in costs.items():
+        g = sf.function([x, t], sf.grad(cost, x), mode=mode, on_unused_input="ignore")(xs, ts)
+        assert np.isfinite(g).all(), (name, g)
+        np.testing.assert_allclose(g, want[name], rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-30)

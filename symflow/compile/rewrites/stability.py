@@ -6,7 +6,9 @@ forms, in the forward graph and in the gradients built from it.
 * ``log(sigmoid(x))`` becomes ``-softplus(-x)`` and ``log(1 - sigmoid(x))`` ``-softplus(x)``;
 * the gradient through softmax of such a loss divides by the softmax and multiplies by it
   again; ``SoftmaxGrad`` with an incoming ``G / y[...]`` is rewritten without the division, so
-  it stays finite when a probability underflows to zero.
+  it stays finite when a probability underflows to zero;
+* so does the gradient through ``s = sigmoid(z)``, ``G * (s * (1 - s))``, of ``log(s)`` and
+  ``log(1 - s)`` (a binary cross-entropy's): the divisions by ``s`` or ``1 - s`` in ``G`` cancel.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def stability(fgraph: FunctionGraph) -> FunctionGraph:
         op = node.op
         if isinstance(op, Elemwise) and op.scalar_op.name == "log":
             return _stable_log(node)
+        if isinstance(op, Elemwise) and op.scalar_op.name == "mul":
+            return _stable_sigmoid_grad(node)
         if isinstance(op, SoftmaxGrad):
             g, y = node.inputs
             yg = times(y, g)
@@ -78,6 +82,46 @@ def _stable_log(node: Apply) -> list[Variable] | None:
         return [m.neg(m.softplus(m.neg(x.owner.inputs[0])))]  # type: ignore[union-attr]
     if _scalar_name(x) == "sub" and _is_one(x.owner.inputs[0]) and _scalar_name(x.owner.inputs[1]) == "sigmoid":  # type: ignore[union-attr]
         return [m.neg(m.softplus(x.owner.inputs[1].owner.inputs[0]))]  # type: ignore[union-attr]
+    return None
+
+
+def _stable_sigmoid_grad(node: Apply) -> list[Variable] | None:
+    """``G * (s * (1 - s))``, the gradient through ``s = sigmoid(z)``, with each term of ``G`` that
+    divides by ``s`` or ``1 - s`` cancelled against it (a term ``H / s`` gives ``H * sigmoid(-z)``)."""
+    out = node.outputs[0]
+    for g, derivative in (node.inputs, reversed(node.inputs)):
+        if _sigmoid_derivative(derivative) is None:
+            continue
+        result, cancelled = _cancel_sigmoid(g, derivative)
+        if cancelled and result.dtype == out.dtype and result.broadcastable == out.broadcastable:
+            return [result]
+    return None
+
+
+def _cancel_sigmoid(part: Variable, derivative: Variable) -> tuple[Variable, bool]:
+    """``part * derivative`` (``derivative = s * (1 - s)``) term by term through sums and negations,
+    and whether a term's division by ``s`` or ``1 - s`` was cancelled."""
+    if _scalar_name(part) in ("add", "neg"):
+        terms = [_cancel_sigmoid(p, derivative) for p in part.owner.inputs]  # type: ignore[union-attr]
+        build = m.add if _scalar_name(part) == "add" else m.neg
+        return build(*[t for t, _ in terms]), any(c for _, c in terms)
+    s, one_minus_s = _sigmoid_derivative(derivative)  # type: ignore[misc]
+    for divisor, other in ((s, m.sigmoid(m.neg(s.owner.inputs[0]))), (one_minus_s, s)):  # type: ignore[union-attr]
+        quotient = times(divisor, part)
+        if quotient is not None:
+            return m.mul(quotient, other), True
+    return m.mul(part, derivative), False
+
+
+def _sigmoid_derivative(v: Variable) -> tuple[Variable, Variable] | None:
+    """``(s, 1 - s)`` if ``v`` is ``s * (1 - s)`` for ``s = sigmoid(z)`` (sigmoid's derivative)."""
+    if _scalar_name(v) != "mul":
+        return None
+    a, b = v.owner.inputs  # type: ignore[union-attr]
+    for s, c in ((a, b), (b, a)):
+        if _scalar_name(s) == "sigmoid" and _scalar_name(c) == "sub" and _is_one(c.owner.inputs[0]) and \
+                c.owner.inputs[1] is s:  # type: ignore[union-attr]
+            return s, c
     return None
 
 
