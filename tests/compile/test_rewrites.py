@@ -590,3 +590,22 @@ def test_log_sigmoid_costs_have_finite_gradients_where_the_math_is(mode: str, dt
         g = sf.function([x, t], sf.grad(cost, x), mode=mode, on_unused_input="ignore")(xs, ts)
         assert np.isfinite(g).all(), (name, g)
         np.testing.assert_allclose(g, want[name], rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-30)
+
+
+def test_log_softmax_costs_read_through_transposes_have_finite_gradients(mode: str) -> None:
+    """The cross-entropy gradient stays finite where a probability underflows, also when the
+    softmax is read through a transpose, or is a vector's softmax read at a symbolic index."""
+    X, y, v, k = T.matrix("X"), T.ivector("y"), T.vector("v"), T.iscalar("k")
+    xs = np.array([[1000.0, 0.0, -1000.0], [5.0, -3.0, 2.0]])
+    p = T.nnet.softmax(X)
+    costs = [(-T.log(p.T[y, T.arange(y.shape[0])]).sum(), X), (-T.log(p.dimshuffle(1, 0)[2, 0]), X),
+             (-T.log(T.nnet.softmax(v)[0, k]), v),
+             (T.nnet.categorical_crossentropy(T.nnet.softmax(v), T.constant([2])).sum(), v)]
+    grads = sf.function([X, y, v, k], [sf.grad(c, wrt) for c, wrt in costs], mode=mode)
+    got = grads(xs, np.array([2, 1], "int32"), xs[0], 2)
+    e = np.exp(xs[1] - xs[1].max())
+    row1 = e / e.sum() - np.eye(3)[1]  # the second example's softmax minus its one-hot target
+    np.testing.assert_allclose(got[0], [[1.0, 0.0, -1.0], row1], atol=1e-12)
+    np.testing.assert_allclose(got[1], [[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]], atol=1e-12)
+    for g in got[2:]:
+        np.testing.assert_allclose(g, [1.0, 0.0, -1.0], atol=1e-12)

@@ -18,7 +18,7 @@ from ...ops import math as m
 from ...ops.elemwise import Elemwise
 from ...ops.nnet import ROW_NORMALISED, LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import sum as sum_
-from ...ops.shape import Alloc, DimShuffle, ShapeI, SpecifyBroadcastable, shape_i
+from ...ops.shape import Alloc, DimShuffle, ShapeI, SpecifyBroadcastable, constant_value, dimshuffle, shape_i
 from ...ops.subtensor import (
     AdvancedIncSubtensor,
     AdvancedIncSubtensor1,
@@ -160,7 +160,8 @@ def same_shape(a: Variable, b: Variable, depth: int = 8) -> bool:
         if node is None:
             continue
         if isinstance(node.op, Alloc):
-            return all(same_expr(n, shape_i(v, d), depth - 1) for d, n in enumerate(node.inputs[1:]))
+            return all(same_expr(n, shape_i(v, d), depth - 1) or _is_length(n, v, d)
+                       for d, n in enumerate(node.inputs[1:]))
         if type(node.op) in READER or type(node.op) in ROW_NORMALISED:
             return same_shape(node.inputs[0], v, depth - 1)
     na, nb = a.owner, b.owner
@@ -168,6 +169,23 @@ def same_shape(a: Variable, b: Variable, depth: int = 8) -> bool:
         return False
     return same_shape(na.inputs[0], nb.inputs[0], depth - 1) and \
         all(same_expr(x, y, depth - 1) for x, y in zip(na.inputs[1:], nb.inputs[1:]))
+
+
+def _is_length(n: Variable, v: Variable, d: int) -> bool:
+    """Whether ``n`` is ``u.shape[i]`` for an array ``u`` whose dimension ``i`` is dimension ``d`` of
+    ``v`` (through transposes), or 1 for a broadcastable dimension."""
+    if v.broadcastable[d]:
+        return constant_value(n) == 1
+    node = n.owner
+    return node is not None and isinstance(node.op, ShapeI) and \
+        _dimension_source(node.inputs[0], node.op.i) == _dimension_source(v, d)  # type: ignore[attr-defined]
+
+
+def _dimension_source(v: Variable, d: int) -> tuple[Variable, int]:
+    """The array and dimension that dimension ``d`` of ``v`` has its length from."""
+    while v.owner is not None and isinstance(v.owner.op, DimShuffle) and v.owner.op.new_order[d] != "x":
+        v, d = v.owner.inputs[0], v.owner.op.new_order[d]  # type: ignore[attr-defined]
+    return v, d
 
 
 def _is_zeros(v: Variable) -> bool:
@@ -204,6 +222,10 @@ def times(y: Variable, g: Variable) -> Variable | None:
             return None
         inner = times(region, value)
         return None if inner is None else rebuild(node, [base, inner, *index]).outputs[0]
+    if isinstance(op, DimShuffle) and sorted(op.new_order) == list(range(g.ndim)):  # a transpose of g
+        inverse = tuple(op.new_order.index(d) for d in range(g.ndim))  # y * h.T is (y.T * h).T
+        inner = times(dimshuffle(y, inverse), node.inputs[0])
+        return None if inner is None else dimshuffle(inner, op.new_order)
     if isinstance(op, VIEWS) and y.owner is not None and y.owner.op == op and \
             same_shape(y.owner.inputs[0], node.inputs[0]) and \
             all(same_expr(a, b) for a, b in zip(y.owner.inputs[1:], node.inputs[1:])):
