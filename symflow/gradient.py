@@ -28,11 +28,12 @@ def grad(
 ) -> Any:
     """Gradient of the scalar ``cost`` with respect to ``wrt`` (one variable or a list).
 
-    ``consider_constant`` variables are treated as constants (no gradient flows through them).
+    ``consider_constant`` variables are treated as constants: no gradient flows through them to
+    the variables they are computed from (one of them in ``wrt`` still gets its own).
     ``known_grads`` maps variables to gradients supplied from elsewhere (the cost may then be
     None). ``disconnected_inputs`` says what to do when the cost does not depend on a requested
-    variable: ``'raise'``, ``'warn'`` or ``'ignore'``; the gradient is then zero (or None when
-    ``return_disconnected='none'``).
+    variable: ``'raise'``, ``'warn'`` or ``'ignore'``; the gradient is then zero, or None with
+    ``return_disconnected='None'`` (or ``'Disconnected'``: symflow has no disconnected type).
     """
     single = isinstance(wrt, Variable) or not isinstance(wrt, Iterable)
     wrt_list = [wrt] if single else list(wrt)  # type: ignore[list-item]
@@ -46,6 +47,9 @@ def grad(
             )
     if disconnected_inputs not in ("raise", "warn", "ignore"):
         raise ValueError(f"disconnected_inputs must be 'raise', 'warn' or 'ignore', got {disconnected_inputs!r}")
+    if return_disconnected not in ("zero", "None", "none", "Disconnected"):
+        raise ValueError(f"return_disconnected must be 'zero', 'None' or 'Disconnected' (as None), got "
+                         f"{return_disconnected!r}")
 
     seeds: dict[Variable, Variable] = {}
     if cost is not None:
@@ -76,7 +80,7 @@ def grad(
                 raise DisconnectedInputError(message + "; pass disconnected_inputs='ignore' to get zeros")
             if disconnected_inputs == "warn":
                 warnings.warn(message, stacklevel=2)
-            g = None if return_disconnected == "none" else zeros_like(w)
+            g = zeros_like(w) if return_disconnected == "zero" else None
         results.append(g)
     return results[0] if single else results
 
@@ -85,20 +89,22 @@ def backprop(
     seeds: dict[Variable, Variable], wrt: Sequence[Variable], consider_constant: Sequence[Variable] = ()
 ) -> dict[Variable, Variable]:
     """Propagate the seed gradients back to ``wrt``; returns the total gradient of each reached."""
-    constant = set(consider_constant)
     wrt_set = set(wrt)
+    constant = set(consider_constant)
+    # as in Theano, a constant gets its own gradient when requested, and passes none on
+    blocked = constant - wrt_set
     nodes = toposort(list(seeds), stop_at=constant)
     # variables through which a requested variable influences the seeds
     leads_to_wrt: set[Variable] = set(wrt_set)
     for node in nodes:
-        if any(x in leads_to_wrt and x not in constant for x in node.inputs):
+        if any(x in leads_to_wrt and x not in blocked for x in node.inputs):
             leads_to_wrt.update(node.outputs)
 
     contributions: dict[Variable, list[Variable]] = {v: [g] for v, g in seeds.items()}
     for node in reversed(nodes):
         if not any(y in contributions for y in node.outputs):
             continue
-        if not any(x in leads_to_wrt and x not in constant for x in node.inputs):
+        if not any(x in leads_to_wrt and x not in blocked for x in node.inputs):
             continue
         out_grads = [_total(contributions.get(y)) for y in node.outputs]
         with built_at(node.trace, note=f"(in the gradient of {node.op}) "):
@@ -106,7 +112,7 @@ def backprop(
         if len(in_grads) != len(node.inputs):
             raise RuntimeError(f"{node.op}.grad returned {len(in_grads)} gradients for {len(node.inputs)} inputs")
         for x, gx in zip(node.inputs, in_grads):
-            if gx is None or x not in leads_to_wrt or x in constant or dtypes.is_discrete(x.dtype):
+            if gx is None or x not in leads_to_wrt or x in blocked or dtypes.is_discrete(x.dtype):
                 continue
             contributions.setdefault(x, []).append(_fit(gx, x, node))
     return {w: _total(contributions[w]) for w in wrt if w in contributions}  # type: ignore[misc]

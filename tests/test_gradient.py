@@ -65,7 +65,10 @@ def test_disconnected_inputs(run: Any) -> None:
     np.testing.assert_array_equal(got[0], 2 * X)
     np.testing.assert_array_equal(got[1], np.zeros(3))
     np.testing.assert_array_equal(got[2], np.zeros(3))
-    assert sf.grad(cost, y, disconnected_inputs="ignore", return_disconnected="none") is None
+    for spelling in ("None", "none", "Disconnected"):  # Theano's spellings; symflow has no disconnected type
+        assert sf.grad(cost, y, disconnected_inputs="ignore", return_disconnected=spelling) is None
+    with pytest.raises(ValueError, match="return_disconnected must be 'zero', 'None' or 'Disconnected'"):
+        sf.grad(cost, y, disconnected_inputs="ignore", return_disconnected="bogus")
     with pytest.raises(ValueError, match="disconnected_inputs"):
         sf.grad(cost, x, disconnected_inputs="maybe")
 
@@ -87,6 +90,13 @@ def test_consider_constant(run: Any) -> None:
     out = run([x], [g_full, g_const], X)
     np.testing.assert_allclose(out[0], 3 * X ** 2)
     np.testing.assert_allclose(out[1], X ** 2)  # y treated as a constant
+    # as in Theano, a constant that is asked for gets its own gradient, and passes none on
+    gx, gy = sf.grad(z, [x, y], consider_constant=[y])
+    g_self = sf.grad((x * 3).sum(), x, consider_constant=[x])
+    out = run([x], [gx, gy, g_self], X)
+    np.testing.assert_allclose(out[0], X ** 2)
+    np.testing.assert_allclose(out[1], X)
+    np.testing.assert_allclose(out[2], np.full_like(X, 3.0))
 
 
 def test_disconnected_grad_and_stop_gradient(run: Any) -> None:
