@@ -609,3 +609,19 @@ def test_log_softmax_costs_read_through_transposes_have_finite_gradients(mode: s
     np.testing.assert_allclose(got[1], [[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]], atol=1e-12)
     for g in got[2:]:
         np.testing.assert_allclose(g, [1.0, 0.0, -1.0], atol=1e-12)
+
+
+def test_gradients_through_dimshuffles_that_add_or_drop_axes_compile(mode: str) -> None:
+    """The stability rewrite looks through transposes only; dimshuffles that insert or drop a
+    broadcastable axis (a softmax row of a vector, ``softmax(h)[0]``) are left as they are."""
+    Wh = sf.shared(np.eye(3) * 0.5, name="Wh")
+    X = T.matrix("X")
+
+    def step(x_t: Any, h: Any) -> Any:
+        return T.tanh(x_t + h.dot(Wh)), T.log(T.nnet.softmax(h)[0])
+
+    (_, ys), _ = sf.scan(step, sequences=X, outputs_info=[T.ones((3,)), None])
+    g = sf.grad(ys[:, 1].sum(), Wh)
+    xs = RNG.normal(size=(4, 3))
+    want = sf.function([X], g, mode=mode, rewrite=False)(xs)
+    np.testing.assert_allclose(sf.function([X], g, mode=mode)(xs), want, rtol=1e-12, atol=1e-15)

@@ -222,7 +222,7 @@ def times(y: Variable, g: Variable) -> Variable | None:
             return None
         inner = times(region, value)
         return None if inner is None else rebuild(node, [base, inner, *index]).outputs[0]
-    if isinstance(op, DimShuffle) and sorted(op.new_order) == list(range(g.ndim)):  # a transpose of g
+    if isinstance(op, DimShuffle) and _is_transpose(op.new_order, node.inputs[0].ndim):
         inverse = tuple(op.new_order.index(d) for d in range(g.ndim))  # y * h.T is (y.T * h).T
         inner = times(dimshuffle(y, inverse), node.inputs[0])
         return None if inner is None else dimshuffle(inner, op.new_order)
@@ -233,6 +233,11 @@ def times(y: Variable, g: Variable) -> Variable | None:
         # y's index: g's may read the shape of the very value being replaced (keeping it alive)
         return None if inner is None else rebuild(node, [inner, *y.owner.inputs[1:]]).outputs[0]
     return None
+
+
+def _is_transpose(order: tuple[int | str, ...], ndim: int) -> bool:
+    """Whether a dimshuffle ``order`` of an ``ndim``-d array only reorders its dimensions."""
+    return "x" not in order and sorted(order) == list(range(ndim))  # type: ignore[type-var]
 
 
 def _align(region: Variable, value: Variable) -> Variable | None:
