@@ -55,9 +55,20 @@ class ScalarOp:
         self.vjp: Vjp | None = None
 
     def numba_expr(self, args: Sequence[str], in_dtypes: Sequence[str], out_dtype: str) -> str:
-        """The Numba scalar expression applied to argument expressions ``args``."""
+        """The Numba scalar expression applied to argument expressions ``args`` (for a ``'float'``
+        rule, integer and bool arguments are converted to the result's dtype first)."""
+        if self.dtype_rule == "float":
+            args = [a if dtypes.is_float(d) else f"np.{out_dtype}({a})" for a, d in zip(args, in_dtypes)]
         template = self.numba(in_dtypes, out_dtype) if callable(self.numba) else self.numba
         return template.format(*args)
+
+    def compute(self, inputs: Sequence[np.ndarray], out_dtype: str) -> np.ndarray:
+        """The NumPy result for ``inputs``. A ``'float'`` rule converts integer and bool inputs to the
+        result's dtype first: NumPy would compute ``exp`` of int8 in float16, and ``-abs(x)`` of an
+        unsigned int wraps around."""
+        if self.dtype_rule == "float":
+            inputs = [x if x.dtype.kind == "f" else x.astype(out_dtype) for x in map(np.asarray, inputs)]
+        return self.impl(*inputs)
 
     def defvjp(self, fn: Vjp) -> Vjp:
         """Attach the gradient rule ``fn(*inputs, output, g) -> [grad per input]``."""
@@ -139,9 +150,8 @@ class Elemwise(Op):
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         check_broadcast(node, inputs)
-        out = self.scalar_op.impl(*inputs)
         dtype = node.outputs[0].dtype
-        return [np.asarray(out, dtype=dtype)]
+        return [np.asarray(self.scalar_op.compute(inputs, dtype), dtype=dtype)]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
         (g,) = output_grads
@@ -380,7 +390,7 @@ class FusedElemwise(Op):
         check_broadcast(node, inputs)
         values: list[np.ndarray] = list(inputs)
         for name, args, dtype in self.composite.steps:
-            values.append(np.asarray(SCALAR_OPS[name].impl(*[values[a] for a in args]), dtype=dtype))
+            values.append(np.asarray(SCALAR_OPS[name].compute([values[a] for a in args], dtype), dtype=dtype))
         return [np.asarray(values[self.composite.output], dtype=node.outputs[0].dtype)]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:

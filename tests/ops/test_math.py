@@ -149,6 +149,21 @@ def test_integer_to_negative_integer_power_truncates_in_both_backends(run: Any) 
     assert out.dtype == "int32"
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int8", "int16", "bool"])
+def test_float_functions_of_small_integers_are_computed_in_the_result_dtype(run: Any, dtype: str) -> None:
+    """``exp`` of int8 is float64 and computed so (NumPy alone computes it in float16), and sigmoid
+    and softplus of unsigned ints do not wrap ``-abs(x)`` around."""
+    x = T.vector("x", dtype=dtype)
+    values = np.array([0, 1, 2, 3], dtype) if dtype != "bool" else np.array([False, True])
+    real = values.astype("float64")
+    functions = {T.exp: np.exp, T.tanh: np.tanh, T.sqrt: np.sqrt, T.nnet.sigmoid: lambda v: 1 / (1 + np.exp(-v)),
+                 T.nnet.softplus: lambda v: np.log1p(np.exp(v))}
+    outs = run([x], [f(x) for f in functions], values)
+    for out, reference in zip(outs, functions.values(), strict=True):
+        assert out.dtype == "float64"
+        np.testing.assert_allclose(out, reference(real), rtol=1e-12)
+
+
 def test_logical_values(run: Any) -> None:
     a, b = np.array([True, True, False, False]), np.array([True, False, True, False])
     ai, bi = np.array([12, 5, -3, 0], "int32"), np.array([10, 3, 7, -1], "int32")
