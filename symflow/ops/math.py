@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Variable
+from ..graph import Variable, as_variable
 from .elemwise import cast, elemwise, scalar_op
 
 
@@ -141,6 +141,11 @@ def pow(a: Any, b: Any) -> Variable:  # noqa: A001 - Theano's name
 
 
 def neg(x: Any) -> Variable:
+    """``-x``; refused for bool tensors, as NumPy refuses it (use ``invert`` for logical not)."""
+    x = as_variable(x)
+    if x.dtype == "bool":
+        raise TypeError(f"cannot negate the bool tensor {x.describe()}: use invert(x) (~x) for logical not, "
+                        "or cast it to a number type first")
     return elemwise(NEG, x)
 
 

@@ -164,6 +164,12 @@ def test_float_functions_of_small_integers_are_computed_in_the_result_dtype(run:
         np.testing.assert_allclose(out, reference(real), rtol=1e-12)
 
 
+def test_negating_a_bool_tensor_is_refused() -> None:
+    """NumPy refuses ``-`` of bools; compiled code computed it, so the backends disagreed."""
+    with pytest.raises(TypeError, match=r"cannot negate the bool tensor 'b' \(bool vector\): use invert"):
+        -T.vector("b", dtype="bool")  # noqa: B018
+
+
 def test_logical_values(run: Any) -> None:
     a, b = np.array([True, True, False, False]), np.array([True, False, True, False])
     ai, bi = np.array([12, 5, -3, 0], "int32"), np.array([10, 3, 7, -1], "int32")
