@@ -110,9 +110,13 @@ def stored_as(value: object, dtype: str, label: str) -> np.ndarray:
     with np.errstate(all="ignore"):  # a lossy cast is reported below
         converted = array.astype(dtype)
     if is_float(dtype) and array.dtype.kind in "iuf":
-        exact = np.array_equal(np.isfinite(converted), np.isfinite(array))
-    else:
-        exact = np.array_equal(converted, array)
-    if not exact:
+        if overflows(array, converted):
+            raise TypeError(f"{label}: {value!r} overflows {dtype}")
+    elif not np.array_equal(converted, array):
         raise TypeError(f"{label}: {value!r} does not fit {dtype} exactly")
     return converted
+
+
+def overflows(value: np.ndarray, converted: np.ndarray) -> bool:
+    """Whether converting ``value`` to a float dtype turned finite numbers into infinities."""
+    return not np.array_equal(np.isfinite(value), np.isfinite(converted))

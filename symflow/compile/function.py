@@ -91,8 +91,10 @@ class InputSpec:
                 raise InputError(f"{self.label()}: cannot use {type(value).__name__} {value!r} as a number array")
             with np.errstate(all="ignore"):  # a lossy cast is reported below
                 array = raw.astype(self.dtype)
-            # Python floats are weak (any float input takes them); other values must convert exactly
+            # Python floats are weak (any float input takes them, rounded); other values must convert exactly
             weak_float = dtypes.is_float(target) and raw.dtype.kind == "f" and not isinstance(value, np.generic)
+            if weak_float and not allow_downcast and dtypes.overflows(raw, array):
+                raise InputError(f"{self.label()}: the value {value!r} overflows {target}" + self._origin())
             if not allow_downcast and not weak_float and not np.array_equal(array, raw):
                 raise InputError(f"{self.label()}: the value {value!r} does not fit {target} exactly; "
                                  "pass allow_input_downcast=True to allow rounding" + self._origin())

@@ -3,6 +3,7 @@ inputs, updates (targets, types, old values, atomicity), givens, output forms, a
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
@@ -75,6 +76,11 @@ def test_values_that_convert_exactly_are_accepted(mode: str) -> None:
     assert g(np.float64(0.5)) == 0.5
     with pytest.raises(InputError, match="does not fit float32"):
         g(np.float64(0.1))  # a float64 NumPy scalar is strong: it must convert exactly
+    with pytest.raises(InputError, match=r"argument 0 's' \(float32 scalar\): the value 1e\+40 overflows float32"):
+        g(1e40)  # a weak Python float rounds, but does not overflow
+    with pytest.raises(InputError, match="overflows float32"):
+        f([1.0, 1e40], 1)
+    assert g(0.1) == np.float32(0.1) and g(math.inf) == math.inf and np.isnan(g(math.nan))  # rounding is fine
     with pytest.raises(InputError, match="symbolic variable"):
         f(x, 1)
     with pytest.raises(InputError, match="cannot use str"):
@@ -260,7 +266,7 @@ def test_update_types_must_fit(mode: str) -> None:
                            (np.array([1.7, 2.9]), "refusing to store a float64 array in int32")]:
         with pytest.raises(TypeError, match=re.escape("update of 'k' (int32 vector): ") + ".*" + re.escape(problem)):
             sf.function([], [], updates=[(k, value)])  # values, not expressions, are checked too
-    with pytest.raises(TypeError, match=r"update of 'f32' \(float32 vector\): \[1e\+40\] does not fit float32"):
+    with pytest.raises(TypeError, match=r"update of 'f32' \(float32 vector\): \[1e\+40\] overflows float32"):
         sf.function([], [], updates=[(f32, [1e40])])
     sf.function([], [], updates=[(k, [3, 4]), (f32, [0.25, 0.25])], mode=mode)()
     np.testing.assert_array_equal(k.get_value(), [3, 4])

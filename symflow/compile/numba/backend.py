@@ -620,11 +620,15 @@ def compile_numba(fgraph: FunctionGraph, function: Any) -> Callable[[list[Any]],
 def _exact_scalar(name: str, dtype: np.dtype, scalar_type: str) -> str:
     """The condition under which the scalar argument ``name`` converts to ``dtype`` with no check:
     a NumPy scalar of that dtype (``scalar_type`` names its class in the generated source), a Python
-    float for a float input (Python floats are weak, as in the general path), a Python int that
-    fits an integer input, a Python bool for a bool input."""
+    float for a float input (Python floats are weak, as in the general path; for float32 one within
+    its range: the general path refuses overflow), a Python int that fits an integer input, a
+    Python bool for a bool input."""
     exact = [f"type({name}) is {scalar_type}"]
-    if dtype.kind == "f":
+    if dtype == np.float64:
         exact.append(f"type({name}) is float")
+    elif dtype.kind == "f":
+        largest = float(np.finfo(dtype).max)
+        exact.append(f"(type({name}) is float and {-largest!r} <= {name} <= {largest!r})")
     elif dtype.kind in "iu":
         info = np.iinfo(dtype)
         exact.append(f"(type({name}) is int and {info.min} <= {name} <= {info.max})")
