@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -102,3 +106,32 @@ def test_floatx() -> None:
     finally:
         sf.config.floatX = old
     assert "floatX='float64'" in repr(sf.config)
+
+
+def test_settings_are_checked_where_they_are_read() -> None:
+    """On/off settings take 1/true/yes/on and 0/false/no/off from the environment (anything else is an
+    error naming the variable) and True or False by assignment; floatX is kept as a name."""
+    script = "import symflow; c = symflow.config; print(c.poison_memory, c.flush_subnormals, c.keep_freed_memory)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYMFLOW_")}
+    for values, printed in [({"SYMFLOW_POISON_MEMORY": "Yes", "SYMFLOW_FLUSH_SUBNORMALS": "off",
+                              "SYMFLOW_KEEP_FREED_MEMORY": "false"}, "True False False"), ({}, "False True True")]:
+        done = subprocess.run([sys.executable, "-c", script], env={**env, **values}, capture_output=True, text=True)
+        assert done.stdout.strip() == printed, done.stderr
+    for variable, value in [("SYMFLOW_FLUSH_SUBNORMALS", "maybe"), ("SYMFLOW_FLOATX", "float16")]:
+        done = subprocess.run([sys.executable, "-c", script], env={**env, variable: value}, capture_output=True,
+                              text=True)
+        assert done.returncode != 0 and f"ValueError: {variable}" in done.stderr, done.stderr
+    old = sf.config.flush_subnormals
+    try:
+        with pytest.raises(ValueError, match="flush_subnormals must be True or False, got 'no'"):
+            sf.config.flush_subnormals = "no"
+        sf.config.flush_subnormals = 0
+        assert sf.config.flush_subnormals is False
+    finally:
+        sf.config.flush_subnormals = old
+    old_floatx = sf.config.floatX
+    try:
+        sf.config.floatX = np.dtype("float32")
+        assert sf.config.floatX == "float32" and type(sf.config.floatX) is str
+    finally:
+        sf.config.floatX = old_floatx
