@@ -57,6 +57,8 @@ def test_weak_python_scalars() -> None:
     assert dtypes.resolve_weak(None, [True]) == "bool"
     assert dtypes.fits(300, "int8") is False and dtypes.fits(100, "int8") is True
     assert dtypes.fits(1.5, "int32") is False and dtypes.fits(2.0, "int32") is True
+    b = T.vector("b", dtype="int8")  # as docs/porting.md says: an int that does not fit widens to int64
+    assert (b + 3).dtype == "int8" and (b + 300).dtype == "int64" and (T.ivector() + 2**40).dtype == "int64"
 
 
 def test_variable_constructors() -> None:
