@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .layers import check_size
+
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 #: lines starting with these are headers, tables or lists in wiki-style dumps, skipped as the book does
 _SKIP_PREFIXES = ("[", "*", "-", "|", "=", "{", "}")
@@ -112,7 +114,7 @@ def read_poems(path: str | os.PathLike[str]) -> list[list[str]]:
 def iter_text_chunks(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> Iterator[str]:
     """The file's text in pieces of at most ``chunk_size`` characters, never the whole file at once.
     The arguments are checked at the call, not at the first ``next``."""
-    _check_chunk_size(chunk_size)
+    check_size(chunk_size, "chunk_size")  # read(0) would end the file at once, read(-1) read it whole
     return _chunks(_existing(path), chunk_size)
 
 
@@ -123,12 +125,6 @@ def _chunks(path: Path, chunk_size: int) -> Iterator[str]:
             if not chunk:
                 return
             yield chunk
-
-
-def _check_chunk_size(chunk_size: int) -> None:
-    """Refuse chunk sizes below 1: ``read(0)`` would end the file at once and ``read(-1)`` read it whole."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int (characters per read), got {chunk_size!r}")
 
 
 def iter_lines(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> Iterator[str]:
@@ -184,9 +180,8 @@ def read_char_lines(path: str | os.PathLike[str], max_lines: int | None = None, 
                     lower: bool = False) -> list[str]:
     """Non-blank lines of a text file for character-level models (optionally lower-cased), at most
     ``max_lines`` of them (0 gives none)."""
-    if max_lines is not None and (isinstance(max_lines, bool) or not isinstance(max_lines, (int, np.integer))
-                                  or max_lines < 0):
-        raise ValueError(f"max_lines must be None or a non-negative int, got {max_lines!r}")
+    if max_lines is not None:
+        check_size(max_lines, "max_lines", 0)
     lines: list[str] = []
     if max_lines == 0:
         return lines

@@ -67,9 +67,11 @@ def as_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def check_size(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
+def check_size(value: Any, what: str, low: int = 1) -> int:
+    """``value`` as an int (NumPy integers too, bools not), or a ValueError naming ``what`` when it is
+    below ``low`` (1: a positive int; 0: a non-negative one)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{what} must be a {'non-negative' if low == 0 else 'positive'} int, got {value!r}")
     return int(value)
 
 

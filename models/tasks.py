@@ -29,7 +29,17 @@ from symflow import updates as sf_updates
 
 from .data import Vocabulary, pad_batch, tokenize
 from .io import ModelFileError, load_model_file, save_model_file
-from .layers import Activation, Bidirectional, Dense, Dropout, Embedding, Layer, layer_config, layer_from_config
+from .layers import (
+    Activation,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Layer,
+    check_size,
+    layer_config,
+    layer_from_config,
+)
 from .training import History, Progress, batch_order, plot_history
 from .units import RecurrentUnit, unit_class
 
@@ -290,8 +300,8 @@ class SequenceModel:
         validation = None if validation_data is None else self._validation_pairs(validation_data)
         if optimizer not in sf_updates.BUILDERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(sf_updates.BUILDERS)}")
-        epochs = _check_count(epochs, "epochs", 0)
-        batch_size = _check_count(batch_size, "batch_size", 1)
+        epochs = check_size(epochs, "epochs", 0)
+        batch_size = check_size(batch_size, "batch_size", 1)
         lr = _check_number(learning_rate, "learning_rate", 0.0)
         mu = _check_number(mu, "mu", 0.0, 1.0, low_open=False)
         lr_decay = _check_number(lr_decay, "lr_decay", 0.0)
@@ -533,14 +543,6 @@ def _check_number(value: Any, name: str, low: float, high: float = math.inf, *, 
     return float(value)
 
 
-def _check_count(value: Any, name: str, low: int) -> int:
-    """``value`` as an int (NumPy integers accepted), or a ValueError naming ``name`` when below ``low``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
-        what = "non-negative" if low == 0 else "positive"
-        raise ValueError(f"{name} must be a {what} int, got {value!r}")
-    return int(value)
-
-
 def _check_stack(layers: Sequence[Layer]) -> int:
     """Check the stack's structure and that each layer takes what the one before gives; its output size."""
     if not layers:
@@ -774,8 +776,8 @@ class LanguageModel(SequenceTagger):
         the model has a vocabulary, else lists of token indices.
         """
         temperature = _check_number(temperature, "temperature", 0.0)
-        n_lines = _check_count(n_lines, "n_lines", 1)
-        max_length = _check_count(max_length, "max_length", 1)
+        n_lines = check_size(n_lines, "n_lines", 1)
+        max_length = check_size(max_length, "max_length", 1)
         rng = np.random.default_rng(seed)
         start = self._encode_prefix(prefix)
         fn = self._step_function()
