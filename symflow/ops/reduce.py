@@ -323,14 +323,17 @@ def _broadcast_like(g: Variable, x: Variable) -> Variable:
 
 def _prod_grad(x: Variable, g: Variable, prod: Variable, axes: tuple[int, ...]) -> Variable:
     """Gradient of prod that stays exact when some factors are zero: ``prod / x`` for a nonzero
-    factor (0 when another is zero, and its own derivative then right too), the product of the
-    others for the one zero factor, 0 when there are more. Second derivatives are exact but for
-    the pair of factors when exactly two are zero (the pair's entry comes out 0)."""
+    factor (0 when another is zero, and its own derivative then right too); for a zero factor the
+    product of the others: the nonzero ones' product if it is the only zero, that times the other
+    zero if there are two (0, but its derivative by that zero is right), else 0. Second derivatives
+    are thus exact; third ones not where three or more factors are zero."""
     is_zero = m.eq(x, 0)
     n_zeros = sum(is_zero, axis=axes, keepdims=True)
     prod_nonzero = Reduce("prod", axes, True)(m.switch(is_zero, 1, x))
     nonzero_factor = m.true_div(prod, m.switch(is_zero, 1, x))  # never divides by 0, nor its gradient
-    zero_factor = m.switch(m.eq(n_zeros, 1), prod_nonzero, 0)
+    other_zero = m.sub(sum(m.switch(is_zero, x, 0), axis=axes, keepdims=True), x)  # for two zeros
+    zero_factor = m.switch(m.eq(n_zeros, 1), prod_nonzero,
+                           m.switch(m.eq(n_zeros, 2), m.mul(prod_nonzero, other_zero), 0))
     return m.mul(g, m.switch(is_zero, zero_factor, nonzero_factor))
 
 

@@ -245,12 +245,14 @@ def test_prod_gradient_with_zeros(mode: str, verify_grads: Any) -> None:
     np.testing.assert_allclose(g, [[6.0, 0.0, 0.0], [0.0, 0.0, 0.0], [12.0, 8.0, 6.0]])
 
 
-def test_prod_second_derivatives_with_a_zero_factor(mode: str) -> None:
-    """The Hessian of prod is the product of the other factors off the diagonal, with no zero or
-    with one zero factor (the gradient's branch for nonzero factors still depends on the zero)."""
+def test_prod_second_derivatives_with_zero_factors(mode: str) -> None:
+    """The Hessian of prod is the product of the other factors off the diagonal, with no, one, two
+    or three zero factors (the gradient's branch for nonzero factors still depends on a zero, and
+    with two zeros each one's entry depends on the other)."""
     x = T.vector("x")
     hessian = sf.function([x], sf.hessian(T.prod(x), x), mode=mode)
-    for point in ([1.5, 2.0, 3.0, -1.0], [0.0, 2.0, 3.0, -1.0], [2.0, 3.0, 0.0, -1.0]):
+    for point in ([1.5, 2.0, 3.0, -1.0], [0.0, 2.0, 3.0, -1.0], [2.0, 3.0, 0.0, -1.0],
+                  [0.0, 2.0, 0.0, -1.5], [0.0, 0.0, 3.0, 0.0], [-0.0, 0.0, 0.0, 0.0]):
         v = np.array(point)
         expected = [[0.0 if i == j else np.prod(np.delete(v, [i, j])) for j in range(4)] for i in range(4)]
         np.testing.assert_allclose(hessian(v), expected, err_msg=str(point))
