@@ -265,11 +265,15 @@ def scan_grad(node: Apply, output_grads: list[Variable | None]) -> list[Variable
             continue
         if info.single_tap(j):
             g_init = finals[0]
+            if info.truncate_gradient > 0:
+                g_init = m.switch(m.eq(start, 0), g_init, zeros_like(init))
         else:
-            rows = stack(list(reversed(finals)))  # row r is the state r - K steps before the first
-            g_init = set_subtensor(getitem(zeros_like(init), slice(0, len(finals))), rows)
-        if info.truncate_gradient > 0:
-            g_init = m.switch(m.eq(start, 0), g_init, zeros_like(init))
+            # lane l ends holding the gradient of the state l + 1 steps before step ``start``: of
+            # initial row K + start - 1 - l (if ``start`` <= that row; truncated steps read the rest)
+            rows = stack(list(reversed(finals)))  # row q: the lane of initial row q + start
+            first = m.minimum(start, len(finals))
+            g_init = set_subtensor(getitem(zeros_like(init), slice(first, len(finals))),
+                                   getitem(rows, slice(0, m.sub(len(finals), first))))
         grads.append(patternbroadcast(m.cast(g_init, init.dtype), init.broadcastable))
     grads.extend(g_sums[k] for k in range(len(outer["sum_inits"])))
     nonseq_grad = dict(zip(nonseq_slots, nonseq_grads))

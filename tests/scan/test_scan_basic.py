@@ -245,3 +245,36 @@ def test_step_output_changing_shape_is_an_error(mode: str) -> None:
     f = sf.function([x], ys, mode=mode)
     with pytest.raises(ShapeError, match="changed shape from \\(2,\\) to \\(3,\\) at step 1"):
         f(np.array([[2.0, 1.0], [3.0, 5.0]]))
+
+
+@pytest.mark.parametrize("taps", [(-1,), (-2,), (-3, -1)])
+def test_truncated_gradient_is_the_gradient_of_the_last_steps(mode: str, taps: tuple[int, ...]) -> None:
+    """With ``truncate_gradient=k`` the gradient is that of a loop whose steps before the last k give
+    constants: of the sequence, the weights, and the initial rows that the last k steps still read
+    through a long tap (a 3-row initial block is read by the third step from the end)."""
+    k = 2
+    x, init, w = T.matrix("x"), T.matrix("init"), T.vector("w")
+
+    def step(x_t, *args):  # the previous states (one per tap), then w
+        *previous, w_ = args
+        return T.tanh(w_ * sum(c * h for c, h in zip((0.7, 0.5), previous)) + x_t)
+
+    lag = -min(taps)
+    outputs_info = {"initial": init, "taps": list(taps)} if taps != (-1,) else init[0]
+    h, _ = sf.scan(step, sequences=x, outputs_info=outputs_info, non_sequences=w, truncate_gradient=k)
+    cost = (h * np.arange(1.0, 3.0)).sum()
+    f = sf.function([x, init, w], sf.grad(cost, [x, init, w]), mode=mode)
+    rng = np.random.default_rng(5)
+    for n in range(1, 7):
+        xv, initv, wv = rng.normal(size=(n, 2)), rng.normal(size=(3, 2)), rng.normal(size=2)
+        history = [init[r] for r in range(lag)]  # the rows before the first step, oldest first
+        outs = []
+        for t in range(n):  # the loop unrolled, its early steps cut off from the gradient
+            h_t = step(x[t], *[history[tap] for tap in taps], w)
+            h_t = sf.stop_gradient(h_t) if t < n - k else h_t
+            history.append(h_t)
+            outs.append(h_t)
+        unrolled = sf.grad((T.stack(outs) * np.arange(1.0, 3.0)).sum(), [x, init, w], disconnected_inputs="ignore")
+        expected = sf.function([x, init, w], unrolled, mode="py", on_unused_input="ignore")(xv, initv, wv)
+        for name, got, want in zip(("x", "init", "w"), f(xv, initv, wv), expected):
+            np.testing.assert_allclose(got, want, atol=1e-12, err_msg=f"d/{name}, taps {taps}, {n} steps, lag {lag}")
