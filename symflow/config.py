@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 _FLOATS = ("float32", "float64")
-_MODES = ("numba", "py")
+#: settings that take one of a few strings
+_CHOICES = {"mode": ("numba", "py"), "numba_fallback": ("warn", "raise"), "rewrite_errors": ("warn", "raise")}
 
 
 def _default_cache_dir() -> Path:
@@ -37,12 +38,14 @@ class _Config:
 
     def __init__(self) -> None:
         for attribute, variable, default in (("floatX", "SYMFLOW_FLOATX", "float64"), ("mode", "SYMFLOW_MODE", "numba"),
-                                             ("numba_fallback", "SYMFLOW_NUMBA_FALLBACK", "warn")):
+                                             ("numba_fallback", "SYMFLOW_NUMBA_FALLBACK", "warn"),
+                                             ("rewrite_errors", "SYMFLOW_REWRITE_ERRORS", "warn")):
             try:
                 setattr(self, attribute, os.environ.get(variable, default))
             except ValueError as exc:
                 raise ValueError(f"{variable}: {exc}") from None
-        # numba_fallback says what to do when an op has no Numba code: "warn" (run on NumPy) or "raise"
+        # numba_fallback says what to do when an op has no Numba code: "warn" (run on NumPy) or "raise";
+        # rewrite_errors, when a rewrite fails on a graph (a symflow bug): "warn" (build without it) or "raise"
         self.cache_dir = Path(os.environ.get("SYMFLOW_CACHE_DIR") or _default_cache_dir())
         #: fill every array the compiled code allocates with NaN (or a large integer), so that
         #: reading memory before writing it shows; for testing symflow itself
@@ -62,10 +65,8 @@ class _Config:
             if value not in _FLOATS:
                 raise ValueError(f"symflow.config.floatX must be one of {_FLOATS}, got {value!r}")
             value = str(value)  # a NumPy dtype equal to one of them is kept as its name
-        if name == "mode" and value not in _MODES:
-            raise ValueError(f"symflow.config.mode must be one of {_MODES}, got {value!r}")
-        if name == "numba_fallback" and value not in ("warn", "raise"):
-            raise ValueError(f"symflow.config.numba_fallback must be 'warn' or 'raise', got {value!r}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ValueError(f"symflow.config.{name} must be one of {_CHOICES[name]}, got {value!r}")
         if name == "cache_dir":
             value = Path(value)  # type: ignore[arg-type]
         if name in _FLAGS:

@@ -20,6 +20,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 import symflow  # noqa: E402
 
 symflow.config.numba_fallback = "raise"
+symflow.config.rewrite_errors = "raise"  # and so is a rewrite that fails on a valid graph
 # Tests about a backend ask for one with the ``mode`` fixture (the op suite runs on both); the rest use
 # the NumPy reference, since compiling each of them with Numba would add half an hour to a cold run.
 # tests/compile/test_numba_backend.py checks that the library's own default is 'numba'.

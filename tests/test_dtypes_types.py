@@ -119,10 +119,17 @@ def test_settings_are_checked_where_they_are_read() -> None:
                               "SYMFLOW_KEEP_FREED_MEMORY": "false"}, "True False False"), ({}, "False True True")]:
         done = subprocess.run([sys.executable, "-c", script], env={**env, **values}, capture_output=True, text=True)
         assert done.stdout.strip() == printed, done.stderr
-    for variable, value in [("SYMFLOW_FLUSH_SUBNORMALS", "maybe"), ("SYMFLOW_FLOATX", "float16")]:
+    for variable, value in [("SYMFLOW_FLUSH_SUBNORMALS", "maybe"), ("SYMFLOW_FLOATX", "float16"),
+                            ("SYMFLOW_REWRITE_ERRORS", "ignore"), ("SYMFLOW_NUMBA_FALLBACK", "no")]:
         done = subprocess.run([sys.executable, "-c", script], env={**env, variable: value}, capture_output=True,
                               text=True)
         assert done.returncode != 0 and f"ValueError: {variable}" in done.stderr, done.stderr
+    for name in ("rewrite_errors", "numba_fallback"):
+        with pytest.raises(ValueError, match=f"config.{name} must be one of \\('warn', 'raise'\\), got 'off'"):
+            setattr(sf.config, name, "off")
+    done = subprocess.run([sys.executable, "-c", "import symflow; print(symflow.config.rewrite_errors)"],
+                          env={**env, "SYMFLOW_REWRITE_ERRORS": "raise"}, capture_output=True, text=True)
+    assert done.stdout.strip() == "raise", done.stderr
     old = sf.config.flush_subnormals
     try:
         with pytest.raises(ValueError, match="flush_subnormals must be True or False, got 'no'"):

@@ -625,3 +625,57 @@ def test_gradients_through_dimshuffles_that_add_or_drop_axes_compile(mode: str) 
     xs = RNG.normal(size=(4, 3))
     want = sf.function([X], g, mode=mode, rewrite=False)(xs)
     np.testing.assert_allclose(sf.function([X], g, mode=mode)(xs), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "uint8", "int8", "int32"])
+def test_stability_rewrites_of_integer_and_bool_inputs(mode: str, dtype: str) -> None:
+    """``log(sigmoid(x))``, ``log(1 - sigmoid(x))`` and ``x * -1`` of bool and integer inputs give what
+    the graph says: the rewrites used to negate the input itself, which failed for bool and wrapped
+    around for unsigned ints (``log(sigmoid(uint8 1))`` gave -255)."""
+    x = T.tensor(dtype, broadcastable=(False,), name="x")
+    value = np.array([1, 0, 1], dtype) if dtype == "bool" else np.array([1, 0, 100, 5], dtype)
+    if dtype == "int8":
+        value = np.array([1, 0, -128, 100], dtype)
+    outputs = [T.log(T.nnet.sigmoid(x)), T.log(1 - T.nnet.sigmoid(x)), x * -1]
+    got = sf.function([x], outputs, mode=mode)(value)
+    wide = value.astype("float64")
+    log_sigmoid = -np.logaddexp(0, -wide)
+    for label, out, result, want in zip(("log sigmoid", "log 1 - sigmoid", "times -1"), outputs, got,
+                                        [log_sigmoid, log_sigmoid - wide, value * np.int8(-1)], strict=True):
+        assert result.dtype == out.dtype, label
+        np.testing.assert_allclose(result, want, rtol=1e-6, atol=1e-12, err_msg=label)
+
+
+def test_a_failing_rewrite_is_skipped_with_a_warning_or_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rewrite that raises on a valid graph is a symflow bug: by default the function is built
+    without it, with a warning naming the node's line; ``config.rewrite_errors = "raise"`` raises.
+    A whole pass that fails is skipped the same way."""
+    from symflow.compile.rewrites import canonical
+
+    def broken(node_or_graph: Any) -> None:
+        if getattr(node_or_graph, "op", T.exp(x).owner.op) == T.exp(x).owner.op:  # exp nodes and graphs
+            raise ZeroDivisionError("a bug in a rule")
+
+    from symflow.ops.elemwise import Elemwise
+
+    x = T.vector("x")
+    monkeypatch.setitem(canonical.RULES, Elemwise, [broken, *canonical.RULES[Elemwise]])
+    y = T.exp(x) * 2
+    monkeypatch.setattr(sf.config, "rewrite_errors", "warn")
+    with pytest.warns(UserWarning, match=r"a rewrite of exp \(built at File .*test_rewrites.py.* line \d+.*\n.*"
+                                         r"y = T.exp\(x\) \* 2\) failed and was skipped \(ZeroDivisionError: a bug"):
+        f = sf.function([x], y, mode="py")
+    np.testing.assert_allclose(f(np.array([0.0, 1.0])), 2 * np.exp([0.0, 1.0]))
+    monkeypatch.setattr(sf.config, "rewrite_errors", "raise")
+    with pytest.raises(ZeroDivisionError, match="a bug in a rule"):
+        sf.function([x], y, mode="py")
+
+    monkeypatch.setitem(canonical.RULES, Elemwise, canonical.RULES[Elemwise][1:])
+    fusion = REWRITES["fusion"]
+    monkeypatch.setattr(fusion, "run", broken)
+    with pytest.raises(ZeroDivisionError):
+        sf.function([x], y, mode="py")
+    monkeypatch.setattr(sf.config, "rewrite_errors", "warn")
+    with pytest.warns(UserWarning, match="the rewrite pass 'fusion' failed and was skipped"):
+        f = sf.function([x], y, mode="py")
+    np.testing.assert_allclose(f(np.array([0.0, 1.0])), 2 * np.exp([0.0, 1.0]))

@@ -8,10 +8,13 @@ one-line description.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ...config import config
 from ..fgraph import FunctionGraph
 
 Pass = Callable[[FunctionGraph], FunctionGraph]
@@ -68,6 +71,21 @@ def register(name: str, scan_bodies: bool = False) -> Callable[[Pass], Pass]:
     return deco
 
 
+@contextlib.contextmanager
+def skipped_if_failing(what: str) -> Iterator[None]:
+    """Run a rewrite of a graph that was valid: if it raises, that is a symflow bug, which should
+    cost the rewrite, not the function. Warn and go on without it (``config.rewrite_errors="warn"``,
+    the default) or raise (``"raise"``, as symflow's tests do)."""
+    try:
+        yield
+    except Exception as exc:
+        if config.rewrite_errors == "raise":
+            raise
+        warnings.warn(f"symflow: {what} failed and was skipped ({type(exc).__name__}: {exc}). This is a symflow "
+                      "bug; please report it (symflow.config.rewrite_errors = 'raise' makes it an error)",
+                      stacklevel=3)
+
+
 def in_scan_bodies(fgraph: FunctionGraph, run: Pass) -> FunctionGraph:
     """Apply ``run`` to the inner graph of every scan in ``fgraph`` (recursively)."""
     from ...scan.op import Scan
@@ -98,9 +116,11 @@ def rewrite_graph(fgraph: FunctionGraph, only: Iterable[str] | None = None) -> F
         if name not in REWRITES or (wanted is not None and name not in wanted):
             continue
         r = REWRITES[name]
-        fgraph = r.run(fgraph)
+        with skipped_if_failing(f"the rewrite pass {name!r}"):
+            fgraph = r.run(fgraph)
         if r.scan_bodies:
-            fgraph = in_scan_bodies(fgraph, r.run)
+            with skipped_if_failing(f"the rewrite pass {name!r} in scan bodies"):
+                fgraph = in_scan_bodies(fgraph, r.run)
     return fgraph
 
 

@@ -16,7 +16,7 @@ from ...ops.nnet import LogSoftmax, LogSumExp, Softmax, SoftmaxAndLog
 from ...ops.shape import ShapeI, patternbroadcast, shape_i, zeros_like
 from ...ops.subtensor import AdvancedSubtensor, is_pairs
 from ..fgraph import FunctionGraph
-from . import register
+from . import register, skipped_if_failing
 
 LocalRewrite = Callable[[Apply], "list[Variable] | None"]
 
@@ -44,8 +44,11 @@ def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
     for node in fgraph.nodes():
         inputs = [memo.get(x, x) for x in node.inputs]
         current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rewire(node, inputs)
-        with built_at(current.trace):  # what replaces a node is its: errors point at the user's line
-            replacement = local(current) or current.outputs
+        replacement = None
+        where = f" (built at {current.trace})" if current.trace is not None else ""
+        with built_at(current.trace), skipped_if_failing(f"a rewrite of {current.op}{where}"):
+            replacement = local(current)  # what replaces a node is its: errors point at the user's line
+        replacement = replacement or current.outputs
         for old, new in zip(node.outputs, replacement):
             if new is old:
                 continue

@@ -151,7 +151,7 @@ def power_to_square(node: Apply) -> list[Variable] | None:
         return [new] if _same_type(new, out) else None
     if name == "mul":
         for pos in (0, 1):
-            if _is_value(node.inputs[pos], -1):
+            if _is_value(node.inputs[pos], -1) and _same_type(node.inputs[1 - pos], out):  # not bool * -1
                 new = m.neg(node.inputs[1 - pos])
                 return [new] if _same_type(new, out) else None
     return None

@@ -78,8 +78,9 @@ def _stable_log(node: Apply) -> list[Variable] | None:
         for view in reversed(chain):
             result = rebuild(view, [result, *view.inputs[1:]]).outputs[0]
         return [result] if result.dtype == out.dtype and result.ndim == out.ndim else None
-    if _scalar_name(x) == "sigmoid":
-        return [m.neg(m.softplus(m.neg(x.owner.inputs[0])))]  # type: ignore[union-attr]
+    if _scalar_name(x) == "sigmoid":  # negated in sigmoid's float dtype: a bool fails, unsigned ints wrap
+        z = m.cast(x.owner.inputs[0], x.dtype)  # type: ignore[union-attr]
+        return [m.neg(m.softplus(m.neg(z)))]
     if _scalar_name(x) == "sub" and _is_one(x.owner.inputs[0]) and _scalar_name(x.owner.inputs[1]) == "sigmoid":  # type: ignore[union-attr]
         return [m.neg(m.softplus(x.owner.inputs[1].owner.inputs[0]))]  # type: ignore[union-attr]
     return None
