@@ -396,13 +396,16 @@ def test_summed_outer_product_of_sliced_rows(mode: str) -> None:
 
 def test_scan_weight_gradient_is_one_matrix_product(mode: str) -> None:
     """A weight gradient of a loop over steps (the per-step ``x_t . W`` of the book's units) has no
-    (steps, rows, columns) temporary: it is one product after the backward loop."""
+    (steps, rows, columns) temporary: it is one product after the backward loop, not added to the
+    zeros the loop would have summed it into."""
     x = T.matrix("x")
     W = sf.shared(W0.copy(), name="W")
     h, _ = sf.scan(lambda x_t, h: T.tanh(x_t.dot(W) + h), sequences=x, outputs_info=T.zeros_like(x[0]))
     g = sf.grad((h ** 2).sum(), W)
     f = sf.function([x], g, mode=mode)
     assert not [n for n in f.fgraph.nodes() if any(y.ndim == 3 for y in n.outputs)]
+    assert not [n for n in f.fgraph.nodes() if type(n.op).__name__ == "Alloc" and n.outputs[0].ndim == 2
+                and getattr(n.inputs[0], "data", None) == 0]  # zeros shaped like W
     want = sf.function([x], g, mode=mode, rewrite=False)(VALUES[0])
     np.testing.assert_allclose(f(VALUES[0]), want, rtol=1e-12, atol=1e-15)
 
@@ -567,6 +570,15 @@ def test_neutral_operands_with_a_length_of_their_own_keep_their_shape_check(mode
     M = T.matrix("M")  # zeros of a length set partly by a variable stay zeros (an Alloc)
     with pytest.raises(sf.errors.ShapeError, match=r"\(2, 4\).*\(3, 4\)"):
         sf.function([M], T.zeros((2, M.shape[1])) + M, mode=mode)(np.ones((3, 4)))
+    k, y = T.lscalar("k"), T.vector("y")  # zeros of a length only known when the function runs
+    W = sf.shared(np.ones(3), name="W")
+    for inputs, out, values in (([k, v], (T.zeros((k,)) + v).sum(), (5, np.ones(3))),
+                                ([v, y], T.zeros_like(y) + v, (np.ones(3), np.ones(4))),
+                                ([v, y], v - T.zeros(y.shape), (np.ones(3), np.ones(4)))):
+        f = sf.function(inputs, out, updates=[(W, W + v)], mode=mode)
+        with pytest.raises(sf.errors.ShapeError, match=r"\((5|4),\).*\(3,\)|\(3,\).*\((5|4),\)"):
+            f(*values)
+        np.testing.assert_array_equal(W.get_value(), np.ones(3))
     for out in (T.ones((1,)) * v, T.zeros_like(v) + v, v - T.zeros(v.shape)):
         f = sf.function([v], out, mode=mode)
         assert not [n for n in f.fgraph.nodes() if n.outputs[0].ndim], out  # v itself, copied

@@ -106,13 +106,13 @@ def add_zeros(node: Apply) -> list[Variable] | None:
 
 
 def _sized_apart(zeros: Variable, other: Variable) -> bool:
-    """Whether ``zeros`` has a length of its own (a number other than 1, as in ``zeros((5,))``) that
-    ``other`` is not known to share: adding them checks that length, which dropping them would not.
-    Zeros shaped like another value (gradient accumulators, ``zeros_like(x)``) are dropped."""
+    """Whether ``zeros`` may have a length ``other`` lacks (``zeros((5,))``, ``zeros((k,))``,
+    ``zeros_like(y)``): adding them checks that length, which dropping them would not. Zeros of
+    length 1, or known to be shaped like ``other`` (as a gradient accumulator is), are dropped."""
     if isinstance(zeros, Constant):
         return zeros.data.size > 1
     lengths = zeros.owner.inputs[1:]  # type: ignore[union-attr]  # an Alloc of zeros
-    return any(constant_value(n) not in (None, 1) for n in lengths) and not same_shape(zeros, other)
+    return not all(constant_value(n) == 1 for n in lengths) and not same_shape(zeros, other)
 
 
 @rule(Elemwise)
