@@ -1768,3 +1768,27 @@ def test_functions_updating_the_same_shared_variables_in_turns_agree_with_numpy(
     np.testing.assert_allclose(costs, want_costs, rtol=1e-9)
     for got, want in zip(values, want_values, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+HUGE_TEMPORARY = """
+import numpy as np
+import symflow as sf, symflow.tensor as T
+k, x = T.lscalar('k'), T.vector('x')
+f = sf.function([k, x], (T.zeros((k, k)) + x).sum(), mode='numba')
+for n in (5, 2**31, 2**40):
+    try:
+        f(n, np.ones(3))
+    except sf.errors.ShapeError as exc:
+        print(str(exc).splitlines()[0])
+"""
+
+
+def test_a_temporary_too_large_to_exist_is_an_error() -> None:
+    """A (2**40, 2**40) temporary's size in bytes wraps around to 0 in int64: it was then taken from
+    the call's scratch memory, and reading it crashed the process. It is now refused, as in NumPy
+    (run in a process of its own, which a regression would kill)."""
+    done = subprocess.run([sys.executable, "-c", HUGE_TEMPORARY], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "add failed: shapes (5, 5) and (1, 3) do not match in dimension 1 (5 vs 3)", done.stdout
+    assert len(lines) == 3 and all(line.startswith("Alloc failed: ") for line in lines[1:]), done.stdout

@@ -523,8 +523,11 @@ class CodeGen(SourceWriter):
             f"def kernel(scratch, fresh, {', '.join(params)}):",
             f"    # runtime {module_fingerprint(runtime)}",  # a change to it gives new kernels
             *[f"    {n} = max({d}, 0)" for n, d in zip(sizes, params)],
-            f"    size = {' * '.join([*sizes, str(np.dtype(dtype).itemsize)])}",
-            f"    if not fresh and size <= {runtime.SCRATCH_ARRAY_LIMIT_BYTES}:",
+            # the size in floats first: an integer product of huge dimensions can wrap around to a
+            # small number (2**40 x 2**40 doubles to 0 bytes); np.empty refuses those
+            f"    if not fresh and {' * '.join([f'{np.dtype(dtype).itemsize}.0', *sizes])} <= "
+            f"{runtime.SCRATCH_ARRAY_LIMIT_BYTES}:",
+            f"        size = {' * '.join([*sizes, str(np.dtype(dtype).itemsize)])}",
             "        offset = runtime.scratch_offset(scratch)",
             "        end = offset + (size + 63) // 64 * 64",
             "        runtime.set_scratch_offset(scratch, end)",
