@@ -95,16 +95,30 @@ def fits(value: object, dtype: str) -> bool:
     return info.min <= value <= info.max  # type: ignore[operator]
 
 
+def as_plain_array(value: object, label: str, error: type[Exception] = TypeError, note: str = "") -> np.ndarray:
+    """``value`` as a NumPy array of the base class (the data of a subclass such as np.matrix, the
+    numbers of a list), or ``error`` naming ``label`` (and ending with ``note``): a masked array, whose
+    mask would be lost, or nested lists of unequal lengths."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise error(f"{label}: got a masked array, whose mask symflow would ignore; pass value.filled(...) "
+                    f"or value.data{note}")
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # ragged nesting
+        raise error(f"{label}: cannot make an array of {type(value).__name__} {value!r}: {exc}{note}") from None
+
+
 def stored_as(value: object, dtype: str, label: str) -> np.ndarray:
     """``value`` (an array or numbers, not symbolic) as an array of ``dtype``, for ``label`` (say,
     "shared variable 'W' (float32 vector)"), or a TypeError: NumPy arrays by a safe cast, other values
     only if they convert exactly, but for numbers into a float dtype, which may round (not overflow)."""
     if isinstance(value, np.ndarray):
+        value = as_plain_array(value, label)
         if value.dtype.name == dtype or np.can_cast(value.dtype, dtype, "safe"):
             return value.astype(dtype, copy=False)
         raise TypeError(f"{label}: refusing to store a {value.dtype.name} array in {dtype} (an unsafe cast); "
                         f"convert it first with .astype('{dtype}')")
-    array = np.asarray(value)
+    array = as_plain_array(value, label)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{label}: cannot store {type(value).__name__} {value!r}")
     with np.errstate(all="ignore"):  # a lossy cast is reported below

@@ -89,14 +89,14 @@ def shared(
         array = np.array(value, dtype=dtypes.as_dtype(dtype))
         borrow = True
     elif isinstance(value, np.ndarray):
-        array = value
+        array = dtypes.as_plain_array(value, "shared()")  # a view of a subclass's data, not a copy
     elif isinstance(value, np.generic):  # NumPy scalars keep their dtype (np.float64 is also a float)
         array, borrow = np.asarray(value), True
     elif isinstance(value, (bool, int, float)):
         array = np.array(value, dtype=dtypes.python_scalar_dtype(value))
         borrow = True
     else:
-        array = np.asarray(value)
+        array = dtypes.as_plain_array(value, "shared()")
         if array.dtype == object:
             raise TypeError(f"shared() cannot hold {type(value).__name__} {value!r}")
         if array.dtype.kind == "f":

@@ -118,3 +118,22 @@ def test_shared_variables_are_graph_leaves(mode: str) -> None:
     W.set_value(2 * np.eye(2))  # functions read the current value at each call
     np.testing.assert_array_equal(f(np.array([1.0, 2.0])), [2.0, 4.0])
     assert W.owner is None and isinstance(W, sf.Variable)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_shared_values_are_plain_arrays() -> None:
+    """shared() and set_value keep a subclass's data as a plain array, refuse masked arrays and ragged
+    lists with the variable's name, and leave the old value after a refusal."""
+    data = np.array([[1.0, 2.0], [3.0, 4.0]])
+    W = sf.shared(np.matrix(data), name="W")
+    assert type(W.get_value(borrow=True)) is np.ndarray
+    W.set_value(np.matrix(data * 2), borrow=True)
+    assert type(W.get_value(borrow=True)) is np.ndarray and W.get_value()[1, 1] == 8.0
+    masked = np.ma.masked_array(data, mask=[[True, False], [False, False]])
+    with pytest.raises(TypeError, match="shared variable 'W' .*: got a masked array"):
+        W.set_value(masked)
+    with pytest.raises(TypeError, match=r"shared variable 'W' .*: cannot make an array of list \[\[1, 2\], \[3\]\]"):
+        W.set_value([[1, 2], [3]])
+    np.testing.assert_array_equal(W.get_value(), data * 2)
+    with pytest.raises(TypeError, match=r"shared\(\): got a masked array"):
+        sf.shared(masked)

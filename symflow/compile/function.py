@@ -74,7 +74,7 @@ class InputSpec:
             raise InputError(f"{self.label()}: got the symbolic variable {value.describe()}; pass a value "
                              "(a NumPy array or number), or use givens= to substitute variables")
         if isinstance(value, np.ndarray):
-            array = value
+            array = dtypes.as_plain_array(value, self.label(), InputError, self._origin())
             if array.dtype != self.dtype:
                 if array.dtype.name not in dtypes.ALL:
                     raise InputError(f"{self.label()}: got a {describe_value(array)}, dtype not supported")
@@ -86,7 +86,7 @@ class InputSpec:
                     )
                 array = array.astype(self.dtype)
         else:
-            raw = np.asarray(value)
+            raw = dtypes.as_plain_array(value, self.label(), InputError, self._origin())
             if raw.dtype == object or raw.dtype.kind not in "biuf":
                 raise InputError(f"{self.label()}: cannot use {type(value).__name__} {value!r} as a number array")
             with np.errstate(all="ignore"):  # a lossy cast is reported below

@@ -458,3 +458,20 @@ def test_scalar_ops_pickle_by_name() -> None:
         pickle.dumps(stray)
     with pytest.raises(pickle.UnpicklingError, match="scalar op 'stray', which is not defined in this process"):
         elemwise.registered_scalar_op("stray")
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_array_subclasses_and_ragged_lists_as_inputs(mode: str) -> None:
+    """An ndarray subclass is read as a plain array (np.matrix's rows were 2-d and broke indexing in
+    mode='py'); a masked array, whose mask would be ignored, and ragged nested lists are refused,
+    naming the input."""
+    x = T.matrix("x")
+    f = sf.function([x], [x.sum(), x[0]], mode=mode)
+    data = np.array([[1.0, 2.0], [3.0, 4.0]])
+    total, row = f(np.matrix(data))
+    assert total == 10.0 and type(row) is np.ndarray and row.shape == (2,)
+    with pytest.raises(InputError, match=r"'x' \(float64 matrix\): got a masked array, whose mask symflow would "
+                                         r"ignore.*\n.*the input was created at"):
+        f(np.ma.masked_array(data, mask=[[True, False], [False, False]]))
+    with pytest.raises(InputError, match=r"'x' \(float64 matrix\): cannot make an array of list \[\[1, 2\], \[3\]\]"):
+        f([[1, 2], [3]])
