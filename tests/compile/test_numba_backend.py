@@ -415,6 +415,33 @@ class HalfSquare(sf.Op):
         return [output_grads[0] * node.inputs[0]]
 
 
+class Identity(sf.Op):
+    """A user's op whose ``perform`` returns its input itself, not a copy."""
+
+    __props__ = ()
+
+    def make_node(self, x):  # type: ignore[no-untyped-def]
+        x = sf.graph.as_variable(x)
+        return sf.Apply(self, [x], [x.type])
+
+    def perform(self, node, inputs):  # type: ignore[no-untyped-def]
+        return [inputs[0]]
+
+
+def test_an_object_mode_result_that_is_its_input_is_copied(mode: str) -> None:
+    """The compiled code took an object-mode result for a new array: one that was a shared variable
+    came back holding the variable's updated value, as the variable's own storage, and one that
+    was an input was the caller's array."""
+    x = T.vector("x")
+    W = sf.shared(np.arange(3.0), name="W")
+    f = sf.function([x], [Identity()(W), Identity()(x)], updates=[(W, W * 2 + x)], mode=mode)
+    given = np.ones(3)
+    old_w, same_x = f(given)
+    np.testing.assert_array_equal(old_w, [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(W.get_value(), [1.0, 3.0, 5.0])
+    assert not np.shares_memory(old_w, W.get_value(borrow=True)) and not np.shares_memory(same_x, given)
+
+
 def test_an_importable_op_without_numba_code_runs_in_object_mode() -> None:
     x = T.vector("x")
     f = sf.function([x], [HalfSquare()(x).sum(), sf.grad(HalfSquare()(x).sum(), x)], mode="numba")

@@ -79,9 +79,16 @@ def perform_fallback(module: str, cls: str, props: tuple[Any, ...],
         values = [np.asarray(a) for a in args]
         outs = op.perform(node, values)
         check_results(node, outs)  # object mode would read a wrong dtype or ndim as the declared one
-        return tuple(np.ascontiguousarray(o) if o.ndim else o[()] for o in outs)
+        return tuple(_fresh(o, values) if o.ndim else o[()] for o in outs)
 
     return run
+
+
+def _fresh(result: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
+    """An object-mode result as compiled code may own it: C-contiguous, and a copy if it may share
+    memory with an input (a ``perform`` may return its input, say a shared variable updated later)."""
+    result = np.ascontiguousarray(result)
+    return result.copy() if any(np.may_share_memory(result, v) for v in inputs) else result
 
 
 @intrinsic
