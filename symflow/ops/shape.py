@@ -270,6 +270,8 @@ class Reshape(Op):
         if len(shp) != self.ndim:
             raise ValueError(f"reshape to {self.ndim} dimensions got a shape of length {len(shp)}")
         try:
+            if min(shp, default=0) < -1 or sum(int(s) == -1 for s in shp) > 1:  # NumPy takes -2 for -1 too
+                raise ValueError
             out = x.reshape(tuple(int(s) for s in shp))
         except ValueError:
             raise ValueError(f"cannot reshape an array of shape {x.shape} (size {x.size}) "
@@ -345,19 +347,23 @@ class Reshape(Op):
                     else f"{dims[inferred]} = {size}")
             maybe = []
         if maybe:
-            known, missing = cg.fresh("known"), cg.fresh("missing")
+            known, missing, n_missing = cg.fresh("known"), cg.fresh("missing"), cg.fresh("n_missing")
             cg.emit(f"{known} = {' * '.join(d for i, d in enumerate(dims) if i not in maybe) or '1'}")
-            cg.emit(f"{missing} = -1")
+            cg.emit(f"{missing}, {n_missing} = -1, 0")
             for i in maybe:
                 with cg.block(f"if {dims[i]} == -1:"):
-                    cg.emit(f"{missing} = {i}")
+                    cg.emit(f"{missing}, {n_missing} = {i}, {n_missing} + 1")  # the last -1 is resolved
                 with cg.block("else:"):
                     cg.emit(f"{known} *= {dims[i]}")
             for i in maybe:
                 with cg.block(f"if {missing} == {i}:"):
                     cg.emit(f"{dims[i]} = ({size}) // {known} if {known} > 0 else 0")
         total = " * ".join(dims) or "1"
-        cg.check(f"{total} != {size}" + (f" or {known} < 0" if maybe else ""), node, "cannot reshape")
+        # no length may stay negative (an entry below -1, a second -1), and a -1 beside a 0 could be
+        # any length (NumPy refuses it too)
+        negative = "".join(f" or {dims[i]} < 0" for i in maybe)
+        bad = f"{negative} or {n_missing} > 0 and {known} == 0" if maybe else ""
+        cg.check(f"{total} != {size}{bad}", node, "cannot reshape")
         name = cg.new_name(y, "rs")
         if self.ndim == 0:
             cg.emit(f"{name} = {cg.elem(x, ['0'] * x.ndim)}" if x.ndim else f"{name} = {src}")

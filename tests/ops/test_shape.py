@@ -85,6 +85,12 @@ def test_reshape_entries_that_may_be_minus_one(run: Any) -> None:
         run([x, s], x.reshape(s, ndim=2), X3, np.array([24]))
     with pytest.raises(TypeError, match="needs 2 integer scalars or one integer vector, got 'n'"):
         Reshape(2, (False, False))(x, n)
+    v, k, j = T.vector("v"), T.lscalar("k"), T.lscalar("j")
+    for size, shape in [(0, (-1, -1)), (8, (-1, -1)), (0, (0, -1)), (0, (-1, 0)), (8, (-2, 4)), (8, (-2, -4)),
+                        (8, (-4, -2)), (8, (3, -1))]:  # NumPy takes -2 for -1: symflow does not
+        with pytest.raises(ShapeError, match=f"cannot reshape an array of shape \\({size},\\)"):
+            run([v, k, j], v.reshape((k, j)), np.arange(float(size)), *shape)
+    np.testing.assert_array_equal(run([v, k, j], v.reshape((k, j)), np.zeros(0), 0, 5), np.zeros((0, 5)))
 
 
 def test_reshape_by_lengths_builds_no_shape_vector() -> None:
