@@ -345,6 +345,8 @@ class Reshape(Op):
             known = " * ".join(d for i, d in enumerate(dims) if i != inferred)
             cg.emit(f"{dims[inferred]} = ({size}) // ({known}) if {known} > 0 else 0" if known
                     else f"{dims[inferred]} = {size}")
+            if known:  # beside a 0, -1 could be any length: NumPy refuses it
+                cg.check(f"({known}) == 0", node, "cannot reshape")
             maybe = []
         if maybe:
             known, missing, n_missing = cg.fresh("known"), cg.fresh("missing"), cg.fresh("n_missing")
@@ -438,7 +440,8 @@ def flatten(x: Any, ndim: int = 1) -> Variable:
     if x.ndim == ndim:
         return x
     lead = [shape_i(x, d) for d in range(ndim - 1)]
-    return reshape(x, tuple(lead) + (-1,), broadcastable=tuple(x.broadcastable[: ndim - 1]) + (False,))
+    rest = -1 if ndim == 1 else m.mul(*[shape_i(x, d) for d in range(ndim - 1, x.ndim)])  # not -1 beside a 0
+    return reshape(x, (*lead, rest), broadcastable=tuple(x.broadcastable[: ndim - 1]) + (False,))
 
 
 # ---------------------------------------------------------------------------------------------

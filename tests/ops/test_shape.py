@@ -91,6 +91,10 @@ def test_reshape_entries_that_may_be_minus_one(run: Any) -> None:
         with pytest.raises(ShapeError, match=f"cannot reshape an array of shape \\({size},\\)"):
             run([v, k, j], v.reshape((k, j)), np.arange(float(size)), *shape)
     np.testing.assert_array_equal(run([v, k, j], v.reshape((k, j)), np.zeros(0), 0, 5), np.zeros((0, 5)))
+    # flatten keeps the merged length of an empty array (no -1, which could be any length beside a 0)
+    assert [r.shape for r in run([x], [x.flatten(2), x.flatten(1)], np.zeros((0, 3, 4)))] == [(0, 12), (0,)]
+    with pytest.raises(ShapeError, match=r"cannot reshape an array of shape \(0, 3, 4\)"):
+        run([x], x.reshape((x.shape[0], -1)), np.zeros((0, 3, 4)))
 
 
 def test_reshape_by_lengths_builds_no_shape_vector() -> None:
