@@ -41,7 +41,9 @@ ADD = scalar_op("add", 2, np.add, "({0} + {1})", commutative=True, identity=0)
 SUB = scalar_op("sub", 2, np.subtract, "({0} - {1})")
 MUL = scalar_op("mul", 2, np.multiply, "({0} * {1})", commutative=True, identity=1)
 TRUE_DIV = scalar_op("true_div", 2, np.true_divide, "({0} / {1})", dtype_rule="float")
-INT_DIV = scalar_op("int_div", 2, np.floor_divide, "({0} // {1})")
+# LLVM's signed division is undefined for the most negative value over -1; NumPy wraps it to itself
+INT_DIV = scalar_op("int_div", 2, np.floor_divide,
+                    lambda dts, out: "(-{0} if {1} == -1 else {0} // {1})" if out.startswith("int") else "({0} // {1})")
 MOD = scalar_op("mod", 2, np.mod, "({0} % {1})")
 POW = scalar_op("pow", 2, _power, "({0} ** {1})")
 NEG = scalar_op("neg", 1, np.negative, "(-{0})")

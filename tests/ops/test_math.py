@@ -149,6 +149,22 @@ def test_integer_to_negative_integer_power_truncates_in_both_backends(run: Any) 
     assert out.dtype == "int32"
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
+def test_integer_division_at_its_edges_follows_numpy(run: Any, dtype: str) -> None:
+    """``//`` and ``%`` by 0 give 0, and the most negative value ``// -1`` wraps to itself, as in
+    NumPy; compiled int64 code gave 0 for ``INT64_MIN // -1`` (LLVM's division is undefined there)."""
+    info = np.iinfo(dtype)
+    minus_one = -1 if info.min < 0 else 1
+    a = np.array([info.min, info.min, minus_one, 0, 1, info.max, info.max, info.min, 7], dtype)
+    b = np.array([minus_one, 0, minus_one, 0, 0, minus_one, 0, 1, 2 * minus_one], dtype)
+    x, y = T.vector("x", dtype=dtype), T.vector("y", dtype=dtype)
+    quotient, remainder = run([x, y], [x // y, x % y], a, b)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(quotient, np.floor_divide(a, b))
+        np.testing.assert_array_equal(remainder, np.mod(a, b))
+    assert quotient.dtype == remainder.dtype == dtype
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int8", "int16", "bool"])
 def test_float_functions_of_small_integers_are_computed_in_the_result_dtype(run: Any, dtype: str) -> None:
     """``exp`` of int8 is float64 and computed so (NumPy alone computes it in float16), and sigmoid
