@@ -111,7 +111,8 @@ def as_plain_array(value: object, label: str, error: type[Exception] = TypeError
 def stored_as(value: object, dtype: str, label: str) -> np.ndarray:
     """``value`` (an array or numbers, not symbolic) as an array of ``dtype``, for ``label`` (say,
     "shared variable 'W' (float32 vector)"), or a TypeError: NumPy arrays by a safe cast, other values
-    only if they convert exactly, but for numbers into a float dtype, which may round (not overflow)."""
+    only if they convert exactly, but for Python numbers into a float dtype, which may round (not
+    overflow). NumPy scalars are not weak: ``np.float64(0.1)`` does not fit float32, as in a call."""
     if isinstance(value, np.ndarray):
         value = as_plain_array(value, label)
         if value.dtype.name == dtype or np.can_cast(value.dtype, dtype, "safe"):
@@ -123,7 +124,7 @@ def stored_as(value: object, dtype: str, label: str) -> np.ndarray:
         raise TypeError(f"{label}: cannot store {type(value).__name__} {value!r}")
     with np.errstate(all="ignore"):  # a lossy cast is reported below
         converted = array.astype(dtype)
-    if is_float(dtype) and array.dtype.kind in "iuf":
+    if is_float(dtype) and array.dtype.kind in "iuf" and not isinstance(value, np.generic):
         if overflows(array, converted):
             raise TypeError(f"{label}: {value!r} overflows {dtype}")
     elif not np.array_equal(converted, array):

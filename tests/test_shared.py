@@ -96,6 +96,11 @@ def test_set_value_checks() -> None:
     with pytest.raises(TypeError, match=r"'f' \(float32 vector\): \[1e\+40\] overflows float32"):
         f.set_value([1e40])  # ... but never overflow
     assert f.get_value()[0] == 16777216.0
+    s = sf.shared(np.float32(0), name="s")  # NumPy scalars are not weak: exact values only, as in a call
+    s.set_value(np.float64(0.5))
+    with pytest.raises(TypeError, match=r"'s' \(float32 scalar\): np.float64\(0.1\) does not fit float32 exactly"):
+        s.set_value(np.float64(0.1))
+    assert s.get_value() == 0.5
     with pytest.raises(TypeError, match="cannot store"):
         f.set_value("text")
     with pytest.raises(TypeError, match="cannot store"):
