@@ -5,8 +5,9 @@ Version 2 adds the optimizer state (the arrays ``optimizer.N.J`` and the configu
 ``optimizer_state``); a file without optimizer state is written as version 1, which older code reads.
 
 Saving writes a temporary file next to the target and renames it over the target, so an existing
-file is never left half-written. Loading checks the marker, version, kind and integrity, and says
-which of them is wrong.
+file is never left half-written, and arrays holding NaN or infinite numbers (a diverged model) are
+not written at all. Loading checks the marker, version, kind and integrity (finite numbers
+included), and says which of them is wrong.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, A
         if name in _META:
             raise ValueError(f"parameter name {name!r} is reserved")
         payload[name] = np.asarray(value)
+        problem = _non_finite(name, payload[name])
+        if problem:
+            raise ValueError(f"cannot save to {str(path)!r}: {problem}; the model has diverged, and nothing "
+                             "was written")
     directory = path.parent if str(path.parent) else Path(".")
     _check_target(path, directory)
     mode = _file_mode(path)
@@ -66,6 +71,18 @@ def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, A
             os.unlink(tmp)
         raise
     return path
+
+
+def _non_finite(name: str, value: np.ndarray) -> str | None:
+    """What is wrong with array ``name`` if it holds NaN or infinite numbers (no model has them), else None."""
+    if value.dtype.kind != "f":
+        return None
+    bad = ~np.isfinite(value)
+    if not bad.any():
+        return None
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    return (f"{name} holds {int(bad.sum())} NaN or infinite value(s) of {value.size}, the first "
+            f"{float(value[first])} at index {first}")
 
 
 def _check_target(path: Path, directory: Path) -> None:
@@ -134,6 +151,10 @@ def load_model_file(path: str | os.PathLike[str], expected_kind: str | tuple[str
     if not isinstance(config, dict):
         raise ModelFileError(f"{str(path)!r} has a damaged configuration: expected a JSON object, got "
                              f"{type(config).__name__}")
+    for name, value in arrays.items():
+        problem = _non_finite(name, value)
+        if problem:
+            raise ModelFileError(f"{str(path)!r} is damaged: {problem}")
     return kind, config, {k: v for k, v in arrays.items() if k not in _META}
 
 

@@ -468,6 +468,13 @@ def test_saving_replaces_atomically_and_never_corrupts(tmp_path: Path, monkeypat
     assert path.read_bytes() == original
     with pytest.raises(FileNotFoundError, match="does not exist"):
         model.save(tmp_path / "no" / "such" / "dir.npz")
+    diverged = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    diverged.layers[0].Wh.set_value(np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match=r"0.Wh holds 4 NaN or infinite value\(s\) of 4.*diverged, and nothing was "
+                                         "written"):
+        diverged.save(path)
+    assert path.read_bytes() == original
+    assert os.listdir(tmp_path) == ["m.npz"]
 
 
 def test_loading_files_of_the_wrong_kind(tmp_path: Path, vocab: Vocabulary) -> None:
@@ -566,6 +573,9 @@ def _set_layer_config(key: str, value) -> object:
     (_set_layer_config("n_out", 7), "does not make a SequenceTagger: Dense takes inputs of size 2"),
     (lambda a: a.update({"0.Wh": np.array([["a", "b"], ["c", "d"]])}), "parameter 0.Wh has dtype <U1"),
     (lambda a: a.update({"0.Wh": np.ones((2, 2)) + 1j}), "parameter 0.Wh has dtype complex128"),
+    (lambda a: a["0.Wh"].__setitem__((1, 0), np.nan), r"0.Wh holds 1 NaN or infinite value\(s\) of 4, the first "
+                                                     r"nan at index \(1, 0\)"),
+    (lambda a: a["1.bo"].fill(-np.inf), r"damaged: 1.bo holds 2 NaN or infinite value\(s\) of 2, the first -inf"),
 ])
 def test_loading_a_damaged_archive_names_the_file_and_the_problem(change, message: str, tmp_path: Path) -> None:
     good = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0).save(tmp_path / "good.npz")
