@@ -101,7 +101,7 @@ def test_tensor_index_lists_every_function() -> None:
     index = hooks.tensor_index()
     for name in ("tanh", "dot", "argmax", "set_subtensor", "concatenate", "switch", "grad", "constant"):
         assert f"`T.{name}(" in index, name
-    assert "`T.nnet.softmax(x)` | Row-wise softmax." in index
+    assert "`T.nnet.softmax(x, axis=None)` | Softmax along ``axis``." in index
     assert f"`T.{'where'}(cond, a, b)` | the same as `T.switch`" in index
     assert callable(T.where)
 

@@ -1,8 +1,9 @@
-"""Neural-network ops: softmax and log-softmax (row-wise), and the losses built on them."""
+"""Neural-network ops: softmax and log-softmax (of rows, or along any axis), logsumexp, and the losses built on them."""
 
 from __future__ import annotations
 
 import math
+from functools import reduce as _reduce
 from typing import Any
 
 import numpy as np
@@ -434,14 +435,56 @@ def _rows(x: Any, what: str) -> Variable:
     return dimshuffle(x, ("x", 0)) if x.ndim == 1 else x
 
 
-def softmax(x: Any) -> Variable:
-    """Row-wise softmax. A vector gives a 1 x K row (as in Theano, hence the book's ``y[:, 0, :]``)."""
-    return Softmax()(_rows(x, "softmax"))  # type: ignore[no-any-return]
+def _along(op: Op, x: Any, axis: int, what: str) -> Variable:
+    """The row-wise ``op`` applied along ``axis`` of a tensor of any ndim: that axis is moved last,
+    the others are merged into rows, and the result is given ``x``'s shape back."""
+    from .reduce import normalize_axes
+    from .shape import reshape, shape, shape_i
+
+    x = as_variable(x)
+    _check_float(x, what)
+    if x.ndim == 0:
+        raise TypeError(f"{what} needs at least one axis, got {x.describe()}")
+    (axis,) = normalize_axes(axis, x.ndim, f"{what}'s axis")
+    order = [d for d in range(x.ndim) if d != axis] + [axis]
+    last = dimshuffle(x, order)
+    n_rows = _reduce(m.mul, [shape_i(last, d) for d in range(x.ndim - 1)], as_variable(1, "int64"))
+    rows = reshape(last, (n_rows, shape_i(last, x.ndim - 1)), ndim=2)
+    result = reshape(op(rows), shape(last), ndim=x.ndim, broadcastable=last.broadcastable)
+    return dimshuffle(result, [order.index(d) for d in range(x.ndim)])
 
 
-def log_softmax(x: Any) -> Variable:
-    """Row-wise log of softmax, stable for large inputs. A vector gives a 1 x K row."""
-    return LogSoftmax()(_rows(x, "log_softmax"))  # type: ignore[no-any-return]
+def softmax(x: Any, axis: int | None = None) -> Variable:
+    """Softmax along ``axis``. Without an axis, Theano's: the rows of a matrix, and a vector gives a
+    1 x K row (hence the book's ``y[:, 0, :]``); with one, any tensor, its shape kept."""
+    if axis is None:
+        return Softmax()(_rows(x, "softmax"))  # type: ignore[no-any-return]
+    return _along(Softmax(), x, axis, "softmax")
+
+
+def log_softmax(x: Any, axis: int | None = None) -> Variable:
+    """Log of softmax along ``axis``, stable for large inputs; without an axis, as ``softmax``."""
+    if axis is None:
+        return LogSoftmax()(_rows(x, "log_softmax"))  # type: ignore[no-any-return]
+    return _along(LogSoftmax(), x, axis, "log_softmax")
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """``log(sum(exp(x), axis))`` without overflow: the largest term is taken out first (as a
+    constant to ``grad``, so the gradient is the softmax). Slices of -inf give -inf, not NaN."""
+    from .gradflow import disconnected_grad
+    from .reduce import max as max_
+    from .reduce import normalize_axes
+
+    x = as_variable(x)
+    _check_float(x, "logsumexp")
+    axes = normalize_axes(axis, x.ndim, "logsumexp's axis")
+    top = disconnected_grad(max_(x, axes, keepdims=True))
+    top = m.switch(m.isinf(top), m.cast(0, x.dtype), top)  # all -inf (or an inf): exp(x - 0) is exact
+    total = m.add(m.log(sum_(m.exp(m.sub(x, top)), axes, keepdims=True)), top)
+    if keepdims:
+        return total
+    return dimshuffle(total, [d for d in range(x.ndim) if d not in axes])
 
 
 def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:

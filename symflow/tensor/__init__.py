@@ -67,6 +67,7 @@ from ..ops.math import (
     where,
     xor,
 )
+from ..ops.nnet import logsumexp
 from ..ops.reduce import all, any, argmax, argmin, max, mean, min, norm, prod, std, sum, var
 from ..ops.shape import (
     addbroadcast,

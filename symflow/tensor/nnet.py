@@ -11,6 +11,7 @@ from ..ops.nnet import (
     categorical_crossentropy,
     crossentropy_softmax_1hot,
     log_softmax,
+    logsumexp,
     sigmoid_binary_crossentropy,
     softmax,
 )
@@ -26,6 +27,6 @@ ultra_fast_sigmoid = sigmoid
 
 __all__ = [
     "binary_crossentropy", "categorical_crossentropy", "crossentropy_softmax_1hot", "hard_sigmoid",
-    "log_softmax", "logsoftmax", "relu", "sigmoid", "sigmoid_binary_crossentropy", "softmax", "softplus",
+    "log_softmax", "logsoftmax", "logsumexp", "relu", "sigmoid", "sigmoid_binary_crossentropy", "softmax", "softplus",
     "ultra_fast_sigmoid",
 ]

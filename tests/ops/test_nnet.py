@@ -1,5 +1,5 @@
-"""T.nnet: softmax and log_softmax (row-wise; a vector gives a 1 x K row), the cross-entropies,
-stability at extreme inputs, and gradients."""
+"""T.nnet: softmax and log_softmax (row-wise, a vector giving a 1 x K row; or along an axis),
+logsumexp, the cross-entropies, stability at extreme inputs, and gradients."""
 
 from __future__ import annotations
 
@@ -38,6 +38,67 @@ def test_softmax_values_and_types(run: Any, check_infer_shape: Any) -> None:
     np.testing.assert_allclose(results[4], results[2])
     assert T.nnet.softmax(T.fmatrix()).dtype == "float32"
     check_infer_shape([m, v], outputs, M, V)
+
+
+def _softmax_along(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _logsumexp(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isinf(top), 0.0, top)
+    with np.errstate(divide="ignore"):  # log(0) = -inf for a slice of -inf
+        total = np.log(np.exp(x - top).sum(axis=axis, keepdims=True)) + top
+    return total if keepdims else np.squeeze(total, axis=axis)
+
+
+def test_softmax_and_log_softmax_along_an_axis_of_any_tensor(run: Any, check_infer_shape: Any) -> None:
+    """With ``axis``, any float tensor keeps its shape (a vector stays a vector); empty ones too."""
+    x, v = T.tensor3("x"), T.vector("v")
+    X = np.random.default_rng(3).normal(size=(2, 3, 4)) * 50  # large: the max must be taken out
+    V = np.array([1.0, 2.0, 3.0])
+    outputs = [T.nnet.softmax(x, axis=a) for a in (0, 1, 2, -1)] + [T.nnet.log_softmax(x, axis=a) for a in (0, 1, 2)]
+    outputs += [T.nnet.softmax(v, axis=0), T.nnet.log_softmax(v, axis=-1)]
+    results = run([x, v], outputs, X, V)
+    expected = [_softmax_along(X, a) for a in (0, 1, 2, -1)] + [X - _logsumexp(X, a, keepdims=True) for a in (0, 1, 2)]
+    expected += [_softmax(V), np.log(_softmax(V))]
+    for k, (out, got, want) in enumerate(zip(outputs, results, expected, strict=True)):
+        assert got.shape == want.shape and out.broadcastable == (False,) * want.ndim, k
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=str(k))
+    check_infer_shape([x, v], outputs, X, V)
+    empty = run([x], [T.nnet.softmax(x, axis=0), T.nnet.log_softmax(x, axis=2)], np.zeros((2, 0, 3)))
+    assert [e.shape for e in empty] == [(2, 0, 3), (2, 0, 3)]
+    with pytest.raises(ValueError, match="softmax's axis 3 is out of range for a 3-d tensor"):
+        T.nnet.softmax(x, axis=3)
+    with pytest.raises(TypeError, match=r"log_softmax needs a float input, got 'i' \(int32 matrix\)"):
+        T.nnet.log_softmax(T.imatrix("i"), axis=0)
+    with pytest.raises(TypeError, match="softmax needs at least one axis"):
+        T.nnet.softmax(T.scalar("s"), axis=0)
+
+
+def test_logsumexp_over_any_axes(run: Any, check_infer_shape: Any) -> None:
+    """``T.logsumexp`` matches NumPy over every axis form, keeps dims on request, does not overflow,
+    and gives -inf (not NaN) for a slice of -inf, +inf for one holding +inf."""
+    x = T.tensor3("x")
+    X = np.random.default_rng(4).normal(size=(2, 3, 4)) * 300
+    X[1, :, 2] = -np.inf
+    X[0, 2, :] = -np.inf
+    X[1, 0, 0] = np.inf
+    forms = [None, 0, 1, -1, (0, 2), (0, 1, 2)]
+    outputs = [T.logsumexp(x, axis=a) for a in forms] + [T.logsumexp(x, axis=a, keepdims=True) for a in forms]
+    results = run([x], outputs, X)
+    expected = [_logsumexp(X, a) for a in forms] + [_logsumexp(X, a, keepdims=True) for a in forms]
+    for k, (got, want) in enumerate(zip(results, expected, strict=True)):
+        assert np.shape(got) == np.shape(want), k
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=str(k))
+    assert np.isneginf(results[3][0, 2]) and np.isposinf(results[3][1, 0]) and not np.isnan(results[1]).any()
+    finite = X.copy()
+    finite[~np.isfinite(finite)] = 0.0
+    check_infer_shape([x], outputs, finite)
+    assert T.nnet.logsumexp is T.logsumexp and T.logsumexp(T.fmatrix(), 1).dtype == "float32"
+    with pytest.raises(TypeError, match="logsumexp needs a float input"):
+        T.logsumexp(T.ivector("i"))
 
 
 def test_softmax_inside_scan_gives_rows(mode: str) -> None:
@@ -125,6 +186,7 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
     n, k = data.draw(st.integers(2, 4)), data.draw(st.integers(2, 4))
     logits = data.draw(sst.arrays("float64", (n, k), -3, 3))
     vector = data.draw(sst.arrays("float64", (k,), -3, 3))
+    cube = data.draw(sst.arrays("float64", (2, n, k), -3, 3))
     probs = data.draw(sst.arrays("float64", (n, k), 0.1, 0.9))
     targets = data.draw(sst.arrays("float64", (n, k), 0, 1))
     y = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)))
@@ -144,6 +206,10 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
         "logsumexp": (lambda x: LogSumExp(False)(x), [logits]),
         "softmax and logsumexp": (lambda x: LogSumExp(True)(x)[0] * 0.5 + LogSumExp(True)(x)[1], [logits]),
         "only the logsumexp of the pair": (lambda x: LogSumExp(True)(x)[1], [logits]),
+        "softmax along axis 0": (lambda x: T.nnet.softmax(x, axis=0), [logits]),
+        "log_softmax along axis 0 of a 3-d tensor": (lambda x: T.nnet.log_softmax(x, axis=0), [cube]),
+        "logsumexp over axis 1": (lambda x: T.logsumexp(x, axis=1), [logits]),
+        "logsumexp over axes (0, 2), kept": (lambda x: T.logsumexp(x, axis=(0, 2), keepdims=True), [cube]),
     })
 
 
