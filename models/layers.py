@@ -25,8 +25,7 @@ def _linear(x: Any) -> Variable:
 
 
 def _softmax_last_axis(x: Any) -> Variable:
-    x = T.as_tensor_variable(x)
-    return T.nnet.softmax(x) if x.ndim > 1 else T.nnet.softmax(x)[0]
+    return T.nnet.softmax(x, axis=-1)
 
 
 #: activations by name; a layer saves the name, so only these can be saved (a custom function cannot)

@@ -446,6 +446,8 @@ def _along(op: Op, x: Any, axis: int, what: str) -> Variable:
     if x.ndim == 0:
         raise TypeError(f"{what} needs at least one axis, got {x.describe()}")
     (axis,) = normalize_axes(axis, x.ndim, f"{what}'s axis")
+    if x.ndim <= 2 and axis == x.ndim - 1:  # rows already (a vector: one row)
+        return op(x) if x.ndim == 2 else op(dimshuffle(x, ("x", 0)))[0]  # type: ignore[no-any-return]
     order = [d for d in range(x.ndim) if d != axis] + [axis]
     last = dimshuffle(x, order)
     n_rows = _reduce(m.mul, [shape_i(last, d) for d in range(x.ndim - 1)], as_variable(1, "int64"))

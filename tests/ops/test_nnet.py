@@ -67,6 +67,9 @@ def test_softmax_and_log_softmax_along_an_axis_of_any_tensor(run: Any, check_inf
         assert got.shape == want.shape and out.broadcastable == (False,) * want.ndim, k
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=str(k))
     check_infer_shape([x, v], outputs, X, V)
+    m = T.matrix("m")
+    assert type(T.nnet.softmax(m, axis=-1).owner.op).__name__ == "Softmax"  # rows already: no reshapes
+    assert type(T.nnet.log_softmax(v, axis=0).owner.inputs[0].owner.op).__name__ == "LogSoftmax"
     empty = run([x], [T.nnet.softmax(x, axis=0), T.nnet.log_softmax(x, axis=2)], np.zeros((2, 0, 3)))
     assert [e.shape for e in empty] == [(2, 0, 3), (2, 0, 3)]
     with pytest.raises(ValueError, match="softmax's axis 3 is out of range for a 3-d tensor"):
