@@ -13,7 +13,7 @@ from ...graph import Apply, Constant, Variable, ancestors, built_at, clone_repla
 from ...ops import math as m
 from ...ops.elemwise import Elemwise
 from ...ops.nnet import LogSoftmax, LogSumExp, Softmax, SoftmaxAndLog
-from ...ops.shape import ShapeI, patternbroadcast, shape_i, zeros_like
+from ...ops.shape import Alloc, ShapeI, patternbroadcast, shape_i, zeros_like
 from ...ops.subtensor import AdvancedSubtensor, is_pairs
 from ..fgraph import FunctionGraph
 from . import register, skipped_if_failing
@@ -32,6 +32,19 @@ def rewire(node: Apply, inputs: list[Variable]) -> Apply:
     if any(a.type != b.type for a, b in zip(inputs, node.inputs)):
         return rebuild(node, inputs)
     return Apply(node.op, inputs, [y.type for y in node.outputs], trace=node.trace)
+
+
+def is_value(x: Variable, value: float) -> bool:
+    """Whether ``x`` is a constant holding ``value`` in every entry."""
+    data = getattr(x, "data", None)
+    return isinstance(x, Constant) and data is not None and data.size > 0 and bool((data == value).all())
+
+
+def is_zeros(x: Variable) -> bool:
+    """A constant zero, or an Alloc filling with a constant zero."""
+    if is_value(x, 0):
+        return True
+    return x.owner is not None and isinstance(x.owner.op, Alloc) and is_value(x.owner.inputs[0], 0)
 
 
 def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:

@@ -17,11 +17,11 @@ from ...ops.dot import dot
 from ...ops.elemwise import Elemwise
 from ...ops.nnet import ROW_NORMALISED, LogSoftmax, Softmax, SoftmaxGrad
 from ...ops.reduce import ArgReduce, Reduce
-from ...ops.shape import Alloc, DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
+from ...ops.shape import DimShuffle, Shape, ShapeI, SpecifyBroadcastable, alloc, constant_value, dimshuffle
 from ...ops.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1, Subtensor, length_one_picks
 from ..fgraph import FunctionGraph
 from . import register
-from .basic import length_by_rule, rewrite_nodes
+from .basic import is_value, is_zeros, length_by_rule, rewrite_nodes
 from .stability import same_shape
 
 Rule = Callable[[Apply], "list[Variable] | None"]
@@ -59,11 +59,6 @@ def _same_type(new: Variable, old: Variable) -> bool:
     return new.dtype == old.dtype and new.broadcastable == old.broadcastable
 
 
-def _is_value(x: Variable, value: float) -> bool:
-    data = getattr(x, "data", None)
-    return isinstance(x, Constant) and data is not None and data.size > 0 and bool((data == value).all())
-
-
 _NEUTRAL: dict[str, list[tuple[int, float]]] = {
     # op: (position of the neutral operand, its value)
     "add": [(0, 0), (1, 0)], "mul": [(0, 1), (1, 1)], "sub": [(1, 0)], "true_div": [(1, 1)], "pow": [(1, 1)],
@@ -76,18 +71,11 @@ def drop_neutral_operand(node: Apply) -> list[Variable] | None:
     and the constant has one element: ``ones((5,)) * x`` also checks that x has 5 entries)."""
     out = node.outputs[0]
     for pos, value in _NEUTRAL.get(node.op.scalar_op.name, ()):  # type: ignore[attr-defined]
-        if _is_value(node.inputs[pos], value) and node.inputs[pos].data.size == 1:  # type: ignore[attr-defined]
+        if is_value(node.inputs[pos], value) and node.inputs[pos].data.size == 1:  # type: ignore[attr-defined]
             other = node.inputs[1 - pos]
             if _same_type(other, out):
                 return [other]
     return None
-
-
-def _is_zeros(x: Variable) -> bool:
-    """A constant zero, or an Alloc filling with a constant zero."""
-    if _is_value(x, 0):
-        return True
-    return x.owner is not None and isinstance(x.owner.op, Alloc) and _is_value(x.owner.inputs[0], 0)
 
 
 @rule(Elemwise)
@@ -100,7 +88,7 @@ def add_zeros(node: Apply) -> list[Variable] | None:
     out = node.outputs[0]
     for pos in (0, 1) if name == "add" else (1,):
         zeros, other = node.inputs[pos], node.inputs[1 - pos]
-        if _is_zeros(zeros) and _same_type(other, out) and not _sized_apart(zeros, other):
+        if is_zeros(zeros) and _same_type(other, out) and not _sized_apart(zeros, other):
             return [other]
     return None
 
@@ -125,7 +113,7 @@ def finite_times_zeros(node: Apply) -> list[Variable] | None:
     for pos in (0, 1):
         zeros, c = node.inputs[pos], node.inputs[1 - pos]
         data = getattr(c, "data", None)
-        if (_is_zeros(zeros) and isinstance(c, Constant) and data is not None and bool(np.isfinite(data).all())
+        if (is_zeros(zeros) and isinstance(c, Constant) and data is not None and bool(np.isfinite(data).all())
                 and _same_type(zeros, out)):
             return [zeros]
     return None
@@ -146,12 +134,12 @@ def power_to_square(node: Apply) -> list[Variable] | None:
     """``x ** 2`` is ``sqr(x)``; ``x * -1`` is ``-x``."""
     name = node.op.scalar_op.name  # type: ignore[attr-defined]
     out = node.outputs[0]
-    if name == "pow" and _is_value(node.inputs[1], 2):
+    if name == "pow" and is_value(node.inputs[1], 2):
         new = m.sqr(node.inputs[0])
         return [new] if _same_type(new, out) else None
     if name == "mul":
         for pos in (0, 1):
-            if _is_value(node.inputs[pos], -1) and _same_type(node.inputs[1 - pos], out):  # not bool * -1
+            if is_value(node.inputs[pos], -1) and _same_type(node.inputs[1 - pos], out):  # not bool * -1
                 new = m.neg(node.inputs[1 - pos])
                 return [new] if _same_type(new, out) else None
     return None
@@ -297,7 +285,7 @@ def scattered_minus_row_share(node: Apply) -> list[Variable] | None:
             or product.op.scalar_op.name != "mul"):
         return None
     zeros, values, rows, cols = scatter.inputs
-    if not _is_zeros(zeros) or zeros.owner is None or g.dtype != node.outputs[0].dtype:
+    if not is_zeros(zeros) or zeros.owner is None or g.dtype != node.outputs[0].dtype:
         return None
     for y, total in (product.inputs, product.inputs[::-1]):
         summed = total.owner

@@ -23,8 +23,8 @@ from ...scan.op import Scan, StepsCheck, seq_offsets
 from ...types import TensorType
 from ..fgraph import FunctionGraph
 from . import register
-from .basic import length_by_rule, rewire, rewrite_nodes
-from .canonical import _is_zeros, rule
+from .basic import is_zeros, length_by_rule, rewire, rewrite_nodes
+from .canonical import rule
 
 Transform = Callable[[Apply, list[bool]], "list[Variable | None] | None"]
 
@@ -432,7 +432,7 @@ def _push_out(node: Apply, used: list[bool]) -> list[Variable | None] | None:
         init = layout_init(node, k)
         # sums are scan grad's: zeros shaped like a variable, plus its gradient at each step, which
         # has that shape too. So zeros need not be added, nor their shape checked (``add_zeros`` would)
-        keep = not _is_zeros(init) or total.dtype != y.dtype or total.ndim != y.ndim  # type: ignore[union-attr]
+        keep = not is_zeros(init) or total.dtype != y.dtype or total.ndim != y.ndim  # type: ignore[union-attr]
         outer_values[y] = m.add(init, total) if keep else total  # type: ignore[index]
     keys = list(outer_values)
     built = clone_replace([outer_values[y] for y in keys], real)

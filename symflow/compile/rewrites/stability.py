@@ -29,7 +29,7 @@ from ...ops.subtensor import (
 )
 from ..fgraph import FunctionGraph
 from . import register
-from .basic import rewrite_nodes
+from .basic import is_zeros, rewrite_nodes
 
 #: ops that only select or rearrange elements of their first input
 VIEWS = (Subtensor, AdvancedSubtensor, AdvancedSubtensor1, DimShuffle, SpecifyBroadcastable)
@@ -189,11 +189,6 @@ def _dimension_source(v: Variable, d: int) -> tuple[Variable, int]:
     return v, d
 
 
-def _is_zeros(v: Variable) -> bool:
-    node = v.owner
-    return node is not None and isinstance(node.op, Alloc) and bool(getattr(node.inputs[0], "data", 1) == 0)
-
-
 def times(y: Variable, g: Variable) -> Variable | None:
     """An expression for ``y * g`` that cancels a division by ``y`` inside ``g``, or None.
 
@@ -213,7 +208,7 @@ def times(y: Variable, g: Variable) -> Variable | None:
             return None
         return m.add(*parts)  # type: ignore[arg-type]
     reader = READER.get(type(op))
-    if reader is not None and not op.set_instead_of_inc and _is_zeros(node.inputs[0]):  # type: ignore[attr-defined]
+    if reader is not None and not op.set_instead_of_inc and is_zeros(node.inputs[0]):  # type: ignore[attr-defined]
         base, value, *index = node.inputs
         if not same_shape(base, y):  # the index selects the same elements of both
             return None
