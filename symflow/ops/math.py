@@ -6,6 +6,7 @@ the Elemwise machinery, both backends and fusion pick it up from the registry.
 
 from __future__ import annotations
 
+import math
 from functools import reduce as _reduce
 from typing import Any
 
@@ -34,6 +35,17 @@ def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     negative = y < 0
     inverse = np.where(x == 1, 1, np.where(x == -1, np.where(y % 2 == 0, 1, -1), 0))
     return np.where(negative, inverse, np.power(x, np.where(negative, 0, y))).astype(np.result_type(x, y))
+
+
+def _math_function(fn: Any) -> Any:
+    """A function of Python's ``math`` applied to each element (NumPy has no ``erf``), in the input's dtype."""
+    elementwise = np.frompyfunc(fn, 1, 1)
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        return np.asarray(elementwise(x.astype("float64")), dtype="float64").astype(x.dtype)
+
+    return apply
 
 
 # --- arithmetic ----------------------------------------------------------------------------------
@@ -71,6 +83,11 @@ SIN = scalar_op("sin", 1, np.sin, "math.sin({0})", dtype_rule="float")
 COS = scalar_op("cos", 1, np.cos, "math.cos({0})", dtype_rule="float")
 TAN = scalar_op("tan", 1, np.tan, "math.tan({0})", dtype_rule="float")
 ARCTAN = scalar_op("arctan", 1, np.arctan, "math.atan({0})", dtype_rule="float")
+ARCSIN = scalar_op("arcsin", 1, np.arcsin, "(math.asin({0}) if -1 <= {0} <= 1 else math.nan)", dtype_rule="float")
+ARCCOS = scalar_op("arccos", 1, np.arccos, "(math.acos({0}) if -1 <= {0} <= 1 else math.nan)", dtype_rule="float")
+ARCTAN2 = scalar_op("arctan2", 2, np.arctan2, "math.atan2({0}, {1})", dtype_rule="float")
+ERF = scalar_op("erf", 1, _math_function(math.erf), "math.erf({0})", dtype_rule="float")
+ERFC = scalar_op("erfc", 1, _math_function(math.erfc), "math.erfc({0})", dtype_rule="float")
 SINH = scalar_op("sinh", 1, np.sinh, "math.sinh({0})", dtype_rule="float")
 COSH = scalar_op("cosh", 1, np.cosh, "math.cosh({0})", dtype_rule="float")
 TANH = scalar_op("tanh", 1, np.tanh, "runtime.tanh({0})", dtype_rule="float")  # vectorises, unlike math.tanh
@@ -215,6 +232,31 @@ def arctan(x: Any) -> Variable:
     return elemwise(ARCTAN, x)
 
 
+def arcsin(x: Any) -> Variable:
+    """Inverse sine; NaN outside [-1, 1]."""
+    return elemwise(ARCSIN, x)
+
+
+def arccos(x: Any) -> Variable:
+    """Inverse cosine; NaN outside [-1, 1]."""
+    return elemwise(ARCCOS, x)
+
+
+def arctan2(y: Any, x: Any) -> Variable:
+    """The angle of the point ``(x, y)``, in ``[-pi, pi]`` (NumPy's ``arctan2``; ``y`` first)."""
+    return elemwise(ARCTAN2, y, x)
+
+
+def erf(x: Any) -> Variable:
+    """The error function ``2/sqrt(pi) * integral of exp(-t**2) from 0 to x``."""
+    return elemwise(ERF, x)
+
+
+def erfc(x: Any) -> Variable:
+    """``1 - erf(x)``, accurate also where erf(x) is close to 1."""
+    return elemwise(ERFC, x)
+
+
 def sinh(x: Any) -> Variable:
     return elemwise(SINH, x)
 
@@ -354,6 +396,12 @@ SIN.defvjp(lambda x, out, g: [mul(g, cos(x))])
 COS.defvjp(lambda x, out, g: [neg(mul(g, sin(x)))])
 TAN.defvjp(lambda x, out, g: [mul(g, add(1, sqr(out)))])
 ARCTAN.defvjp(lambda x, out, g: [true_div(g, add(1, sqr(x)))])
+ARCSIN.defvjp(lambda x, out, g: [true_div(g, sqrt(sub(1, sqr(x))))])
+ARCCOS.defvjp(lambda x, out, g: [neg(true_div(g, sqrt(sub(1, sqr(x)))))])
+ARCTAN2.defvjp(lambda y, x, out, g: [true_div(mul(g, x), add(sqr(x), sqr(y))),
+                                     neg(true_div(mul(g, y), add(sqr(x), sqr(y))))])
+ERF.defvjp(lambda x, out, g: [mul(g, mul(2 / math.sqrt(math.pi), exp(neg(sqr(x)))))])
+ERFC.defvjp(lambda x, out, g: [mul(g, mul(-2 / math.sqrt(math.pi), exp(neg(sqr(x)))))])
 SINH.defvjp(lambda x, out, g: [mul(g, cosh(x))])
 COSH.defvjp(lambda x, out, g: [mul(g, sinh(x))])
 TANH.defvjp(lambda x, out, g: [mul(g, sub(1, sqr(out)))])
@@ -375,9 +423,9 @@ def _pow_vjp(x: Variable, y: Variable, out: Variable, g: Variable) -> list[Varia
 
 
 __all__ = [
-    "abs", "add", "and_", "arctan", "cast", "ceil", "clip", "cos", "cosh", "eq", "exp", "exp2", "expm1",
-    "floor", "ge", "gt", "int_div", "invert", "isinf", "isnan", "le", "log", "log10", "log1p", "log2", "lt",
-    "maximum", "minimum", "mod", "mul", "neg", "neq", "or_", "pow", "reciprocal", "relu", "round", "sgn",
-    "sigmoid", "sin", "sinh", "softplus", "sqr", "sqrt", "sub", "switch", "tan", "tanh", "true_div", "where",
-    "xor",
+    "abs", "add", "and_", "arccos", "arcsin", "arctan", "arctan2", "cast", "ceil", "clip", "cos", "cosh", "eq",
+    "erf", "erfc", "exp", "exp2", "expm1", "floor", "ge", "gt", "int_div", "invert", "isinf", "isnan", "le",
+    "log", "log10", "log1p", "log2", "lt", "maximum", "minimum", "mod", "mul", "neg", "neq", "or_", "pow",
+    "reciprocal", "relu", "round", "sgn", "sigmoid", "sin", "sinh", "softplus", "sqr", "sqrt", "sub", "switch",
+    "tan", "tanh", "true_div", "where", "xor",
 ]

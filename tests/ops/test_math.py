@@ -7,6 +7,7 @@ compiled graph (each op on its own inputs); hypothesis varies values and sizes, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,10 @@ UNARY: dict[str, tuple[Callable[..., Any], Callable[..., Any], tuple[float, floa
     "cos": (T.cos, np.cos, (-3, 3), []),
     "tan": (T.tan, np.tan, (-1.2, 1.2), []),
     "arctan": (T.arctan, np.arctan, (-3, 3), []),
+    "arcsin": (T.arcsin, np.arcsin, (-0.9, 0.9), []),
+    "arccos": (T.arccos, np.arccos, (-0.9, 0.9), []),
+    "erf": (T.erf, np.vectorize(math.erf, otypes=["float64"]), (-2.5, 2.5), []),
+    "erfc": (T.erfc, np.vectorize(math.erfc, otypes=["float64"]), (-2.5, 2.5), []),
     "sinh": (T.sinh, np.sinh, (-2, 2), []),
     "cosh": (T.cosh, np.cosh, (-2, 2), []),
     "tanh": (T.tanh, np.tanh, (-3, 3), []),
@@ -72,6 +77,7 @@ BINARY: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "int_div": (T.int_div, np.floor_divide),
     "mod": (T.mod, np.mod),
     "pow": (T.pow, np.power),
+    "arctan2": (T.arctan2, np.arctan2),
     "maximum": (T.maximum, np.maximum),
     "minimum": (T.minimum, np.minimum),
     "eq": (T.eq, np.equal),
@@ -147,6 +153,27 @@ def test_integer_to_negative_integer_power_truncates_in_both_backends(run: Any) 
     out = run([a, b], a**b, base, exponent)
     np.testing.assert_array_equal(out, [0, 1, 4, -1, 1, 0, 0, 1, 8])
     assert out.dtype == "int32"
+
+
+def test_inverse_trigonometry_and_erf_at_special_points(run: Any) -> None:
+    """Outside [-1, 1] arcsin and arccos are NaN (not an error), arctan2 keeps the sign of a zero ``y``
+    as NumPy does, erf and erfc reach their limits, and erfc keeps its tiny tail."""
+    x, y = T.vector("x"), T.vector("y")
+    points = np.array([-2.0, -1.0, 0.0, 1.0, 1.5, np.inf, -np.inf, np.nan])
+    ys = np.array([0.0, -0.0, 1.0, -1.0, 0.0, np.inf, -np.inf, 3.0])
+    xs = np.array([-1.0, -1.0, 0.0, 0.0, 2.0, -np.inf, 1.0, np.nan])
+    outs = run([x, y], [T.arcsin(x), T.arccos(x), T.erf(x), T.erfc(x), T.erfc(x * 10), T.arctan2(y, x)],
+               points, ys)
+    with np.errstate(invalid="ignore"):
+        expected = [np.arcsin(points), np.arccos(points)]
+    erf, erfc = np.vectorize(math.erf), np.vectorize(math.erfc)
+    expected += [erf(points), erfc(points), erfc(points * 10), np.arctan2(ys, points)]
+    for k, (got, want) in enumerate(zip(outs, expected, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=str(k))
+        number = ~np.isnan(want)  # the sign of a NaN means nothing
+        np.testing.assert_array_equal(np.signbit(got[number]), np.signbit(want[number]), err_msg=str(k))
+    assert outs[4][4] > 0  # erfc(15) = 7.2e-100, where 1 - erf(15) is 0
+    assert run([x, y], T.arctan2(y, x), xs, ys)[0] == np.pi and T.erf(T.fvector()).dtype == "float32"
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint64"])
@@ -442,7 +469,7 @@ def test_unary_gradients_float32(verify_grads: Any, data: st.DataObject) -> None
 
 
 SMOOTH_BINARY = {
-    "add": T.add, "sub": T.sub, "mul": T.mul, "true_div": T.true_div, "pow": T.pow,
+    "add": T.add, "sub": T.sub, "mul": T.mul, "true_div": T.true_div, "pow": T.pow, "arctan2": T.arctan2,
     "mul3": lambda a, b: T.mul(a, b, a), "add3": lambda a, b: T.add(a, b, 1.0),
 }
 
