@@ -72,6 +72,7 @@ from ..ops.math import (
     where,
     xor,
 )
+from ..ops.matrix import diag, diagonal, eye, roll, tril, triu
 from ..ops.nnet import logsumexp
 from ..ops.reduce import all, any, argmax, argmin, max, mean, min, norm, prod, std, sum, var
 from ..ops.shape import (

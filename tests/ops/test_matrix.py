@@ -1,0 +1,83 @@
+"""eye, tril, triu, diagonal, diag and roll against NumPy, with symbolic sizes and shifts, empty
+matrices, and gradients against finite differences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import symflow.tensor as T
+from symflow.testing import strategies as sst
+
+
+@given(n=st.integers(0, 4), cols=st.integers(0, 5), shift=st.integers(-7, 7), data=st.data())
+def test_values_match_numpy(run: Any, n: int, cols: int, shift: int, data: st.DataObject) -> None:
+    """Every function at offsets from below to beyond the matrix, sizes and shifts given at run time."""
+    X = data.draw(sst.arrays("float64", (n, cols), -5, 5))
+    C = data.draw(sst.arrays("float64", (2, n, cols), -5, 5))
+    V = data.draw(sst.arrays("float64", (n,), -5, 5))
+    x, c, v = T.matrix("x"), T.tensor3("c"), T.vector("v")
+    rows, width, s = T.iscalar("rows"), T.lscalar("width"), T.iscalar("s")
+    offsets = (-6, -1, 0, 2, 6)
+    outputs = [T.eye(rows), T.eye(rows, width, k=1, dtype="int32"), T.eye(rows, width, k=-2)]
+    expected = [np.eye(n), np.eye(n, cols, k=1, dtype="int32"), np.eye(n, cols, k=-2)]
+    for k in offsets:
+        outputs += [T.tril(x, k), T.triu(x, k), T.tril(c, k), T.triu(c, k), T.diagonal(x, k), T.diag(x, k),
+                    T.diag(v, k)]
+        expected += [np.tril(X, k), np.triu(X, k), np.tril(C, k), np.triu(C, k), np.diagonal(X, k), np.diag(X, k),
+                     np.diag(V, k)]
+    outputs += [T.roll(x, s, 0), T.roll(x, s, axis=-1), T.roll(c, s), T.roll(c, 3, 2)]
+    expected += [np.roll(X, shift, 0), np.roll(X, shift, -1), np.roll(C, shift), np.roll(C, 3, 2)]
+    results = run([x, c, v, rows, width, s], outputs, X, C, V, n, cols, shift)
+    for i, (got, want) in enumerate(zip(results, expected, strict=True)):
+        assert got.dtype == want.dtype and got.shape == want.shape, (i, got.shape, want.shape)
+        np.testing.assert_array_equal(got, want, err_msg=str(i))
+
+
+def test_dropped_entries_are_zero_even_when_infinite(run: Any) -> None:
+    """tril and triu replace the entries they drop: an inf or NaN there gives 0, not NaN."""
+    x = T.matrix("x")
+    X = np.array([[1.0, np.inf], [np.nan, 2.0]])
+    lower, upper = run([x], [T.tril(x), T.triu(x)], X)
+    np.testing.assert_array_equal(lower, [[1.0, 0.0], [np.nan, 2.0]])
+    np.testing.assert_array_equal(upper, [[1.0, np.inf], [0.0, 2.0]])
+
+
+def test_types_and_errors() -> None:
+    assert T.eye(3).dtype == "float64" and T.tril(T.imatrix()).dtype == "int32"
+    assert T.diag(T.fvector()).type == T.fmatrix().type and T.roll(T.tensor3(), 1).ndim == 3
+    with pytest.raises(TypeError, match=r"tril needs a matrix \(or a stack of them\), got 'v' \(float64 vector\)"):
+        T.tril(T.vector("v"))
+    with pytest.raises(TypeError, match="diag takes a vector or a matrix, got 'c'"):
+        T.diag(T.tensor3("c"))
+    with pytest.raises(TypeError, match="diagonal's offset must be a Python int, got 1.5"):
+        T.diagonal(T.matrix(), 1.5)
+    with pytest.raises(TypeError, match="triu's k must be a Python int"):
+        T.triu(T.matrix(), T.iscalar())
+    with pytest.raises(TypeError, match="eye's n must be an integer scalar, got 'f'"):
+        T.eye(T.scalar("f"))
+    with pytest.raises(TypeError, match="roll's shift must be an integer"):
+        T.roll(T.matrix(), 1.5)
+    with pytest.raises(ValueError, match="roll's axis 2 is out of range for a 2-d tensor"):
+        T.roll(T.matrix(), 1, 2)
+
+
+@given(data=st.data())
+def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    square = data.draw(sst.arrays("float64", (3, 3), -2, 2))
+    wide = data.draw(sst.arrays("float64", (2, 4), -2, 2))
+    stack = data.draw(sst.arrays("float64", (2, 3, 2), -2, 2))
+    vector = data.draw(sst.arrays("float64", (3,), -2, 2))
+    verify_grads({
+        "tril": (lambda x: T.tril(x, -1) * 2, [square]),
+        "triu of a stack": (lambda x: T.triu(x, 1), [stack]),
+        "diagonal": (lambda x: T.diagonal(x, 1), [wide]),
+        "diag of a vector": (lambda v: T.diag(v, -1), [vector]),
+        "roll": (lambda x: T.roll(x, -3, 1), [wide]),
+        "roll of the flat array": (lambda x: T.roll(x, 5), [stack]),
+        "eye times x": (lambda x: T.eye(3) * x, [square]),
+    })
