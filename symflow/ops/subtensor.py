@@ -12,6 +12,7 @@ gradient of each reading op is its incrementing counterpart applied to zeros.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -977,8 +978,8 @@ def _basic_getitem(x: Variable, entries: list[Any]) -> Variable:
             comps.append(as_index_scalar(e))
     n_rest = x.ndim - len(idx)
     pattern += list(range(out_dim, out_dim + n_rest))
-    while idx and _entry_is_full_slice(idx[-1]):
-        idx.pop()
+    while len(idx) > (1 if "x" not in pattern else 0) and _entry_is_full_slice(idx[-1]):
+        idx.pop()  # x[:] keeps one full slice: it is an indexing expression that set_subtensor writes into
     out = Subtensor(tuple(idx))(x, *comps) if idx else x
     if "x" in pattern:
         out = dimshuffle(out, tuple(pattern))
@@ -1010,8 +1011,15 @@ def _advanced_getitem(x: Variable, entries: list[Any]) -> Variable:
         if len(idx) == 1:
             return rows  # type: ignore[no-any-return]
         lead = (("s", False, False, False),) * comps[0].ndim
-        return Subtensor(lead + tuple(idx[1:]))(rows, *comps[1:])  # type: ignore[no-any-return]
+        out = Subtensor(lead + tuple(idx[1:]))(rows, *comps[1:])
+        _WRITES_INTO[out] = (x, tuple(idx), comps)  # set_subtensor(x[rows, a:b], y) writes into x
+        return out  # type: ignore[no-any-return]
     return AdvancedSubtensor(tuple(idx))(x, *comps)  # type: ignore[no-any-return]
+
+
+#: ``x[rows, a:b]``, built as ``x[rows][:, a:b]``, by its result: (x, its index, the index's parts)
+_WRITES_INTO: weakref.WeakKeyDictionary[Variable, tuple[Variable, tuple[Entry, ...], list[Variable]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _inc_or_set(sub: Variable, y: Any, set_instead_of_inc: bool, name: str) -> Variable:
@@ -1021,7 +1029,9 @@ def _inc_or_set(sub: Variable, y: Any, set_instead_of_inc: bool, name: str) -> V
             raise TypeError(f"{name}: indices with None (newaxis) cannot be assigned to")
         raise TypeError(f"{name} needs an indexing expression such as x[1:3] or x[idx] as its first argument, "
                         f"got {sub.describe()}")
-    x = node.inputs[0]
+    x, region = node.inputs[0], _WRITES_INTO.get(sub)
+    if region is not None:
+        x = region[0]
     y = as_variable(y) if isinstance(y, Variable) else _weak_constant(y, x.dtype)
     if y.dtype != x.dtype:
         unsafe = dtypes.is_float(y.dtype) and not dtypes.is_float(x.dtype)
@@ -1033,6 +1043,8 @@ def _inc_or_set(sub: Variable, y: Any, set_instead_of_inc: bool, name: str) -> V
         raise ValueError(f"{name}: value {y.describe()} has more dimensions than the region ({sub.ndim})")
     y = pad_left(y, sub.ndim)
     op = node.op
+    if region is not None:
+        return AdvancedIncSubtensor(region[1], set_instead_of_inc)(x, y, *region[2])  # type: ignore[no-any-return]
     if isinstance(op, Subtensor):
         return IncSubtensor(op.idx, set_instead_of_inc)(x, y, *node.inputs[1:])  # type: ignore[no-any-return]
     if isinstance(op, AdvancedSubtensor1):

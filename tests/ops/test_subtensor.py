@@ -113,6 +113,30 @@ def test_set_and_inc_subtensor(run: Any) -> None:
     np.testing.assert_array_equal(X, np.arange(12.0).reshape(3, 4))  # the input is never modified
 
 
+def test_writes_through_rows_then_slices_and_through_full_slices(run: Any) -> None:
+    """``x[rows, a:b]`` (read as rows, then a slice of them) is written into ``x``, not into the
+    gathered rows; ``y[:]`` and ``y[...]`` of an expression ``y`` write into ``y``, not its parent;
+    ``x[rows][:, a:b]`` written in two steps writes into the gathered rows, as Theano does."""
+    x, v, idx = T.matrix("x"), T.vector("v"), T.ivector("idx")
+    X, Idx = np.arange(12.0).reshape(3, 4), np.array([2, 0, 2], "int32")
+    y = x[1:]
+    cases = [
+        ("set rows, then columns", T.set_subtensor(x[[2, 0], 1:], 0.0),
+         lambda a: _set(a, ([[2], [0]], slice(1, None)), 0)),
+        ("inc repeated rows, then columns", T.inc_subtensor(x[idx, ::-2], v[:2]),
+         lambda a: _add_at(a, (Idx[:, None], slice(None, None, -2)), np.arange(2.0))),
+        ("set a full slice of an expression", T.set_subtensor(y[:], 0.0), lambda a: a[1:] * 0),
+        ("inc all of an expression", T.inc_subtensor(y[...], v), lambda a: a[1:] + np.arange(4.0)),
+        ("set a full slice of an input", T.set_subtensor(x[:, :], 7.0), lambda a: a * 0 + 7),
+        ("two steps: rows, then a slice of them", T.set_subtensor(x[[2, 0]][:, 1:], 0.0),
+         lambda a: _set(a[[2, 0]], (slice(None), slice(1, None)), 0)),
+    ]
+    results = run([x, v, idx], [c[1] for c in cases], X, np.arange(4.0), Idx)
+    for (label, _, ref), got in zip(cases, results, strict=True):
+        np.testing.assert_array_equal(got, ref(X.copy()), err_msg=label)
+    assert x[:] is not x and x[:, :].ndim == 2 and x[:, None].ndim == 3
+
+
 def test_matrix_rows_gather_and_scatter(run: Any) -> None:
     """Row indexing of matrices (embeddings and their gradients) with whole, single and broadcast rows."""
     x, m, row, col, idx = T.matrix("x"), T.matrix("m"), T.row("row"), T.col("col"), T.ivector("idx")
@@ -255,6 +279,8 @@ def test_gradients(verify_grads: Any, data: st.DataObject) -> None:
         "set pairs": (lambda x, y: T.set_subtensor(x[[0, 2], [1, 1]], y[0, :2]), [m, region]),
         "inc pairs broadcast": (lambda x, y: T.inc_subtensor(x[[0, 0, 2], [1, 1, 0]], y[0, 0]), [m, region]),
         "index of a length-1 axis": (lambda x: x.dimshuffle(0, "x", 1)[:, 0] * x.dimshuffle("x", 0, 1)[-1], [m]),
+        "set rows, then columns": (lambda x, y: T.set_subtensor(x[[2, 0], 1:], y[:, 1:]), [m, region]),
+        "inc a full slice of an expression": (lambda x, y: T.inc_subtensor((x * 2)[:], y[0, 0]), [m, region]),
     })
 
 
