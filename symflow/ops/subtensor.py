@@ -662,7 +662,7 @@ def is_pairs(idx: tuple[Entry, ...], x: Variable, components: list[Variable]) ->
 def _pairs_length(node: Apply, cg: Any, rows: Variable, cols: Variable) -> str:
     n = cg.fresh("n")
     nr, nc = cg.dim(rows, 0), cg.dim(cols, 0)
-    cg.emit(f"{n} = {nr} if {nr} > {nc} else {nc}")
+    cg.emit(f"{n} = {nc} if {nr} == 1 else {nr}")  # NumPy's broadcasting: a length 1 takes the other's, 0 too
     cg.check(f"({nr} != {n} and {nr} != 1) or ({nc} != {n} and {nc} != 1)", node, "index arrays of different lengths")
     return n
 

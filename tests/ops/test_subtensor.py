@@ -137,6 +137,19 @@ def test_writes_through_rows_then_slices_and_through_full_slices(run: Any) -> No
     assert x[:] is not x and x[:, :].ndim == 2 and x[:, None].ndim == 3
 
 
+def test_pairs_broadcast_an_empty_index_against_one_of_length_one(run: Any) -> None:
+    """``x[rows, cols]`` with rows empty and cols of length 1 is empty, as in NumPy (the compiled
+    code took the longer length, 1, and refused the pair)."""
+    x, r, c = T.matrix("x"), T.lvector("r"), T.lvector("c")
+    X, empty, one = np.arange(12.0).reshape(3, 4), np.array([], "int64"), np.array([2])
+    for rows, cols in ((empty, one), (one, empty)):
+        picked, increased = run([x, r, c], [x[r, c], T.inc_subtensor(x[r, c], 1.0)], X, rows, cols)
+        assert picked.shape == (0,)
+        np.testing.assert_array_equal(increased, X)
+    with pytest.raises(IndexingError):
+        run([x, r, c], x[r, c], X, np.array([0, 1]), np.array([0, 1, 2]))
+
+
 def test_matrix_rows_gather_and_scatter(run: Any) -> None:
     """Row indexing of matrices (embeddings and their gradients) with whole, single and broadcast rows."""
     x, m, row, col, idx = T.matrix("x"), T.matrix("m"), T.row("row"), T.col("col"), T.ivector("idx")
