@@ -22,6 +22,7 @@ from . import dtypes
 from .gradient import grad
 from .graph import Variable, as_variable
 from .ops import math as m
+from .ops.shape import constant_value
 from .shared import SharedVariable, shared
 
 Updates = list[tuple[SharedVariable, Variable]]
@@ -45,9 +46,14 @@ def _check_params(params: Sequence[Any]) -> list[SharedVariable]:
 def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable]) -> list[Variable]:
     """Gradients of a scalar cost w.r.t. ``params``, or the given list of gradients checked against them."""
     if isinstance(loss_or_grads, (list, tuple)):
+        if len(loss_or_grads) != len(params):
+            raise ValueError(f"got {len(loss_or_grads)} gradients for {len(params)} parameters; give one per "
+                             "parameter")
+        for g, p in zip(loss_or_grads, params, strict=True):
+            if g is None:
+                raise TypeError(f"the gradient for {p.describe()} is None (the cost does not depend on it): leave "
+                                "the parameter out, or take gradients with return_disconnected='zero'")
         grads = [as_variable(g) for g in loss_or_grads]
-        if len(grads) != len(params):
-            raise ValueError(f"got {len(grads)} gradients for {len(params)} parameters; give one per parameter")
         for g, p in zip(grads, params, strict=True):
             if g.ndim != p.ndim:
                 raise ValueError(f"the gradient for {p.describe()} has {g.ndim} dimensions, expected {p.ndim}")
@@ -57,8 +63,9 @@ def get_or_compute_grads(loss_or_grads: Any, params: Sequence[SharedVariable]) -
 
 def clip_by_norm(grads: Sequence[Variable], max_norm: Any, epsilon: float = 1e-7) -> list[Variable]:
     """Rescale ``grads`` together so their joint L2 norm is at most ``max_norm`` (unchanged below it)."""
-    if isinstance(max_norm, (int, float)) and max_norm <= 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    known = constant_value(max_norm) if isinstance(max_norm, Variable) else max_norm
+    if isinstance(known, (int, float, np.number)) and not known > 0:  # a shared value is read at run time
+        raise ValueError(f"max_norm must be positive, got {max_norm!r}")
     grads = [as_variable(g) for g in grads]
     total = m.sqr(grads[0]).sum()
     for g in grads[1:]:
@@ -132,7 +139,7 @@ def adam(loss_or_grads: Any, params: Sequence[Any], learning_rate: Any = 1e-3, b
          beta2: float = 0.999, epsilon: float = 1e-8, clip_norm: Any = None) -> Updates:
     """Adam (Kingma & Ba) with bias-corrected first and second moment estimates."""
     params, grads = _grads(loss_or_grads, params, clip_norm)
-    t = shared(np.array(0.0, dtype=params[0].dtype), name="adam_t")
+    t = shared(np.array(0.0), name="adam_t")  # float64 whatever the parameters: exact to 2**53 steps
     t_new = t + 1
     step = learning_rate * m.sqrt(1 - beta2**t_new) / (1 - beta1**t_new)
     updates: Updates = [(t, _fit(t_new, t))]
