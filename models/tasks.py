@@ -24,7 +24,7 @@ import numpy as np
 
 import symflow as sf
 import symflow.tensor as T
-from symflow import Variable
+from symflow import Variable, dtypes
 from symflow import updates as sf_updates
 
 from .data import Vocabulary, pad_batch, tokenize
@@ -225,7 +225,7 @@ class SequenceModel:
             raise ValueError(f"expected a non-empty list of sequences, got {type(X).__name__}")
         out = []
         for i, seq in enumerate(X):
-            a = np.asarray(seq)
+            a = dtypes.as_plain_array(seq, f"sequence {i}", ValueError)
             if self.token_input:
                 if a.ndim != 1 or (a.size and a.dtype.kind not in _INT_KINDS):
                     raise ValueError(f"sequence {i}: expected a 1-d list of token indices, got an array of shape "
@@ -312,6 +312,9 @@ class SequenceModel:
             raise ValueError(f"bptt_truncate must be -1 (full BPTT) or a positive number of steps, got "
                              f"{bptt_truncate!r}")
         bptt_truncate = int(bptt_truncate)
+        if stop_at_accuracy is not None:
+            stop_at_accuracy = _check_number(stop_at_accuracy, "stop_at_accuracy", 0.0, 1.0, low_open=False,
+                                             high_open=False)
         stateful = any(u.stateful for u in self.units())
         if stateful and shuffle:
             raise ValueError("a stateful model carries the state from one batch to the next, so the order of the "
@@ -387,6 +390,7 @@ class SequenceModel:
 
     # -- evaluation and prediction ---------------------------------------------------------------------
     def _chunks(self, n: int, batch_size: int) -> list[np.ndarray]:
+        batch_size = check_size(batch_size, "batch_size", 1)
         return [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
     def _evaluate(self, xs: list[np.ndarray], ys: list[Any], batch_size: int = 64) -> tuple[float, float]:
@@ -613,11 +617,13 @@ class SequenceTagger(SequenceModel):
     def _check_targets(self, Y: Any, xs: list[np.ndarray]) -> list[Any]:
         if isinstance(Y, np.ndarray) and Y.dtype != object:
             Y = list(Y)
+        if not isinstance(Y, (list, tuple)):
+            raise ValueError(f"expected a list of label sequences, one per input sequence, got {type(Y).__name__}")
         if len(Y) != len(xs):
             raise ValueError(f"got {len(xs)} input sequences but {len(Y)} label sequences")
         out = []
         for i, (y, x) in enumerate(zip(Y, xs, strict=True)):
-            a = np.asarray(y)
+            a = dtypes.as_plain_array(y, f"label sequence {i}", ValueError)
             if a.shape != (len(x),):
                 raise ValueError(f"label sequence {i} has shape {a.shape}; expected one label per step: "
                                  f"({len(x)},)")
@@ -707,7 +713,7 @@ class LanguageModel(SequenceTagger):
             raise ValueError(f"expected a list of sentences (lists of token indices), got {type(sentences).__name__}")
         out = []
         for i, s in enumerate(sentences):
-            a = np.asarray(s)
+            a = dtypes.as_plain_array(s, f"sentence {i}", ValueError)
             if a.ndim == 1 and a.size == 0:
                 a = a.astype("int64")  # [] is float64
             if a.ndim != 1 or a.dtype.kind not in _INT_KINDS:
@@ -813,7 +819,11 @@ class LanguageModel(SequenceTagger):
             if self.vocab is None:
                 raise ValueError("a text prefix needs a model with a vocabulary; pass token indices instead")
             return self.vocab.encode(list(prefix) if self.vocab.joiner == "" else tokenize(prefix))
-        ids = [int(i) for i in prefix]
+        array = dtypes.as_plain_array(prefix, "prefix", ValueError)
+        if array.ndim != 1 or (array.size and array.dtype.kind not in _INT_KINDS):
+            raise ValueError(f"prefix: expected text or a 1-d list of integer token indices, got an array of shape "
+                             f"{array.shape} and dtype {array.dtype}")
+        ids = [int(i) for i in array]
         if any(not 0 <= i < self.n_classes for i in ids):
             raise ValueError(f"prefix token indices must be in [0, {self.n_classes})")
         return ids
@@ -828,6 +838,11 @@ class LanguageModel(SequenceTagger):
                 n: int = 1) -> list[tuple[int, float]]:
         """The ``n`` tokens whose vectors are closest to ``vector``: ``(index, distance)``, closest first."""
         We = self.embeddings
+        vector = dtypes.as_plain_array(vector, "nearest's vector", ValueError)
+        if vector.shape != (We.shape[1],) or vector.dtype.kind not in "iuf":
+            raise ValueError(f"nearest's vector must be a real vector of length {We.shape[1]} (an embedding), got "
+                             f"an array of shape {vector.shape} and dtype {vector.dtype}")
+        n = check_size(n, "n", 1)
         if metric == "euclidean":
             d = np.linalg.norm(We - vector, axis=1)
         elif metric == "cosine":

@@ -167,6 +167,8 @@ def test_non_finite_or_non_real_input_is_refused_before_training(sequence: np.nd
     ({"clip_norm": math.nan}, r"clip_norm must be a real number in \(0.0, inf\), got nan"),
     ({"epochs": 1.0}, "epochs must be a non-negative int, got 1.0"),
     ({"batch_size": True}, "batch_size must be a positive int, got True"),
+    ({"stop_at_accuracy": "0.9"}, r"stop_at_accuracy must be a real number in \[0.0, 1.0\], got '0.9'"),
+    ({"stop_at_accuracy": np.array([0.5, 0.6])}, "stop_at_accuracy must be a real number"),
 ])
 def test_bad_hyperparameters_are_refused_before_training(options: dict, message: str) -> None:
     X, Y = parity(3)
@@ -203,6 +205,37 @@ def test_a_diverging_epoch_is_undone_with_its_optimizer_state() -> None:
         m.fit(X, Y, epochs=1, **options)
     for a, b in zip(model.params, twin.params, strict=True):
         np.testing.assert_array_equal(a.get_value(), b.get_value())
+
+
+def test_malformed_arguments_of_the_other_methods_are_named(vocab: Vocabulary) -> None:
+    """batch_size of predict and evaluate (-1 returned no predictions), ragged sequences and label
+    lists, a prefix of floats or bools (truncated to token ids), nearest's vector and n."""
+    tagger = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    classifier = SequenceClassifier(n_in=2, n_classes=2, hidden=2, vocab_size=5, seed=0)
+    lm = LanguageModel(vocab, embed_dim=2, hidden=2, seed=0)
+    X, Y = [np.zeros((2, 1))] * 2, [[0, 1]] * 2
+    for call in (lambda b: tagger.predict(X, batch_size=b), lambda b: tagger.predict_proba(X, batch_size=b),
+                 lambda b: classifier.predict([[1, 2]], batch_size=b), lambda b: tagger.evaluate(X, Y, batch_size=b),
+                 lambda b: lm.perplexity([[2, 3]], batch_size=b)):
+        for bad in (-1, 0, 1.5):
+            with pytest.raises(ValueError, match=f"batch_size must be a positive int, got {bad}"):
+                call(bad)
+    cases = [
+        (lambda: tagger.predict([[[0.0], [1.0, 2.0]]]), "sequence 0: cannot make an array of list"),
+        (lambda: classifier.predict([[1, 2], [1, [2]]]), "sequence 1: cannot make an array of list"),
+        (lambda: lm.perplexity([[2, 3], [2, [3]]]), "sentence 1: cannot make an array of list"),
+        (lambda: tagger.fit(X, 5, progress=False), "expected a list of label sequences, one per input .* got int"),
+        (lambda: tagger.fit(X, [[0, 1], [0, [1]]], progress=False), "label sequence 1: cannot make an array"),
+        (lambda: lm.generate(1, prefix=[2.7]), r"prefix: expected text or a 1-d list of integer token indices, got an "
+                                               r"array of shape \(1,\) and dtype float64"),
+        (lambda: lm.generate(1, prefix=[True]), "prefix: .* dtype bool"),
+        (lambda: lm.nearest(np.ones(7)), r"nearest's vector must be a real vector of length 2 \(an embedding\), got "
+                                         r"an array of shape \(7,\)"),
+        (lambda: lm.nearest(np.ones(2), n=-1), "n must be a positive int, got -1"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
 
 
 def test_generate_refuses_a_non_finite_temperature(vocab: Vocabulary) -> None:
