@@ -26,6 +26,7 @@ import symflow as sf
 import symflow.tensor as T
 from symflow import Variable, dtypes
 from symflow import updates as sf_updates
+from symflow.graph import clone_replace
 
 from .data import Vocabulary, pad_batch, tokenize
 from .io import ModelFileError, load_model_file, save_model_file
@@ -180,7 +181,8 @@ class SequenceModel:
 
     def _train_function(self, masked: bool, optimizer: str, mu: float, clip_norm: float | None,
                         truncate: int) -> sf.Function:
-        key = ("train", masked, optimizer, mu, clip_norm, truncate)
+        state_key = ("train", optimizer, mu, clip_norm, truncate)  # batches with and without padding share it
+        key = ("train", masked, *state_key[1:])
         if key not in self._functions:
             X, mask = self._symbols(masked)
             Y = self._target_variable()
@@ -191,9 +193,13 @@ class SequenceModel:
             updates = builder(cost, self.params, self._lr, clip_norm=clip_norm, **extra)
             params = set(self.params)
             state = [var for var, _ in updates if var not in params]
-            for var, value in zip(state, self._loaded_optimizer_state.pop(key, []), strict=False):
-                var.set_value(value.astype(var.dtype))
-            self._optimizer_state[key] = state
+            if state_key in self._optimizer_state:  # the other train function's velocities (moments) serve this one
+                same = dict(zip(state, self._optimizer_state[state_key], strict=True))
+                updates = [(same.get(var, var), clone_replace([value], same)[0]) for var, value in updates]
+            else:
+                for var, value in zip(state, self._loaded_optimizer_state.pop(state_key, []), strict=False):
+                    var.set_value(value.astype(var.dtype))
+                self._optimizer_state[state_key] = state
             inputs = [X] + ([mask] if mask is not None else []) + [Y]
             self._functions[key] = self._compile(inputs, [cost, correct, count], updates)
         return self._functions[key]
@@ -432,7 +438,8 @@ class SequenceModel:
                   for name, p in layer.named_params().items()}
         states = {**{k: [v.get_value() for v in vs] for k, vs in self._optimizer_state.items()},
                   **self._loaded_optimizer_state}  # loaded state not yet used by a train function stays saved
-        config["optimizer_state"] = [{"key": list(key[1:]), "size": len(values)} for key, values in states.items()]
+        config["optimizer_state"] = [{"key": [False, *key[1:]], "size": len(values)}  # False: the format's old
+                                     for key, values in states.items()]                  # padding flag
         for n, values in enumerate(states.values()):
             arrays.update({f"optimizer.{n}.{j}": value for j, value in enumerate(values)})
         return save_model_file(path, type(self).__name__, config, arrays, version=2 if states else 1)
@@ -483,8 +490,9 @@ class SequenceModel:
         states: dict[tuple[Any, ...], list[np.ndarray]] = {}
         for n, entry in enumerate(entries):
             try:
-                masked, optimizer, mu, clip_norm, truncate = entry["key"]
+                _, optimizer, mu, clip_norm, truncate = entry["key"]  # the first, once the padding, is not read
                 expected = self._optimizer_state_shapes(optimizer, mu, clip_norm)
+                key = ("train", optimizer, float(mu), clip_norm, int(truncate))
                 values = [arrays.pop(f"optimizer.{n}.{j}") for j in range(entry["size"])]
             except (TypeError, ValueError, KeyError) as e:
                 raise ModelFileError(f"{where!r} has damaged optimizer state {n} ({json.dumps(entry)[:200]}): "
@@ -494,7 +502,7 @@ class SequenceModel:
                 raise ModelFileError(f"{where!r}: optimizer state {n} ({optimizer}) holds arrays of shapes {shapes} "
                                      f"and dtypes {sorted({str(v.dtype) for v in values})}; the model's "
                                      f"{optimizer} needs real arrays of shapes {expected}")
-            states[("train", bool(masked), optimizer, float(mu), clip_norm, int(truncate))] = values
+            states.setdefault(key, values)  # files written before the state was shared may hold two: the first
         return states
 
     def _optimizer_state_shapes(self, optimizer: str, mu: Any, clip_norm: Any) -> list[tuple[int, ...]]:

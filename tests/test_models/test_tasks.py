@@ -28,6 +28,7 @@ from models import (
     Vocabulary,
     load_model,
 )
+from models.data import pad_batch
 from models.io import FORMAT, save_model_file
 
 
@@ -236,6 +237,31 @@ def test_malformed_arguments_of_the_other_methods_are_named(vocab: Vocabulary) -
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_batches_with_and_without_padding_share_the_optimizer_state(optimizer: str, tmp_path: Path) -> None:
+    """One velocity (or Adam moment) per parameter, whether or not a batch needed padding: with
+    batches of equal and of unequal lengths alternating, momentum had no effect at all. The model
+    trains as a twin whose every batch is padded (a mask of ones where nothing is padded)."""
+    X = [np.ones((2, 1)), np.zeros((2, 1)), np.ones((3, 1)), np.zeros((1, 1))] * 2
+    Y = [np.arange(len(x)) % 2 for x in X]
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=3, seed=0)
+    twin = pickle.loads(pickle.dumps(model))
+    model.fit(X, Y, epochs=2, batch_size=2, shuffle=False, progress=False, learning_rate=0.5, mu=0.9,
+              optimizer=optimizer)
+    assert len(model._optimizer_state) == 1
+    train = twin._train_function(True, optimizer, 0.9, None, -1)
+    twin._lr.set_value(np.array(0.5, dtype=twin._lr.dtype))
+    for _ in range(2):
+        for start in range(0, len(X), 2):
+            xs, ys = X[start:start + 2], Y[start:start + 2]
+            (inputs, mask), labels = pad_batch(xs, "float64"), pad_batch(ys, "int32")[0]
+            twin._run(train, [inputs, mask, labels])
+    for a, b in zip(model.params, twin.params, strict=True):
+        np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-12, atol=1e-15)
+    again = load_model(model.save(tmp_path / "m.npz"))
+    assert list(again._loaded_optimizer_state) == list(model._optimizer_state)
 
 
 def test_generate_refuses_a_non_finite_temperature(vocab: Vocabulary) -> None:
