@@ -126,8 +126,13 @@ def load_model_file(path: str | os.PathLike[str], expected_kind: str | tuple[str
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as e:
-        raise ModelFileError(f"{str(path)!r} is truncated or corrupted and cannot be read ({e})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError, MemoryError) as e:
+        raise ModelFileError(f"{str(path)!r} is truncated or corrupted and cannot be read "
+                             f"({type(e).__name__}: {e})") from None
+    not_arrays = sorted(name for name, value in arrays.items() if not isinstance(value, np.ndarray))
+    if not_arrays:
+        raise ModelFileError(f"{str(path)!r} is a damaged model file: its member(s) {not_arrays} are not NumPy "
+                             "arrays (.npy)")
     if "__format__" not in arrays or str(arrays["__format__"]) != FORMAT:
         raise ModelFileError(f"{str(path)!r} is an .npz archive but not a symflow model file (no {FORMAT!r} "
                              f"marker; arrays: {sorted(arrays)[:6]})")

@@ -585,9 +585,9 @@ def _layers_from_config(where: str, config: dict[str, Any]) -> tuple[list[Layer]
         what = "the output layer" if i == len(layers) else f"layer {i}"
         try:
             built.append(layer_from_config(c))
-        except (TypeError, ValueError, KeyError, AttributeError) as e:
+        except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError, MemoryError) as e:
             raise ModelFileError(f"{where!r} has a damaged configuration for {what} ({json.dumps(c)[:200]}): "
-                                 f"{e}") from None
+                                 f"{type(e).__name__}: {e}") from None
     *body, out = built
     if not isinstance(out, Dense):
         raise ModelFileError(f"{where!r} has a damaged configuration: the output layer is a {type(out).__name__}, "

@@ -9,6 +9,7 @@ import pickle
 import re
 import stat
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -641,6 +642,45 @@ def test_loading_a_damaged_archive_names_the_file_and_the_problem(change, messag
     bad = _rewrite(good, tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=f"'{re.escape(str(bad))}'.*{message}"):
         load_model(bad)
+
+
+def test_more_damage_is_refused_as_model_file_errors(tmp_path: Path) -> None:
+    """Damage that escaped as ValueError, NotImplementedError, MemoryError or AttributeError: an
+    optimizer key of the wrong type, an abstract layer type, a layer too large to build, zip members
+    that are not .npy arrays."""
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    model.fit(np.zeros((2, 3, 1)), np.zeros((2, 3), int), epochs=1, batch_size=2, optimizer="adam", progress=False)
+    good = model.save(tmp_path / "good.npz")
+
+    def config(change):
+        def edit(arrays: dict) -> None:
+            c = json.loads(str(arrays["__config__"]))
+            change(c)
+            arrays["__config__"] = np.array(json.dumps(c))
+        return edit
+
+    def with_members(name: str, members: dict[str, bytes]) -> Path:
+        out = tmp_path / name
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, members.pop(info.filename, src.read(info.filename)))
+            for member, data in members.items():
+                dst.writestr(member, data)
+        return out
+
+    cases = [
+        (_rewrite(good, tmp_path / "a.npz", config(lambda c: c["optimizer_state"][0]["key"].__setitem__(4, "abc"))),
+         r"damaged optimizer state 0 .*invalid literal for int\(\)"),
+        (_rewrite(good, tmp_path / "b.npz", config(lambda c: c["layers"][0].__setitem__("type", "RecurrentUnit"))),
+         "damaged configuration for layer 0 .*NotImplementedError"),
+        (_rewrite(good, tmp_path / "c.npz", config(lambda c: c["layers"][0]["config"].__setitem__("n_out", 10**7))),
+         "damaged configuration for layer 0 .*MemoryError"),
+        (with_members("d.npz", {"__version__.npy": b"not an array"}), r"member\(s\) \['__version__'\] are not NumPy"),
+        (with_members("e.npz", {"notes.txt": b"hello"}), r"member\(s\) \['notes.txt'\] are not NumPy arrays"),
+    ]
+    for path, message in cases:
+        with pytest.raises(ModelFileError, match=f"'{re.escape(str(path))}'.*{message}"):
+            load_model(path)
 
 
 def test_loading_a_directory_says_it_is_one(tmp_path: Path) -> None:
