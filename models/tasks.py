@@ -297,7 +297,8 @@ class SequenceModel:
         ``optimizer``: ``"momentum"`` (the book's ``dp = mu*dp - lr*g; p += dp``), ``"nesterov"``, ``"sgd"``,
         ``"rmsprop"`` or ``"adam"``. ``lr_decay`` multiplies the learning rate after every epoch (the book's
         classifier uses 0.9999). ``clip_norm`` rescales the gradients when their joint norm exceeds it;
-        ``bptt_truncate=k`` backpropagates through the last k steps only. ``batch_size=1`` is the book's one
+        ``bptt_truncate=k`` backpropagates through the last k steps of each batch only (padding at the end
+        included: a shorter sequence gets fewer of its own steps). ``batch_size=1`` is the book's one
         sequence per update; larger batches pad the sequences and mask the padding. ``validation_data`` is
         ``(X, Y)`` (for a LanguageModel, sentences). ``stop_at_accuracy`` ends training after the first epoch
         whose training accuracy reaches it. ``progress`` shows a tqdm bar with the running cost and accuracy.
@@ -325,6 +326,12 @@ class SequenceModel:
         if stateful and shuffle:
             raise ValueError("a stateful model carries the state from one batch to the next, so the order of the "
                              "data matters: pass shuffle=False")
+        if stateful and len(xs) % batch_size:
+            raise ValueError(f"a stateful model continues each batch's {batch_size} sequences in the next batch, so "
+                             f"the number of sequences must be a multiple of batch_size; got {len(xs)}")
+        if stateful and validation is not None:
+            raise ValueError("validation_data would run through the state carried by a stateful model; call "
+                             "evaluate() after fit (and reset_states() as needed) instead")
         rng = np.random.default_rng(seed)
         for epoch in range(epochs):
             start = time.perf_counter()
@@ -396,7 +403,11 @@ class SequenceModel:
 
     # -- evaluation and prediction ---------------------------------------------------------------------
     def _chunks(self, n: int, batch_size: int) -> list[np.ndarray]:
+        """The batches of ``n`` sequences to predict or evaluate; all in one for a stateful model, whose
+        sequences each continue one carried state."""
         batch_size = check_size(batch_size, "batch_size", 1)
+        if any(u.stateful for u in self.units()):
+            batch_size = max(n, 1)
         return [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
     def _evaluate(self, xs: list[np.ndarray], ys: list[Any], batch_size: int = 64) -> tuple[float, float]:

@@ -287,6 +287,23 @@ def test_stateful_tagger_continues_across_calls() -> None:
     stateful.fit([seq[:4], seq[4:]], [np.zeros(4, dtype=int)] * 2, shuffle=False, epochs=2, progress=False)
 
 
+def test_stateful_models_refuse_batches_that_change_size_before_training() -> None:
+    """A last batch of another size, or validation data, would meet a carried state of another
+    size after an epoch had trained (the parameters changed by a failing call); predicting more
+    sequences than a batch of 64 failed on the second batch."""
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, unit="gru", stateful=True, seed=0)
+    X, Y = [np.zeros((3, 1))] * 5, [np.zeros(3, dtype=int)] * 5
+    before = [p.get_value() for p in model.params]
+    with pytest.raises(ValueError, match="number of sequences must be a multiple of batch_size; got 5"):
+        model.fit(X, Y, batch_size=2, shuffle=False, progress=False)
+    with pytest.raises(ValueError, match="validation_data would run through the state carried"):
+        model.fit(X, Y, batch_size=5, shuffle=False, validation_data=(X[:2], Y[:2]), progress=False)
+    for p, value in zip(model.params, before, strict=True):
+        np.testing.assert_array_equal(p.get_value(), value)
+    assert len(model.history) == 0
+    assert len(model.predict_proba([np.zeros((2, 1))] * 70)) == 70  # one batch of 70, not 64 and 6
+
+
 def test_dropout_is_off_at_prediction_time() -> None:
     model = SequenceClassifier(n_in=3, n_classes=2, hidden=4, vocab_size=6, dropout=0.5, seed=0)
     assert any(isinstance(layer, Dropout) for layer in model.layers)
