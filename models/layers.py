@@ -190,11 +190,14 @@ class Dropout(Layer):
     """Inverted dropout: while training, zero each value with probability ``rate`` and scale the rest by
     ``1 / (1 - rate)``; at prediction time the identity."""
 
-    def __init__(self, rate: float, seed: int | np.random.Generator | None = None) -> None:
+    def __init__(self, rate: float, seed: int | np.random.Generator | None = None, stream_seed: int | None = None
+                 ) -> None:
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+        if stream_seed is not None and (isinstance(stream_seed, bool) or not isinstance(stream_seed, int)):
+            raise ValueError(f"stream_seed must be an int, got {stream_seed!r}")
         self.rate = float(rate)
-        self.srng = sf.RandomStreams(int(as_rng(seed).integers(2**31)))
+        self.srng = sf.RandomStreams(int(as_rng(seed).integers(2**31)) if stream_seed is None else stream_seed)
 
     def output(self, X: Any, mask: Any = None, train: bool = False, truncate: int = -1) -> Variable:
         X = T.as_tensor_variable(X)
@@ -207,7 +210,7 @@ class Dropout(Layer):
         return n_in
 
     def get_config(self) -> dict[str, Any]:
-        return {"rate": self.rate}
+        return {"rate": self.rate, "stream_seed": self.srng.initial_seed}  # a loaded model draws its own masks
 
 
 class Bidirectional(Layer):

@@ -28,6 +28,11 @@ class RandomStreams:
         self.state_updates: list[SharedVariable] = []
 
     # -- state ---------------------------------------------------------------------------------
+    @property
+    def initial_seed(self) -> int:
+        """The seed every stream of this object derives its key from (given, or drawn when None was)."""
+        return self._seed
+
     def _new_state(self) -> SharedVariable:
         index = len(self.state_updates)
         state = shared(np.array([derive_key(self._seed, index), 0], dtype=np.uint64), name=f"rng_state{index}")

@@ -304,6 +304,26 @@ def test_stateful_models_refuse_batches_that_change_size_before_training() -> No
     assert len(model.predict_proba([np.zeros((2, 1))] * 70)) == 70  # one batch of 70, not 64 and 6
 
 
+def test_loads_of_a_model_with_dropout_train_alike(tmp_path: Path) -> None:
+    """The dropout layer's seed is saved: two loads of a file draw the same masks (they drew masks
+    from fresh random seeds, so the same file trained on two ways)."""
+    model = SequenceClassifier(n_in=3, n_classes=2, hidden=4, vocab_size=6, dropout=0.5, seed=0)
+    X, Y = [[1, 2, 3], [4, 5], [1, 1]], [0, 1, 1]
+    model.fit(X, Y, epochs=1, batch_size=2, shuffle=False, progress=False)
+    path = model.save(tmp_path / "m.npz")
+    first, second = load_model(path), load_model(path)
+    for m in (first, second):
+        m.fit(X, Y, epochs=2, batch_size=2, shuffle=False, progress=False)
+    for a, b in zip(first.params, second.params, strict=True):
+        np.testing.assert_array_equal(a.get_value(), b.get_value())
+    dropout = next(layer for layer in first.layers if isinstance(layer, Dropout))
+    assert dropout.get_config()["stream_seed"] == next(layer for layer in model.layers
+                                                       if isinstance(layer, Dropout)).srng.initial_seed
+    with pytest.raises(ValueError, match="stream_seed must be an int, got 'x'"):
+        Dropout(0.5, stream_seed="x")
+    assert Dropout(0.5, stream_seed=7).srng.initial_seed == 7 and sf.RandomStreams(None).initial_seed >= 0
+
+
 def test_dropout_is_off_at_prediction_time() -> None:
     model = SequenceClassifier(n_in=3, n_classes=2, hidden=4, vocab_size=6, dropout=0.5, seed=0)
     assert any(isinstance(layer, Dropout) for layer in model.layers)
