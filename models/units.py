@@ -39,6 +39,8 @@ class RecurrentUnit(Layer):
         self.n_in = check_size(n_in, "n_in")
         self.n_out = check_size(n_out, "n_out")
         self.activation_name, self.f = get_activation(activation)
+        if not isinstance(stateful, (bool, np.bool_)):  # bool("no") is True: a damaged file must not say so
+            raise ValueError(f"stateful must be True or False, got {stateful!r}")
         self.stateful = bool(stateful)
         self._init_params(as_rng(seed))
         #: per input rank (2: one sequence, 3: a batch): the "start fresh" flag and the carried states

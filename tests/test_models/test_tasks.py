@@ -667,6 +667,7 @@ def _set_layer_config(key: str, value) -> object:
     (lambda a: a.update(__config__=np.array("{}")), r"expected 'layers' \(a non-empty list\)"),
     (_set_layer_config("bogus", 1), "for layer 0 .*unexpected keyword argument 'bogus'"),
     (_set_layer_config("activation", None), "for layer 0 .*activation must be a name"),
+    (_set_layer_config("stateful", "no"), "for layer 0 .*stateful must be True or False, got 'no'"),
     (_set_layer_config("n_out", 7), "does not make a SequenceTagger: Dense takes inputs of size 2"),
     (lambda a: a.update({"0.Wh": np.array([["a", "b"], ["c", "d"]])}), "parameter 0.Wh has dtype <U1"),
     (lambda a: a.update({"0.Wh": np.ones((2, 2)) + 1j}), "parameter 0.Wh has dtype complex128"),
