@@ -449,8 +449,8 @@ class SequenceModel:
                   for name, p in layer.named_params().items()}
         states = {**{k: [v.get_value() for v in vs] for k, vs in self._optimizer_state.items()},
                   **self._loaded_optimizer_state}  # loaded state not yet used by a train function stays saved
-        config["optimizer_state"] = [{"key": [False, *key[1:]], "size": len(values)}  # False: the format's old
-                                     for key, values in states.items()]                  # padding flag
+        # a key's first item was once whether the batches were padded; it is written as False and not read
+        config["optimizer_state"] = [{"key": [False, *key[1:]], "size": len(values)} for key, values in states.items()]
         for n, values in enumerate(states.values()):
             arrays.update({f"optimizer.{n}.{j}": value for j, value in enumerate(values)})
         return save_model_file(path, type(self).__name__, config, arrays, version=2 if states else 1)
