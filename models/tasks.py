@@ -310,6 +310,8 @@ class SequenceModel:
         epochs = check_size(epochs, "epochs", 0)
         batch_size = check_size(batch_size, "batch_size", 1)
         lr = _check_number(learning_rate, "learning_rate", 0.0)
+        if not np.array(lr, dtype=self._lr.dtype) > 0:  # 1e-46 in float32: training would change nothing
+            raise ValueError(f"learning_rate {learning_rate!r} rounds to 0 in {self._lr.dtype}, the model's floatX")
         mu = _check_number(mu, "mu", 0.0, 1.0, low_open=False)
         lr_decay = _check_number(lr_decay, "lr_decay", 0.0)
         if clip_norm is not None:

@@ -183,6 +183,17 @@ def test_bad_hyperparameters_are_refused_before_training(options: dict, message:
     assert len(model.history) == 0
 
 
+def test_a_learning_rate_that_rounds_to_zero_in_float32_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1e-46 is positive but 0 in float32: a float32 model would have trained without changing."""
+    monkeypatch.setattr(sf.config, "floatX", "float32")
+    X, Y = parity(3)
+    model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
+    with pytest.raises(ValueError, match="learning_rate 1e-46 rounds to 0 in float32, the model's floatX"):
+        model.fit(X, Y, learning_rate=1e-46, progress=False)
+    assert len(model.history) == 0
+    model.fit(X, Y, learning_rate=1e-40, epochs=1, progress=False)  # a float32 subnormal is not 0
+
+
 def test_numpy_integers_are_accepted_as_counts() -> None:
     X, Y = parity(3)
     model = SequenceTagger(n_in=1, n_classes=2, hidden=2, seed=0)
