@@ -374,15 +374,23 @@ class SequenceModel:
         return self.history
 
     def _training_snapshot(self) -> tuple[dict[sf.SharedVariable, np.ndarray], dict[Any, list[np.ndarray]]]:
-        """Copies of the parameters and the optimiser state, and the loaded state not yet in use, to undo an
-        epoch that fails."""
-        variables = [*self.params, *(v for state in self._optimizer_state.values() for v in state)]
+        """Copies of the parameters, the optimiser state and the dropout layers' random streams, and the loaded
+        state not yet in use, to undo an epoch that fails."""
+        variables = [*self.params, *(v for state in self._optimizer_state.values() for v in state),
+                     *self._random_states()]
         return {v: v.get_value() for v in variables}, dict(self._loaded_optimizer_state)
+
+    def _random_states(self) -> list[sf.SharedVariable]:
+        """The states (``[key, counter]``) of the random streams the dropout layers have drawn from."""
+        return [state for layer in self.layers if isinstance(layer, Dropout) for state in layer.srng.state_updates]
 
     def _restore(self, snapshot: tuple[dict[sf.SharedVariable, np.ndarray], dict[Any, list[np.ndarray]]]) -> None:
         """Put back a snapshot; the state of a train function compiled since goes back to where it started
-        (the state read by load, else zeros)."""
+        (the state read by load, else zeros; a random stream to its first draw)."""
         values, loaded = snapshot
+        for v in self._random_states():
+            if v not in values:
+                v.set_value(np.array([v.get_value()[0], 0], dtype=np.uint64))
         for key, state in self._optimizer_state.items():
             initial = loaded.get(key)
             for j, v in enumerate(state):

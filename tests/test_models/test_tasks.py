@@ -276,6 +276,27 @@ def test_batches_with_and_without_padding_share_the_optimizer_state(optimizer: s
     assert list(again._loaded_optimizer_state) == list(model._optimizer_state)
 
 
+def test_an_undone_epoch_rewinds_the_dropout_masks_too() -> None:
+    """After a diverged epoch is undone, a model with dropout trains on as one that never tried it:
+    the dropout layer's random stream goes back with the parameters (it kept the failed draws)."""
+    X, Y = [[1, 2, 3], [4, 5], [1, 1, 2, 3]], [0, 1, 1]
+    model = SequenceClassifier(n_in=3, n_classes=2, hidden=4, vocab_size=6, dropout=0.5, seed=0)
+    options = {"epochs": 1, "batch_size": 1, "shuffle": False, "progress": False}
+    model.fit(X, Y, learning_rate=0.1, **options)  # the stream exists before the failing epoch ...
+    twin = pickle.loads(pickle.dumps(model))
+    with pytest.raises(FloatingPointError):
+        model.fit(X, Y, learning_rate=1e300, **options)
+    fresh = SequenceClassifier(n_in=3, n_classes=2, hidden=4, vocab_size=6, dropout=0.5, seed=0)
+    fresh_twin = pickle.loads(pickle.dumps(fresh))
+    with pytest.raises(FloatingPointError):
+        fresh.fit(X, Y, learning_rate=1e300, **options)  # ... or is made by it
+    for a, b in ((model, twin), (fresh, fresh_twin)):
+        for m in (a, b):
+            m.fit(X, Y, learning_rate=0.1, **options)
+        for p, q in zip(a.params, b.params, strict=True):
+            np.testing.assert_array_equal(p.get_value(), q.get_value())
+
+
 def test_generate_refuses_a_non_finite_temperature(vocab: Vocabulary) -> None:
     model = LanguageModel(vocab, embed_dim=2, hidden=2, seed=0)
     for bad in (math.nan, math.inf, 0.0):
