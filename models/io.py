@@ -53,8 +53,8 @@ def save_model_file(path: str | os.PathLike[str], kind: str, config: dict[str, A
         payload[name] = np.asarray(value)
         problem = _non_finite(name, payload[name])
         if problem:
-            raise ValueError(f"cannot save to {str(path)!r}: {problem}; the model has diverged, and nothing "
-                             "was written")
+            raise ValueError(f"cannot save to {str(path)!r}: {problem} (has training diverged?); nothing was "
+                             "written")
     directory = path.parent if str(path.parent) else Path(".")
     _check_target(path, directory)
     mode = _file_mode(path)

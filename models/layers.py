@@ -210,7 +210,7 @@ class Dropout(Layer):
         return n_in
 
     def get_config(self) -> dict[str, Any]:
-        return {"rate": self.rate, "stream_seed": self.srng.initial_seed}  # a loaded model draws its own masks
+        return {"rate": self.rate, "stream_seed": self.srng.initial_seed}  # every load draws the same masks
 
 
 class Bidirectional(Layer):
