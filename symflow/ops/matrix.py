@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import dtypes
 from ..graph import Variable, as_variable
 from . import math as m
@@ -17,7 +19,7 @@ from .subtensor import getitem, set_subtensor
 
 def _static_int(value: Any, what: str) -> int:
     """``value`` as a Python int (diagonal offsets are part of the graph's structure)."""
-    if isinstance(value, Variable) or isinstance(value, bool) or int(value) != value:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{what} must be a Python int, got {value!r}")
     return int(value)
 

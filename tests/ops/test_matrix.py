@@ -58,6 +58,10 @@ def test_types_and_errors() -> None:
         T.diagonal(T.matrix(), 1.5)
     with pytest.raises(TypeError, match="triu's k must be a Python int"):
         T.triu(T.matrix(), T.iscalar())
+    for bad in ("x", 1.0, True):
+        with pytest.raises(TypeError, match=f"tril's k must be a Python int, got {bad!r}"):
+            T.tril(T.matrix(), bad)
+    assert T.tril(T.matrix(), np.int64(1)).ndim == 2
     with pytest.raises(TypeError, match="eye's n must be an integer scalar, got 'f'"):
         T.eye(T.scalar("f"))
     with pytest.raises(TypeError, match="roll's shift must be an integer"):
