@@ -86,7 +86,7 @@ def shared(
     if isinstance(value, Variable):
         raise TypeError("shared() takes a value (array or number), not a symbolic variable")
     if dtype is not None:
-        array = np.array(value, dtype=dtypes.as_dtype(dtype))
+        array = np.array(dtypes.as_plain_array(value, "shared()"), dtype=dtypes.as_dtype(dtype))
         borrow = True
     elif isinstance(value, np.ndarray):
         array = dtypes.as_plain_array(value, "shared()")  # a view of a subclass's data, not a copy

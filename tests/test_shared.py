@@ -142,3 +142,6 @@ def test_shared_values_are_plain_arrays() -> None:
     np.testing.assert_array_equal(W.get_value(), data * 2)
     with pytest.raises(TypeError, match=r"shared\(\): got a masked array"):
         sf.shared(masked)
+    with pytest.raises(TypeError, match=r"shared\(\): got a masked array"):
+        sf.shared(masked, dtype="float32")  # the dtype path dropped the mask
+    assert type(sf.shared(np.matrix(data), dtype="float32").get_value(borrow=True)) is np.ndarray
