@@ -294,13 +294,19 @@ def blas_layout(s0, s1, rows, cols, item):  # type: ignore[no-untyped-def]
     return 110, 0
 
 
+def new_array(shape, dtype):  # type: ignore[no-untyped-def]
+    """``np.empty``, for kernels run as Python; compiled kernels get ``runtime.new_array`` in its place
+    (``intrinsics``), which spares Numba a compile of ``np.empty`` for each ndim and dtype."""
+    return np.empty(shape, dtype)
+
+
 def blas_readable(x):  # type: ignore[no-untyped-def]
     """Kernel: the matrix ``x`` if BLAS can read it as it is, else a C-contiguous copy of it (copied in
     a loop: with Numba's ``np.ascontiguousarray`` this kernel took twice as long to compile, 0.36
     against 0.18 s)."""
     if blas_layout(x.strides[0], x.strides[1], x.shape[1], x.shape[0], x.itemsize)[1] != 0:
         return x
-    copy = np.empty(x.shape, x.dtype)
+    copy = new_array(x.shape, x.dtype)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             copy[i, j] = x[i, j]
@@ -357,6 +363,7 @@ def blas_pieces(m, k, n):  # type: ignore[no-untyped-def]
 blas_gemm.helpers = (blas_layout, blas_pieces)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
 blas_gemm.intrinsics = ("xgemm",)  # type: ignore[attr-defined]  # runtime's, bound by jit.jit_kernel (runtime imports Numba)
 blas_readable.helpers = (blas_layout,)  # type: ignore[attr-defined]
+blas_readable.intrinsics = ("new_array",)  # type: ignore[attr-defined]
 dot_mm.helpers = (blas_gemm, blas_readable)  # type: ignore[attr-defined]
 dot_mm.intrinsics = ("any_layout",)  # type: ignore[attr-defined]  # one compile of each helper for all layouts
 dot_mm.calls_blas = True  # type: ignore[attr-defined]  # compile_numba loads the BLAS bindings up front

@@ -172,7 +172,7 @@ class Reduce(Op):
         o = kw.param(cg.alloc(out, out_dims))
         acc = "acc" if wide else o  # the array the kernel accumulates into
         if wide:
-            kw.emit(f"acc = np.empty({o}.shape, np.{acc_dtype})")
+            kw.emit(f"acc = runtime.new_array({o}.shape, np.{acc_dtype})")
         out_loops = [f"{o}.shape[{d}]" for d in range(out.ndim)]
         with kw.loops(out_loops) as idx:
             kw.emit(f"{acc}[{', '.join(idx)}] = {init}")

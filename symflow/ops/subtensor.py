@@ -720,7 +720,7 @@ def _advanced_source(idx: tuple[Entry, ...], x_ndim: int, comp_ndims: list[int],
         lines += [f"    if y.shape[{k}] != {size} and y.shape[{k}] != 1:\n        return 1"
                   for k, size in enumerate(sizes)]
     else:
-        lines.append(f"    out = np.empty(({', '.join(sizes)},), xs.dtype)")
+        lines.append(f"    out = runtime.new_array(({', '.join(sizes)},), xs.dtype)")
     indent = "    "
     for k, size in enumerate(sizes):
         lines.append(f"{indent}for o{k} in range({size}):")

@@ -141,7 +141,7 @@ def emit_scan(node: Apply, cg: Any) -> None:
                               f"        return buf, 0\n"
                               f"    if t != 0:  # a later step with another shape\n"
                               f"        return buf, 1\n"
-                              f"    return np.empty((buf.shape[0], {params}), buf.dtype), 0\n")
+                              f"    return runtime.new_array((buf.shape[0], {params}), buf.dtype), 0\n")
                     status = cg.fresh("st")
                     cg.emit(f"{mbuf}, {status} = {cg.kernel_call(cg.generated_kernel(source), mbuf, t, *dims)}")
                     cg.check_status(status, node, "a per-step output changed shape between steps")

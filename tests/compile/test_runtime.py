@@ -197,3 +197,48 @@ def test_scalar_sigmoid_and_tanh_compile_in_the_main_function() -> None:
         got = f(0.3)
     np.testing.assert_allclose(got[0], 1 / (1 + np.exp(-0.3 * offset)), rtol=1e-15)
     np.testing.assert_allclose(got[1], np.tanh(0.3 - offset), rtol=1e-15)
+
+
+def test_new_array_allocates_like_np_empty() -> None:
+    """``runtime.new_array`` gives a writable C-contiguous array of the shape and dtype asked for, named
+    by a NumPy scalar type or by an array's dtype, and refuses negative dimensions as ``np.empty`` does."""
+    import numba
+
+    @numba.njit
+    def make(n: int, m: int, like: np.ndarray) -> tuple[Any, Any, Any]:
+        a = runtime.new_array((n, m), np.float32)
+        a[:] = 1.5
+        b = runtime.new_array((n,), like.dtype)
+        b[:] = 7
+        return a, b, runtime.new_array((n, 0, m), np.int64)
+
+    a, b, empty = make(3, 4, np.zeros(2, np.int16))
+    assert a.shape == (3, 4) and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable
+    np.testing.assert_array_equal(a, np.full((3, 4), 1.5, np.float32))
+    assert b.dtype == np.int16 and list(b) == [7, 7, 7]
+    assert empty.shape == (3, 0, 4) and empty.dtype == np.int64
+    with pytest.raises(ValueError, match="negative dimensions"):
+        make(-1, 4, np.zeros(2, np.int16))
+    with pytest.raises(ValueError, match="negative dimensions"):
+        make(2, -4, np.zeros(2, np.int16))
+
+
+def test_generated_code_allocates_without_np_empty() -> None:
+    """Allocations in generated code and kernels go through ``runtime.new_array``: Numba compiles
+    ``np.empty``'s implementation as a function of its own for each ndim and dtype."""
+    import re
+
+    from symflow.compile.numba import cache
+
+    x = sf.tensor.matrix("x")
+    i = sf.tensor.ivector("i")
+    y = sf.tensor.nnet.softmax(x[i] * 2.0)
+    f = sf.function([x, i], [y, y.sum(axis=0), sf.grad(y[:, 0].sum(), x)], mode="numba")
+    got = f(np.arange(6.0).reshape(3, 2), np.array([2, 0], np.int32))
+    z = np.arange(6.0).reshape(3, 2)[[2, 0]] * 2
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(got[0], e / e.sum(axis=1, keepdims=True), rtol=1e-14)
+    names = re.findall(r"load_kernel\('(g_\w+)'\)", f.source)
+    sources = [(cache.module_dir() / f"{n}.py").read_text() for n in names]
+    assert any("runtime.new_array(" in text for text in sources)
+    assert not any("np.empty(" in text for text in sources + [f.source])

@@ -477,8 +477,8 @@ class CodeGen(SourceWriter):
     def empty(self, dims: Sequence[str], dtype: str) -> str:
         """Expression allocating an uninitialised array (negative lengths, after an error, give 0).
 
-        The allocation runs in a small cached kernel: ``np.empty`` compiled into the main
-        function would pull Numba's error-message formatting into every compile.
+        The allocation (``runtime.new_array``) runs in a small cached kernel: compiled into the main
+        function, its error paths would come with every compile.
         """
         from ...config import config
 
@@ -489,7 +489,7 @@ class CodeGen(SourceWriter):
         if config.poison_memory:
             make = f"np.full(({shape},), {poison(dtype)}, {np_dtype(dtype)})"
         else:
-            make = f"np.empty(({shape},), {np_dtype(dtype)})"
+            make = f"runtime.new_array(({shape},), {np_dtype(dtype)})"
         source = f"def kernel({', '.join(params)}):\n    return {make}\n"
         return self.kernel_call(self.generated_kernel(source), *dims)
 
@@ -518,7 +518,7 @@ class CodeGen(SourceWriter):
                           "            return array"]
             new = f"np.full({shape}, {poison(dtype)}, {np_dtype(dtype)})"
         else:
-            in_scratch, new = [f"            return {view}"], f"np.empty({shape}, {np_dtype(dtype)})"
+            in_scratch, new = [f"            return {view}"], f"runtime.new_array({shape}, {np_dtype(dtype)})"
         source = "\n".join([
             f"def kernel(scratch, fresh, {', '.join(params)}):",
             f"    # runtime {module_fingerprint(runtime)}",  # a change to it gives new kernels
