@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import dtypes
+from ..errors import describe_value
 from ..graph import Apply, Constant, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
@@ -28,6 +29,25 @@ from .shape import DimShuffle, as_index_scalar, constant_value, dimshuffle, shap
 # An index structure is a tuple of entries: "i" (an integer: one scalar input), "a" (an integer
 # array: one input), or ("s", has_start, has_stop, has_step) (a slice: one input per component).
 Entry = Any
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _int64_index(c: Variable) -> Variable:
+    """``c`` with uint64 values from 2**63 up held at int64's maximum, since a cast would wrap them to
+    negative indices: held there they stay out of range on every axis, and clip as slice bounds."""
+    if c.dtype != "uint64":
+        return c
+    return m.cast(m.minimum(c, _INT64_MAX), "int64")
+
+
+def _index_scalar(e: Any, what: str = "index") -> Variable:
+    """An int64 scalar index component (see ``_int64_index``; constants beyond int64 clip likewise)."""
+    if isinstance(e, Variable):
+        return as_index_scalar(_int64_index(e), what)
+    if isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_)):
+        e = min(max(int(e), -_INT64_MAX), _INT64_MAX)
+    return as_index_scalar(e, what)
 
 
 def _n_inputs(entry: Entry) -> int:
@@ -120,7 +140,7 @@ class Subtensor(Op):
         x = as_variable(x)
         if len(self.idx) > x.ndim:
             raise IndexError(f"too many indices ({len(self.idx)}) for {x.describe()}")
-        components = tuple(as_variable(c) for c in components)
+        components = tuple(_int64_index(as_variable(c)) for c in components)
         _check_components(self.idx, list(components))
         bcast = _sliced_broadcastable(self.idx, x)
         return Apply(self, [x, *components], [TensorType(x.dtype, tuple(bcast))])
@@ -185,7 +205,7 @@ class IncSubtensor(Op):
 
     def make_node(self, x: Variable, y: Variable, *components: Variable) -> Apply:
         x, y = as_variable(x), as_variable(y)
-        components = tuple(as_variable(c) for c in components)
+        components = tuple(_int64_index(as_variable(c)) for c in components)
         _check_components(self.idx, list(components))
         return Apply(self, [x, y, *components], [x.type])
 
@@ -283,7 +303,7 @@ class AdvancedSubtensor1(Op):
     __props__ = ()
 
     def make_node(self, x: Variable, idx: Variable) -> Apply:
-        x, idx = as_variable(x), as_variable(idx)
+        x, idx = as_variable(x), _int64_index(as_variable(idx))
         if x.ndim == 0:
             raise IndexError(f"cannot index the scalar {x.describe()}")
         if idx.ndim < 1 or not dtypes.is_int(idx.dtype):
@@ -344,7 +364,7 @@ class AdvancedIncSubtensor1(Op):
         return "AdvancedSetSubtensor1" if self.set_instead_of_inc else "AdvancedIncSubtensor1"
 
     def make_node(self, x: Variable, y: Variable, idx: Variable) -> Apply:
-        x, y, idx = as_variable(x), as_variable(y), as_variable(idx)
+        x, y, idx = as_variable(x), as_variable(y), _int64_index(as_variable(idx))
         if idx.ndim < 1 or not dtypes.is_int(idx.dtype):
             raise TypeError(f"row index must be an integer array, got {idx.describe()}")
         if y.ndim != idx.ndim + x.ndim - 1:
@@ -456,7 +476,7 @@ class AdvancedSubtensor(Op):
         x = as_variable(x)
         if len(self.idx) > x.ndim:
             raise IndexError(f"too many indices ({len(self.idx)}) for {x.describe()}")
-        comps = [as_variable(c) for c in components]
+        comps = [_int64_index(as_variable(c)) for c in components]
         _check_components(self.idx, comps)
         bcast = _advanced_layout(self.idx, x, comps)
         return Apply(self, [x, *comps], [TensorType(x.dtype, tuple(bcast))])
@@ -536,7 +556,7 @@ class AdvancedIncSubtensor(Op):
 
     def make_node(self, x: Variable, y: Variable, *components: Variable) -> Apply:
         x, y = as_variable(x), as_variable(y)
-        comps = [as_variable(c) for c in components]
+        comps = [_int64_index(as_variable(c)) for c in components]
         _check_components(self.idx, comps)
         return Apply(self, [x, y, *comps], [x.type])
 
@@ -941,6 +961,7 @@ def _check_index_type(e: Any, x: Variable) -> None:
     if isinstance(e, (bool, np.bool_)):
         raise IndexError("boolean scalar indices are not supported")
     if isinstance(e, (int, np.integer)):
+        _check_fits_int64(e, x)
         return
     v = e if isinstance(e, Variable) else np.asarray(e)
     dtype = v.dtype if isinstance(v, Variable) else v.dtype.name
@@ -949,11 +970,22 @@ def _check_index_type(e: Any, x: Variable) -> None:
                          "arrays (e.g. from np.nonzero) or use T.switch")
     if not dtypes.is_int(dtype):
         raise IndexError(f"indices must be integers or slices, got {dtype} index into {x.describe()}")
+    if not isinstance(v, Variable):
+        _check_fits_int64(v, x)
+
+
+def _check_fits_int64(e: Any, x: Variable) -> None:
+    """A constant index beyond int64 is out of range on every axis (cast to int64, a uint64 one wrapped)."""
+    a = np.asarray(e)
+    bad = [v for v in (a.max(), a.min()) if not -_INT64_MAX - 1 <= int(v) <= _INT64_MAX] if a.size else []
+    if bad:
+        raise IndexError(f"index {bad[0]} is out of range for every axis of {x.describe()}: an index must fit "
+                         f"int64, got {describe_value(e)}")
 
 
 def _slice_parts(s: slice) -> tuple[Entry, list[Variable]]:
     parts = [s.start, s.stop, s.step]
-    comps = [as_index_scalar(p, "slice bound") for p in parts if p is not None]
+    comps = [_index_scalar(p, "slice bound") for p in parts if p is not None]
     if s.step is not None and constant_value(comps[-1]) == 0:
         raise ValueError("slice step cannot be zero")
     return ("s", s.start is not None, s.stop is not None, s.step is not None), comps
@@ -975,7 +1007,7 @@ def _basic_getitem(x: Variable, entries: list[Any]) -> Variable:
             out_dim += 1
         else:
             idx.append("i")
-            comps.append(as_index_scalar(e))
+            comps.append(_index_scalar(e))
     n_rest = x.ndim - len(idx)
     pattern += list(range(out_dim, out_dim + n_rest))
     while len(idx) > (1 if "x" not in pattern else 0) and _entry_is_full_slice(idx[-1]):
@@ -1002,7 +1034,7 @@ def _advanced_getitem(x: Variable, entries: list[Any]) -> Variable:
             comps.append(as_variable(e))
         else:
             idx.append("i")
-            comps.append(as_index_scalar(e))
+            comps.append(_index_scalar(e))
     while idx and _entry_is_full_slice(idx[-1]):
         idx.pop()
     if idx and idx[0] == "a" and all(isinstance(e, tuple) for e in idx[1:]):

@@ -344,3 +344,53 @@ def test_indices_have_no_gradient() -> None:
     x, i = T.vector("x"), T.ivector("i")
     with pytest.raises(TypeError, match="integer"):
         sf.grad(x[i].sum(), i)
+
+
+# ---------------------------------------------------------------------------------------------
+# uint64 indices
+# ---------------------------------------------------------------------------------------------
+TOP = np.uint64(2**64 - 1)  # -1 once wrapped to int64: it read the last element
+
+
+def test_uint64_indices_from_2_63_up_are_out_of_range(run: Any) -> None:
+    """A uint64 index of 2**63 or more is out of range on every axis (it wrapped to a negative
+    index); as a slice bound it clips to the axis length. Smaller uint64 indices work as usual."""
+    v, m, u, uv = T.vector("v"), T.matrix("m"), T.scalar("u", dtype="uint64"), T.vector("uv", dtype="uint64")
+    V, M = np.arange(5.0), np.arange(12.0).reshape(3, 4)
+    big, ok = np.array([0, TOP], "uint64"), np.array([2, 0], "uint64")
+    cases = [
+        ("int", [v, u], v[u], (V, TOP)),
+        ("set int", [v, u], T.set_subtensor(v[u], 9.0), (V, TOP)),
+        ("grad of an int", [v, u], sf.grad(v[u], v), (V, np.uint64(2**64 - 5))),
+        ("rows", [v, uv], v[uv], (V, big)),
+        ("inc rows", [v, uv], T.inc_subtensor(v[uv], 1.0), (V, big)),
+        ("grad of rows", [v, uv], sf.grad(v[uv].sum(), v), (V, big)),
+        ("pairs", [m, uv], m[uv, uv[::-1]], (M, big)),
+        ("set array and int", [m, uv], T.set_subtensor(m[uv, 0], 1.0), (M, big)),
+        ("int, then array", [m, uv], m[1, uv], (M, big)),
+        ("inc slice, then array", [m, uv], T.inc_subtensor(m[:, uv], 1.0), (M, big)),
+    ]
+    missed = []
+    for label, inputs, out, values in cases:
+        try:
+            run(inputs, out, *values)
+        except IndexingError:
+            continue
+        missed.append(label)
+    assert not missed, f"no IndexingError: {missed}"
+    got = run([v, m, u, uv], [v[u:], v[:u], v[uv], m[uv, uv], m[1, uv]], V, M, TOP, ok)
+    for g, want in zip(got, [V[5:], V[:5], V[[2, 0]], M[[2, 0], [2, 0]], M[1, [2, 0]]], strict=True):
+        np.testing.assert_array_equal(g, want)
+
+
+def test_constant_indices_beyond_int64() -> None:
+    """Refused when the graph is built (they raised OverflowError or wrapped); as slice bounds they clip."""
+    v = T.vector("v")
+    for index in (TOP, 2**64 - 1, -2**63 - 1, np.array([0, TOP], "uint64"), [2**63]):
+        with pytest.raises(IndexError, match="out of range for every axis of 'v'"):
+            v[index]
+    V = np.arange(5.0)
+    got = sf.function([v], [v[TOP:], v[:2**64], v[-2**70:]])(V)
+    for g, want in zip(got, [V[5:], V[:5], V[-2**70:]], strict=True):
+        np.testing.assert_array_equal(g, want)
+
