@@ -938,7 +938,7 @@ def getitem(x: Any, index: Any) -> Variable:
     """NumPy-style indexing of a symbolic tensor."""
     x = as_variable(x)
     entries = list(index) if isinstance(index, tuple) else [index]
-    entries = [np.asarray(e) if isinstance(e, list) else e for e in entries]
+    entries = [_list_index(e) if isinstance(e, list) else e for e in entries]
     ellipses = [i for i, e in enumerate(entries) if e is Ellipsis]
     if len(ellipses) > 1:
         raise IndexError("an index can only have a single ellipsis (...)")
@@ -953,6 +953,12 @@ def getitem(x: Any, index: Any) -> Variable:
     if any(_is_array_index(e) for e in entries):
         return _advanced_getitem(x, entries)
     return _basic_getitem(x, entries)
+
+
+def _list_index(e: list[Any]) -> np.ndarray:
+    """A list index as an array; an empty one is an empty int64 index, as in NumPy (not float64)."""
+    a = np.asarray(e)
+    return a.astype("int64") if a.size == 0 and a.dtype == "float64" else a
 
 
 def _check_index_type(e: Any, x: Variable) -> None:
@@ -1108,6 +1114,7 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
     if axis is None:
         x, axis = flatten(x), 0
     axis %= x.ndim
+    indices = _list_index(indices) if isinstance(indices, list) else indices
     return getitem(x, (slice(None),) * axis + (as_variable(indices),))
 
 

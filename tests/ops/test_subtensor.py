@@ -347,7 +347,7 @@ def test_indices_have_no_gradient() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# uint64 indices
+# uint64 indices and the empty list
 # ---------------------------------------------------------------------------------------------
 TOP = np.uint64(2**64 - 1)  # -1 once wrapped to int64: it read the last element
 
@@ -394,3 +394,14 @@ def test_constant_indices_beyond_int64() -> None:
     for g, want in zip(got, [V[5:], V[:5], V[-2**70:]], strict=True):
         np.testing.assert_array_equal(g, want)
 
+
+def test_empty_list_index(run: Any) -> None:
+    """``x[[]]`` is an empty integer index, as in NumPy (the list became a float64 array)."""
+    x = T.matrix("x")
+    X = np.arange(12.0).reshape(3, 4)
+    outputs = [x[[]], x[[], []], x[1, []], x[:, []], x[[[]]], T.take(x, [], axis=1), T.inc_subtensor(x[[]], 1.0),
+               sf.grad(x[[]].sum(), x)]
+    wanted = [X[[]], X[[], []], X[1, []], X[:, []], X[[[]]], np.take(X, [], axis=1), X, np.zeros_like(X)]
+    for g, want in zip(run([x], outputs, X), wanted, strict=True):
+        assert g.shape == want.shape and g.dtype == want.dtype
+        np.testing.assert_array_equal(g, want)
