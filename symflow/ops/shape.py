@@ -12,15 +12,28 @@ from ..graph import Apply, Constant, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
 
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def int64_index(x: Variable) -> Variable:
+    """``x`` with uint64 values from 2**63 up held at int64's maximum, as int64 (other dtypes as they
+    are): a cast would wrap them to negative numbers, an index from the end or reshape's -1. Held
+    there, they are out of range on every axis, and clip as slice bounds."""
+    if x.dtype != "uint64":
+        return x
+    return m.cast(m.minimum(x, INT64_MAX), "int64")
+
 
 def as_index_scalar(x: Any, what: str = "index") -> Variable:
-    """An int64 scalar variable from a Python int or a symbolic integer scalar."""
+    """An int64 scalar variable from a Python int or a symbolic integer scalar (``int64_index``)."""
     if isinstance(x, Variable):
         if x.ndim != 0 or not dtypes.is_int(x.dtype):
             raise TypeError(f"{what} must be an integer scalar, got {x.describe()}")
-        return m.cast(x, "int64")
+        return m.cast(int64_index(x), "int64")
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
         raise TypeError(f"{what} must be an integer, got {type(x).__name__} {x!r}")
+    if not -INT64_MAX - 1 <= int(x) <= INT64_MAX:
+        raise ValueError(f"{what} must fit int64, got {type(x).__name__} {x!r}")
     return Constant(int(x), dtype="int64")
 
 

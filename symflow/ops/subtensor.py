@@ -24,29 +24,17 @@ from ..graph import Apply, Constant, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
 from .elemwise import pad_left, reduce_to_input
-from .shape import DimShuffle, as_index_scalar, constant_value, dimshuffle, shape_i, zeros_like
+from .shape import INT64_MAX, DimShuffle, as_index_scalar, constant_value, dimshuffle, int64_index, shape_i, zeros_like
 
 # An index structure is a tuple of entries: "i" (an integer: one scalar input), "a" (an integer
 # array: one input), or ("s", has_start, has_stop, has_step) (a slice: one input per component).
 Entry = Any
 
-_INT64_MAX = int(np.iinfo(np.int64).max)
-
-
-def _int64_index(c: Variable) -> Variable:
-    """``c`` with uint64 values from 2**63 up held at int64's maximum, since a cast would wrap them to
-    negative indices: held there they stay out of range on every axis, and clip as slice bounds."""
-    if c.dtype != "uint64":
-        return c
-    return m.cast(m.minimum(c, _INT64_MAX), "int64")
-
 
 def _index_scalar(e: Any, what: str = "index") -> Variable:
-    """An int64 scalar index component (see ``_int64_index``; constants beyond int64 clip likewise)."""
-    if isinstance(e, Variable):
-        return as_index_scalar(_int64_index(e), what)
+    """An int64 scalar index component; a constant beyond int64 clips to it (``shape.int64_index``)."""
     if isinstance(e, (int, np.integer)) and not isinstance(e, (bool, np.bool_)):
-        e = min(max(int(e), -_INT64_MAX), _INT64_MAX)
+        e = min(max(int(e), -INT64_MAX), INT64_MAX)
     return as_index_scalar(e, what)
 
 
@@ -140,7 +128,7 @@ class Subtensor(Op):
         x = as_variable(x)
         if len(self.idx) > x.ndim:
             raise IndexError(f"too many indices ({len(self.idx)}) for {x.describe()}")
-        components = tuple(_int64_index(as_variable(c)) for c in components)
+        components = tuple(int64_index(as_variable(c)) for c in components)
         _check_components(self.idx, list(components))
         bcast = _sliced_broadcastable(self.idx, x)
         return Apply(self, [x, *components], [TensorType(x.dtype, tuple(bcast))])
@@ -205,7 +193,7 @@ class IncSubtensor(Op):
 
     def make_node(self, x: Variable, y: Variable, *components: Variable) -> Apply:
         x, y = as_variable(x), as_variable(y)
-        components = tuple(_int64_index(as_variable(c)) for c in components)
+        components = tuple(int64_index(as_variable(c)) for c in components)
         _check_components(self.idx, list(components))
         return Apply(self, [x, y, *components], [x.type])
 
@@ -303,7 +291,7 @@ class AdvancedSubtensor1(Op):
     __props__ = ()
 
     def make_node(self, x: Variable, idx: Variable) -> Apply:
-        x, idx = as_variable(x), _int64_index(as_variable(idx))
+        x, idx = as_variable(x), int64_index(as_variable(idx))
         if x.ndim == 0:
             raise IndexError(f"cannot index the scalar {x.describe()}")
         if idx.ndim < 1 or not dtypes.is_int(idx.dtype):
@@ -364,7 +352,7 @@ class AdvancedIncSubtensor1(Op):
         return "AdvancedSetSubtensor1" if self.set_instead_of_inc else "AdvancedIncSubtensor1"
 
     def make_node(self, x: Variable, y: Variable, idx: Variable) -> Apply:
-        x, y, idx = as_variable(x), as_variable(y), _int64_index(as_variable(idx))
+        x, y, idx = as_variable(x), as_variable(y), int64_index(as_variable(idx))
         if idx.ndim < 1 or not dtypes.is_int(idx.dtype):
             raise TypeError(f"row index must be an integer array, got {idx.describe()}")
         if y.ndim != idx.ndim + x.ndim - 1:
@@ -476,7 +464,7 @@ class AdvancedSubtensor(Op):
         x = as_variable(x)
         if len(self.idx) > x.ndim:
             raise IndexError(f"too many indices ({len(self.idx)}) for {x.describe()}")
-        comps = [_int64_index(as_variable(c)) for c in components]
+        comps = [int64_index(as_variable(c)) for c in components]
         _check_components(self.idx, comps)
         bcast = _advanced_layout(self.idx, x, comps)
         return Apply(self, [x, *comps], [TensorType(x.dtype, tuple(bcast))])
@@ -556,7 +544,7 @@ class AdvancedIncSubtensor(Op):
 
     def make_node(self, x: Variable, y: Variable, *components: Variable) -> Apply:
         x, y = as_variable(x), as_variable(y)
-        comps = [_int64_index(as_variable(c)) for c in components]
+        comps = [int64_index(as_variable(c)) for c in components]
         _check_components(self.idx, comps)
         return Apply(self, [x, y, *comps], [x.type])
 
@@ -983,7 +971,7 @@ def _check_index_type(e: Any, x: Variable) -> None:
 def _check_fits_int64(e: Any, x: Variable) -> None:
     """A constant index beyond int64 is out of range on every axis (cast to int64, a uint64 one wrapped)."""
     a = np.asarray(e)
-    bad = [v for v in (a.max(), a.min()) if not -_INT64_MAX - 1 <= int(v) <= _INT64_MAX] if a.size else []
+    bad = [v for v in (a.max(), a.min()) if not -INT64_MAX - 1 <= int(v) <= INT64_MAX] if a.size else []
     if bad:
         raise IndexError(f"index {bad[0]} is out of range for every axis of {x.describe()}: an index must fit "
                          f"int64, got {describe_value(e)}")

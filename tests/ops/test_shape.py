@@ -97,6 +97,18 @@ def test_reshape_entries_that_may_be_minus_one(run: Any) -> None:
         run([x], x.reshape((x.shape[0], -1)), np.zeros((0, 3, 4)))
 
 
+def test_uint64_lengths_from_2_63_up_do_not_wrap(run: Any) -> None:
+    """A uint64 length of 2**63 or more is too large, not a negative number: cast to int64 it wrapped,
+    and 2**64 - 1 became reshape's -1 (infer this length). Constants beyond int64 are refused by name."""
+    x, u = T.tensor3("x"), T.scalar("u", dtype="uint64")
+    with pytest.raises(ShapeError, match="cannot reshape"):
+        run([x, u], x.reshape((u, 4)), X3, np.uint64(2**64 - 1))
+    np.testing.assert_array_equal(run([x, u], x.reshape((u, 4)), X3, np.uint64(6)), X3.reshape(6, 4))
+    for build in (lambda: x.reshape((2**64 - 1, 4)), lambda: T.zeros((np.uint64(2**64 - 1),))):
+        with pytest.raises(ValueError, match="(reshape entry|alloc dimension) must fit int64, got"):
+            build()
+
+
 def test_reshape_by_lengths_builds_no_shape_vector() -> None:
     """A shape given as a tuple is one scalar per dimension, also in a reshape's gradient: no shape
     vector is built, and lengths, their products and nonnegative constants are not tested for -1."""
