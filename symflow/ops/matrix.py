@@ -93,11 +93,14 @@ def roll(x: Any, shift: Any, axis: int | None = None) -> Variable:
     """``x`` with its entries shifted by ``shift`` (symbolic or not) along ``axis``, those pushed off
     the end coming back at the start (NumPy's ``roll``; without an axis, over the flattened array)."""
     x = as_variable(x)
-    shift = as_index_scalar(shift, "roll's shift")
     if axis is None:
         return reshape(roll(x.flatten(), shift, 0), shape(x), ndim=x.ndim)
     (axis,) = normalize_axes(axis, x.ndim, "roll's axis")
     length = shape_i(x, axis)
-    cut = m.sub(length, m.mod(shift, m.maximum(length, 1)))  # the entries from `cut` on come first
+    period = m.maximum(length, 1)
+    if isinstance(shift, Variable) and shift.dtype == "uint64":  # reduced as uint64: as int64 it would not fit
+        shift = m.mod(shift, m.cast(period, "uint64"))
+    shift = as_index_scalar(shift, "roll's shift")
+    cut = m.sub(length, m.mod(shift, period))  # the entries from `cut` on come first
     before = (slice(None),) * axis
     return concatenate([getitem(x, (*before, slice(cut, None))), getitem(x, (*before, slice(None, cut)))], axis)

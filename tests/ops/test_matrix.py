@@ -38,6 +38,17 @@ def test_values_match_numpy(run: Any, n: int, cols: int, shift: int, data: st.Da
         np.testing.assert_array_equal(got, want, err_msg=str(i))
 
 
+def test_roll_by_any_uint64_shift(run: Any) -> None:
+    """A uint64 shift is reduced before it becomes int64, so shifts from 2**63 up roll as NumPy's do
+    (cast first, 2**64 - 1 was -1)."""
+    x, u = T.matrix("x"), T.scalar("u", dtype="uint64")
+    X = np.arange(15.0).reshape(3, 5)
+    for shift in (2**64 - 1, 2**63 + 2, 7):
+        got = run([x, u], [T.roll(x, u, 1), T.roll(x, u)], X, np.uint64(shift))
+        for g, want in zip(got, [np.roll(X, shift, 1), np.roll(X, shift)], strict=True):
+            np.testing.assert_array_equal(g, want, err_msg=str(shift))
+
+
 def test_dropped_entries_are_zero_even_when_infinite(run: Any) -> None:
     """tril and triu replace the entries they drop: an inf or NaN there gives 0, not NaN."""
     x = T.matrix("x")
