@@ -33,7 +33,13 @@ class Vocabulary:
     SPECIAL = ("START", "END", "UNKNOWN")
 
     def __init__(self, tokens: Sequence[str], joiner: str = " ") -> None:
+        if isinstance(tokens, str) or not isinstance(joiner, str):
+            raise TypeError(f"a vocabulary takes a sequence of string tokens and a string joiner, got "
+                            f"{type(tokens).__name__} tokens and joiner {joiner!r}")
         tokens = list(tokens)
+        not_str = [t for t in tokens if not isinstance(t, str)]
+        if not_str:
+            raise TypeError(f"vocabulary tokens must be strings, got {not_str[0]!r} ({type(not_str[0]).__name__})")
         clash = sorted(set(tokens) & set(self.SPECIAL))
         if clash:
             raise ValueError(f"tokens {clash} clash with the special tokens {self.SPECIAL}")

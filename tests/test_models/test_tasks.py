@@ -753,6 +753,26 @@ def test_more_damage_is_refused_as_model_file_errors(tmp_path: Path) -> None:
             load_model(path)
 
 
+def test_a_damaged_saved_vocabulary_is_a_model_file_error(tmp_path: Path, vocab: Vocabulary) -> None:
+    """Tokens that are not strings, or a joiner that is not one, loaded (generate failed later)."""
+    good = LanguageModel(vocab, embed_dim=2, hidden=2, seed=0).save(tmp_path / "good.npz")
+
+    def vocabulary(key: str, value: object):
+        def edit(arrays: dict) -> None:
+            c = json.loads(str(arrays["__config__"]))
+            c["extra"]["vocabulary"][key] = value
+            arrays["__config__"] = np.array(json.dumps(c))
+        return edit
+
+    tokens = vocab.get_config()["tokens"]
+    for name, change, message in [("a", vocabulary("tokens", [7, *tokens[1:]]), "tokens must be strings, got 7"),
+                                  ("b", vocabulary("joiner", 3), "string joiner, got list tokens and joiner 3"),
+                                  ("c", vocabulary("tokens", "".join(tokens)), "string tokens .*got str tokens")]:
+        bad = _rewrite(good, tmp_path / f"{name}.npz", change)
+        with pytest.raises(ModelFileError, match=f"'{re.escape(str(bad))}'.*{message}"):
+            load_model(bad)
+
+
 def test_loading_a_directory_says_it_is_one(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="is a directory, not a model file"):
         load_model(tmp_path)
