@@ -47,6 +47,18 @@ from .units import RecurrentUnit, unit_class
 _INT_KINDS = "iu"
 
 
+def _token_ids(value: Any, what: str, n: int, alternative: str = "") -> np.ndarray:
+    """``value`` as an int64 vector of token indices in [0, n) (``[]`` is an empty one), or a ValueError
+    naming ``what`` (``alternative``: what else it may be, for the message)."""
+    a = dtypes.as_plain_array(value, what, ValueError)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in _INT_KINDS):
+        raise ValueError(f"{what}: expected {alternative}a 1-d list of integer token indices, got an array of shape "
+                         f"{a.shape} and dtype {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise ValueError(f"{what}: token indices must be in [0, {n}), got {a.min()}..{a.max()}")
+    return a.astype("int64")
+
+
 def build_layers(n_in: int, hidden: int | Sequence[int], unit: str | type[RecurrentUnit] = "simple",
                  activation: str | Activation = "tanh", vocab_size: int | None = None, dropout: float = 0.0,
                  bidirectional: bool = False, stateful: bool = False,
@@ -231,16 +243,10 @@ class SequenceModel:
             raise ValueError(f"expected a non-empty list of sequences, got {type(X).__name__}")
         out = []
         for i, seq in enumerate(X):
-            a = dtypes.as_plain_array(seq, f"sequence {i}", ValueError)
             if self.token_input:
-                if a.ndim != 1 or (a.size and a.dtype.kind not in _INT_KINDS):
-                    raise ValueError(f"sequence {i}: expected a 1-d list of token indices, got an array of shape "
-                                     f"{a.shape} and dtype {a.dtype}")
-                if a.size and (a.min() < 0 or a.max() >= self.n_in):
-                    raise ValueError(f"sequence {i}: token indices must be in [0, {self.n_in}), got "
-                                     f"{a.min()}..{a.max()}")
-                a = a.astype("int32")
+                a = _token_ids(seq, f"sequence {i}", self.n_in).astype("int32")
             else:
+                a = dtypes.as_plain_array(seq, f"sequence {i}", ValueError)
                 if a.ndim != 2 or a.shape[1] != self.n_in:
                     raise ValueError(f"sequence {i}: expected an array of shape (T, {self.n_in}) (one row of "
                                      f"{self.n_in} features per step), got shape {a.shape}")
@@ -742,16 +748,7 @@ class LanguageModel(SequenceTagger):
             raise ValueError(f"expected a list of sentences (lists of token indices), got {type(sentences).__name__}")
         out = []
         for i, s in enumerate(sentences):
-            a = dtypes.as_plain_array(s, f"sentence {i}", ValueError)
-            if a.ndim == 1 and a.size == 0:
-                a = a.astype("int64")  # [] is float64
-            if a.ndim != 1 or a.dtype.kind not in _INT_KINDS:
-                raise ValueError(f"sentence {i}: expected a 1-d list of integer token indices, got an array of "
-                                 f"shape {a.shape} and dtype {a.dtype}")
-            if a.size and (a.min() < 0 or a.max() >= self.n_classes):
-                raise ValueError(f"sentence {i}: token indices must be in [0, {self.n_classes}), got "
-                                 f"{a.min()}..{a.max()}")
-            out.append(a.astype("int64"))
+            out.append(_token_ids(s, f"sentence {i}", self.n_classes))
         return out
 
     def _with_start(self, ids: list[np.ndarray]) -> list[np.ndarray]:
@@ -848,14 +845,7 @@ class LanguageModel(SequenceTagger):
             if self.vocab is None:
                 raise ValueError("a text prefix needs a model with a vocabulary; pass token indices instead")
             return self.vocab.encode(list(prefix) if self.vocab.joiner == "" else tokenize(prefix))
-        array = dtypes.as_plain_array(prefix, "prefix", ValueError)
-        if array.ndim != 1 or (array.size and array.dtype.kind not in _INT_KINDS):
-            raise ValueError(f"prefix: expected text or a 1-d list of integer token indices, got an array of shape "
-                             f"{array.shape} and dtype {array.dtype}")
-        ids = [int(i) for i in array]
-        if any(not 0 <= i < self.n_classes for i in ids):
-            raise ValueError(f"prefix token indices must be in [0, {self.n_classes})")
-        return ids
+        return [int(i) for i in _token_ids(prefix, "prefix", self.n_classes, "text or ")]
 
     # -- word vectors ----------------------------------------------------------------------------------
     @property
