@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 # One thread for every math library, float64 and CPU for JAX; read when those libraries load.
@@ -42,6 +43,32 @@ if _EARLY:
           file=sys.stderr)
 
 import numpy as np  # noqa: E402
+
+# Environment variables that make OpenBLAS use another kernel than the one it picks for this CPU. Some
+# machines set them (older OpenBLAS builds misdetect their CPUs); they change the speed of every
+# product that goes through OpenBLAS (symflow's and PyTensor's), so results.md records them.
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if any(name in os.environ for name in BLAS_OVERRIDES):
+    print("warning: " + ", ".join(f"{k}={os.environ[k]}" for k in BLAS_OVERRIDES if k in os.environ)
+          + " is set: OpenBLAS runs the kernel it names, not the one it detects for this CPU "
+          "(to measure the detected one, unset them in the benchmark's command)", file=sys.stderr)
+
+
+def blas_info() -> str:
+    """The BLAS libraries loaded by NumPy and SciPy (Numba's products call SciPy's), each with its
+    version and the kernel it runs, as threadpoolctl reports them; and any kernel override set."""
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS)
+
+    overrides = [f"{k}={os.environ[k]}" for k in BLAS_OVERRIDES if k in os.environ]
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        libraries = "threadpoolctl not installed, kernel unknown"
+    else:
+        libraries = "; ".join(f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture', '?')} "
+                              f"kernel, {info.get('num_threads')} thread(s)) in {Path(info['filepath']).name}"
+                              for info in threadpool_info() if info.get("user_api") == "blas") or "none found"
+    return libraries + "; " + ("set: " + ", ".join(overrides) if overrides else "no kernel override set")
 
 SEED = 1234
 

@@ -55,6 +55,7 @@ def machine_info(args: argparse.Namespace) -> list[str]:
         f"- OS: {platform.platform()}; Python {platform.python_version()}",
         f"- versions: {', '.join(versions)}",
         f"- symflow mode: {args.mode}; float64 everywhere; threads: {threads}",
+        f"- BLAS: {common.blas_info()}",
         f"- load average (1, 5, 15 min) when the run ended: {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
         f"- command: python {' '.join(sys.argv)}" + ("  (QUICK run: small sizes, few repeats)" if args.quick else ""),
     ]
