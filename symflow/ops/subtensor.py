@@ -882,6 +882,13 @@ def _clip(v: Any, lo: Any, hi: Any) -> Variable:
     return m.minimum(m.maximum(v, lo), hi)
 
 
+def _count(span: Variable, step: Variable) -> Variable:
+    """How many of ``span`` consecutive positions a slice of ``step`` visits (0 if ``span <= 0``):
+    ``(span - 1) // |step| + 1``, written so that no step (``±2**63`` included) overflows int64."""
+    visited = m.add(m.switch(m.lt(step, 0), m.int_div(m.sub(1, span), step), m.int_div(m.sub(span, 1), step)), 1)
+    return m.switch(m.gt(span, 0), visited, 0)
+
+
 def slice_length(n: Variable, start: Any, stop: Any, step: Any) -> Variable:
     """Symbolic ``len(range(n)[start:stop:step])`` (components may be None)."""
     step_value = 1 if step is None else constant_value(step)
@@ -889,12 +896,12 @@ def slice_length(n: Variable, start: Any, stop: Any, step: Any) -> Variable:
         s = as_variable(step_value if step is None else step)
         lo = 0 if start is None else _clip(m.switch(m.lt(start, 0), m.add(start, n), start), 0, n)
         hi = n if stop is None else _clip(m.switch(m.lt(stop, 0), m.add(stop, n), stop), 0, n)
-        return m.cast(m.maximum(m.int_div(m.add(m.sub(hi, lo), m.sub(s, 1)), s), 0), "int64")
+        return m.cast(_count(m.sub(hi, lo), s), "int64")
     if step_value is not None and step_value < 0:
         s = as_variable(step)
         lo = m.sub(n, 1) if start is None else _clip(m.switch(m.lt(start, 0), m.add(start, n), start), -1, m.sub(n, 1))
         hi = -1 if stop is None else _clip(m.switch(m.lt(stop, 0), m.add(stop, n), stop), -1, m.sub(n, 1))
-        return m.cast(m.maximum(m.int_div(m.sub(m.sub(lo, hi), m.add(s, 1)), m.neg(s)), 0), "int64")
+        return m.cast(_count(m.sub(lo, hi), s), "int64")
     # the step's sign is known only at run time: Python's slice rules, each choice made by switch
     s = as_variable(step)
     neg = m.lt(s, 0)
@@ -908,9 +915,7 @@ def slice_length(n: Variable, start: Any, stop: Any, step: Any) -> Variable:
 
     lo = bound(start, m.switch(neg, upper, lower))
     hi = bound(stop, m.switch(neg, lower, upper))
-    length = m.switch(neg, m.int_div(m.sub(m.sub(lo, hi), m.add(s, 1)), m.neg(s)),
-                      m.int_div(m.add(m.sub(hi, lo), m.sub(s, 1)), s))
-    return m.cast(m.maximum(length, 0), "int64")
+    return m.cast(_count(m.switch(neg, m.sub(lo, hi), m.sub(hi, lo)), s), "int64")
 
 
 # ---------------------------------------------------------------------------------------------

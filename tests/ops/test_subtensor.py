@@ -84,6 +84,23 @@ def test_symbolic_bounds_and_steps(run: Any, check_infer_shape: Any, step: int) 
     check_infer_shape([x, i, s], outputs, X3, start, step)
 
 
+def test_inferred_length_of_steps_near_int64_limits(run: Any, check_infer_shape: Any) -> None:
+    """A slice's inferred length is right for steps up to int64's limits (``(hi - lo) + (step - 1)``
+    overflowed: ``v[::2**63 - 1]`` was inferred empty), for constant and run-time steps of either sign."""
+    v, s, i = T.vector("v"), T.lscalar("s"), T.lscalar("i")
+    big, low = 2**63 - 1, -2**63
+    outputs = [v[::big], v[::low], v[1::big], v[-2::low], v[::s], v[i::s], v[:i:s]]
+    V = np.arange(5.0)
+    for step in (big, low, big - 1, low + 1, 2, -2):
+        got = run([v, s, i], outputs, V, step, 3)
+        want = [V[::big], V[::low], V[1::big], V[-2::low], V[::step], V[3::step], V[:3:step]]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+        check_infer_shape([v, s, i], outputs, V, step, 3)
+    empty = np.zeros(0)
+    check_infer_shape([v, s, i], outputs, empty, low, 0)
+
+
 def test_int32_and_numpy_integer_indices(run: Any) -> None:
     x, i = T.tensor3("x"), T.iscalar("i")
     out = run([x, i], [x[i, np.int64(1)], x[np.int32(0):i]], X3, 1)
