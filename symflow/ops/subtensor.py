@@ -498,13 +498,12 @@ class AdvancedSubtensor(Op):
                 positions.append(d)
         nb = max(a.ndim for a, _ in arrays)
         b_shape = []
-        for i in range(nb):
+        for i in range(nb):  # index arrays broadcast as NumPy's do, length-1 dimensions at run time too
             dim = None
             for a, s in arrays:
                 j = i - (nb - a.ndim)
                 if j >= 0 and not a.broadcastable[j]:
-                    dim = s[j]
-                    break
+                    dim = s[j] if dim is None else m.switch(m.eq(dim, 1), s[j], dim)
             b_shape.append(dim if dim is not None else as_variable(1, "int64"))
         rest = list(shape[len(self.idx):])
         if positions == list(range(positions[0], positions[-1] + 1)):

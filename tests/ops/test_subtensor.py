@@ -101,6 +101,23 @@ def test_inferred_length_of_steps_near_int64_limits(run: Any, check_infer_shape:
     check_infer_shape([v, s, i], outputs, empty, low, 0)
 
 
+def test_inferred_shape_of_index_arrays_broadcast_at_run_time(run: Any, check_infer_shape: Any) -> None:
+    """Index arrays broadcast as NumPy's do, also where a length-1 dimension is known only at run
+    time: the shape rule took the first array's length (``x[a, b]`` with ``len(a) == 1``: 1)."""
+    x, x3 = T.matrix("x"), T.tensor3("x3")
+    a, b, c = T.lvector("a"), T.lvector("b"), T.lmatrix("c")
+    outputs = [x[a, b], x[b, a], x[c, a], x3[a, :, b], x3[:, c, b], x3[a, b, a]]
+    X, X3_ = np.arange(12.0).reshape(3, 4), np.arange(24.0).reshape(2, 3, 4)
+    for A, B, C in ((np.array([1]), np.array([0, 1, 2]), np.array([[0], [1]])),
+                    (np.array([0, 1, 0]), np.array([1]), np.array([[0, 1, 1]])),
+                    (np.array([1]), np.zeros(0, "int64"), np.zeros((0, 1), "int64"))):
+        got = run([x, x3, a, b, c], outputs, X, X3_, A, B, C)
+        want = [X[A, B], X[B, A], X[C, A], X3_[A, :, B], X3_[:, C, B], X3_[A, B, A]]
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+        check_infer_shape([x, x3, a, b, c], outputs, X, X3_, A, B, C)
+
+
 def test_int32_and_numpy_integer_indices(run: Any) -> None:
     x, i = T.tensor3("x"), T.iscalar("i")
     out = run([x, i], [x[i, np.int64(1)], x[np.int32(0):i]], X3, 1)
