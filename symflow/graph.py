@@ -285,6 +285,9 @@ class Variable:
     def flatten(self, ndim: int = 1) -> Variable:
         return _tensor().flatten(self, ndim)
 
+    def swapaxes(self, axis1: int, axis2: int) -> Variable:
+        return _tensor().swapaxes(self, axis1, axis2)
+
     def squeeze(self) -> Variable:
         return _tensor().squeeze(self)
 

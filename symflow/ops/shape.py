@@ -1,4 +1,4 @@
-"""Shape manipulation: dimshuffle, reshape, shape queries, join, alloc, arange, repeat."""
+"""Shape manipulation: dimshuffle, reshape, shape queries, join, tile, alloc, arange, repeat."""
 
 from __future__ import annotations
 
@@ -168,6 +168,24 @@ def squeeze(x: Any) -> Variable:
     """Drop every broadcastable (length-1) dimension."""
     x = as_variable(x)
     return dimshuffle(x, tuple(d for d in range(x.ndim) if not x.broadcastable[d]))
+
+
+def axis_index(axis: Any, ndim: int, what: str) -> int:
+    """``axis`` as an index in ``range(ndim)`` (negative counts from the end); a clear error otherwise."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{what} must be a Python int, got {type(axis).__name__} {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{what} {axis} is out of range for a {ndim}-d tensor")
+    return int(axis) % ndim
+
+
+def swapaxes(x: Any, axis1: int, axis2: int) -> Variable:
+    """NumPy's swapaxes: ``x`` with dimensions ``axis1`` and ``axis2`` exchanged (a dimshuffle)."""
+    x = as_variable(x)
+    a, b = axis_index(axis1, x.ndim, "swapaxes axis1"), axis_index(axis2, x.ndim, "swapaxes axis2")
+    order = list(range(x.ndim))
+    order[a], order[b] = b, a
+    return dimshuffle(x, order)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,6 +641,87 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
     if len(expanded) == 1:
         return unbroadcast(expanded[0], axis)
     return Join(axis)(*expanded)  # type: ignore[no-any-return]
+
+
+def join(axis: int, *tensors: Any) -> Variable:
+    """Theano's join: concatenate ``tensors`` along ``axis`` (a Python int; the axis comes first)."""
+    for i, t in enumerate(tensors):
+        if isinstance(t, (list, tuple)):
+            raise TypeError(f"join takes the tensors as separate arguments, join(axis, a, b); argument {i + 1} "
+                            f"is a {type(t).__name__} (for a list use T.concatenate(list, axis))")
+    if isinstance(axis, Variable):
+        raise TypeError(f"join needs the axis as a Python int (symflow's Join has a fixed axis), got {axis.describe()}")
+    if not tensors:
+        raise ValueError("join needs at least one tensor")
+    return concatenate(tensors, axis=axis_index(axis, max(as_variable(tensors[0]).ndim, 1), "join axis"))
+
+
+def _stack_2d(what: str, axis: int, args: tuple[Any, ...]) -> Variable:
+    """Theano's horizontal/vertical stacks: two or more matrices joined along ``axis``."""
+    if len(args) < 2:
+        raise ValueError(f"{what} needs at least two tensors, got {len(args)}")
+    xs = [as_variable(a) for a in args]
+    for i, x in enumerate(xs):
+        if x.ndim != 2:
+            raise ValueError(f"{what} stacks matrices (as Theano, unlike NumPy, it refuses vectors); "
+                             f"argument {i} is {x.describe()}")
+    return Join(axis)(*xs)  # type: ignore[no-any-return]
+
+
+def horizontal_stack(*tensors: Any) -> Variable:
+    """Matrices side by side (joined along axis 1); 2-d only, as in Theano (NumPy's hstack also takes vectors)."""
+    return _stack_2d("horizontal_stack", 1, tensors)
+
+
+def vertical_stack(*tensors: Any) -> Variable:
+    """Matrices one above the other (joined along axis 0); 2-d only, as in Theano."""
+    return _stack_2d("vertical_stack", 0, tensors)
+
+
+def tile(x: Any, reps: int | Sequence[int], ndim: int | None = None) -> Variable:
+    """NumPy's tile: ``x`` repeated ``reps[d]`` times along each dimension; ``reps`` an int or a
+    tuple of non-negative Python ints (symbolic reps are refused).
+
+    The result has ``max(x.ndim, len(reps))`` dimensions, or ``ndim`` if given (not fewer): the
+    shorter of ``x``'s shape and ``reps`` is padded with ones on the left, as in NumPy and Theano.
+    Built as one broadcast fill (``alloc``) reshaped, so the gradient sums the copies."""
+    x = as_variable(x)
+    if isinstance(reps, (int, np.integer)) and not isinstance(reps, (bool, np.bool_)):
+        reps = (reps,)
+    if isinstance(reps, np.ndarray):
+        reps = reps.tolist()
+    if not isinstance(reps, (tuple, list)):
+        kind = reps.describe() if isinstance(reps, Variable) else f"{type(reps).__name__} {reps!r}"
+        raise TypeError(f"tile reps must be an int or a tuple of Python ints, got {kind}")
+    for r in reps:
+        if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, np.integer)):
+            kind = r.describe() if isinstance(r, Variable) else f"{type(r).__name__} {r!r}"
+            raise TypeError(f"tile reps must be Python ints (symbolic reps are not supported), got {kind} in {reps}")
+        if r < 0:
+            raise ValueError(f"tile reps must not be negative, got {tuple(int(r) for r in reps)}")
+    n = max(x.ndim, len(reps))
+    if ndim is not None:
+        if ndim < n:
+            raise ValueError(f"tile ndim={ndim} is less than x's {x.ndim} dimensions or the {len(reps)} reps")
+        n = ndim
+    counts = (1,) * (n - len(reps)) + tuple(int(r) for r in reps)
+    x = dimshuffle(x, ("x",) * (n - x.ndim) + tuple(range(x.ndim)))
+    if all(r == 1 for r in counts):
+        return x
+    pattern: list[Any] = []
+    fill_shape: list[Any] = []
+    out_shape: list[Any] = []
+    for d, r in enumerate(counts):
+        length = shape_i(x, d)
+        if r != 1:  # a new broadcastable axis in front of d, stretched to r copies
+            pattern.append("x")
+            fill_shape.append(r)
+        pattern.append(d)
+        fill_shape.append(length)
+        out_shape.append(length if r == 1 else m.mul(as_index_scalar(r), length))
+    copies = alloc(dimshuffle(x, pattern), *fill_shape)
+    bcast = tuple(r == 1 and b for r, b in zip(counts, x.broadcastable))
+    return reshape(copies, out_shape, broadcastable=bcast)
 
 
 # ---------------------------------------------------------------------------------------------

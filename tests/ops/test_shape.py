@@ -283,3 +283,78 @@ def test_gradients_through_broadcastable_dims(verify_grads: Any) -> None:
         "addbroadcast": (lambda x, y: T.addbroadcast(x, 0) * y, [rng.normal(size=(1, 3)), rng.normal(size=(2, 3))]),
         "dimshuffle drop": (lambda x: x.dimshuffle(1), [rng.normal(size=(1, 3))]),
     })
+
+
+# ---------------------------------------------------------------------------------------------
+# Theano's join, horizontal/vertical stacks, swapaxes and tile (composed from the ops above)
+# ---------------------------------------------------------------------------------------------
+def test_join_stacks_swapaxes_tile_values(run: Any, check_infer_shape: Any) -> None:
+    x, a, b, v = T.tensor3("x"), T.matrix("a"), T.matrix("b"), T.vector("v")
+    A, B, V = np.arange(6.0).reshape(2, 3), -np.arange(4.0).reshape(2, 2), np.array([1.0, 2.0])
+    cases = [
+        (T.join(0, x, x * 2), np.concatenate([X3, 2 * X3], 0)), (T.join(-1, x, x), np.concatenate([X3, X3], -1)),
+        (T.join(1, a, b, a), np.concatenate([A, B, A], 1)), (T.join(0, v), V),
+        (T.horizontal_stack(a, b), np.hstack([A, B])), (T.vertical_stack(a, a, a), np.vstack([A, A, A])),
+        (T.swapaxes(x, 0, 2), np.swapaxes(X3, 0, 2)), (x.swapaxes(-1, 1), np.swapaxes(X3, -1, 1)),
+        (a.swapaxes(1, 1), A),
+        (T.tile(a, (2, 3)), np.tile(A, (2, 3))), (T.tile(a, 2), np.tile(A, 2)),
+        (T.tile(v, (3, 1, 2)), np.tile(V, (3, 1, 2))),
+        (T.tile(x, (2, 1)), np.tile(X3, (2, 1))), (T.tile(x, (1, 0, 2)), np.tile(X3, (1, 0, 2))),
+        (T.tile(a, (2, 1), ndim=4), np.tile(A, (1, 1, 2, 1))), (T.tile(v, ()), np.tile(V, ())),
+        (T.tile(T.addbroadcast(a[:1], 0), (1, 2)), np.tile(A[:1], (1, 2))),
+    ]
+    outputs = [c[0] for c in cases]
+    results = run([x, a, b, v], outputs, X3, A, B, V)
+    for i, (got, (_, want)) in enumerate(zip(results, cases, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"case {i}")
+    check_infer_shape([x, a, b, v], outputs, X3, A, B, V)
+    # what tile knows of length-1 dims: kept where the count is 1, so a (1, n) tile is still a row
+    assert outputs[-1].broadcastable == (True, False)
+    assert T.tile(a, (1, 1)) is a and T.tile(v, (2, 1)).broadcastable == (False, False)
+    assert T.tile(v, (1, 3)).broadcastable == (True, False)
+
+
+def test_join_stacks_swapaxes_tile_errors(run: Any) -> None:
+    x, a, v, n = T.tensor3("x"), T.matrix("a"), T.vector("v"), T.lscalar("n")
+    with pytest.raises(TypeError, match=r"separate arguments.*argument 1 is a list"):
+        T.join(0, [a, a])
+    with pytest.raises(TypeError, match="Python int.*'n'"):
+        T.join(n, a, a)
+    with pytest.raises(ValueError, match="join axis 2 is out of range for a 2-d tensor"):
+        T.join(2, a, a)
+    with pytest.raises(ValueError, match="at least one"):
+        T.join(0)
+    with pytest.raises(ShapeError, match="differ in dimension 1"):
+        run([a], T.vertical_stack(a, a[:, 1:]), np.ones((2, 3)))
+    for stack in (T.horizontal_stack, T.vertical_stack):
+        with pytest.raises(ValueError, match="at least two tensors, got 1"):
+            stack(a)
+        with pytest.raises(ValueError, match=r"refuses vectors\); argument 1 is 'v' \(float64 vector\)"):
+            stack(a, v)
+    with pytest.raises(ValueError, match="swapaxes axis2 3 is out of range for a 3-d tensor"):
+        x.swapaxes(0, 3)
+    with pytest.raises(TypeError, match="swapaxes axis1 must be a Python int"):
+        T.swapaxes(x, 0.5, 1)
+    with pytest.raises(TypeError, match="symbolic reps are not supported.*'n'"):
+        T.tile(a, (n, 2))
+    with pytest.raises(TypeError, match="tile reps must be an int or a tuple of Python ints, got 'v'"):
+        T.tile(a, T.lvector("v"))
+    with pytest.raises(TypeError, match="float 1.5"):
+        T.tile(a, (1.5, 2))
+    with pytest.raises(ValueError, match=r"must not be negative, got \(2, -1\)"):
+        T.tile(a, (2, -1))
+    with pytest.raises(ValueError, match="ndim=2 is less than"):
+        T.tile(x, (2, 2), ndim=2)
+
+
+def test_join_stack_tile_gradients(verify_grads: Any) -> None:
+    rng = np.random.default_rng(0)
+    t, a, v = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3)), rng.normal(size=(3,))
+    verify_grads({
+        "join": (lambda x, y: T.join(1, x, y * 2, x), [a, a]),
+        "stacks": (lambda x, y: T.concatenate([T.horizontal_stack(x, y).flatten(),
+                                               T.vertical_stack(x**2, y).flatten()]), [a, a]),
+        "swapaxes": (lambda x: x.swapaxes(0, 2) ** 2, [t]),
+        "tile": (lambda x: T.tile(x, (2, 1, 3)) ** 2, [t]),
+        "tile new dims": (lambda x: T.tile(x, (2, 3, 2)) * T.arange(36).reshape((2, 3, 6)), [v]),
+    })
