@@ -1,4 +1,4 @@
-"""Shape manipulation: dimshuffle, reshape, shape queries, join, tile, alloc, arange, repeat."""
+"""Shape manipulation: dimshuffle, reshape, shape queries, join and split, tile, alloc, arange, repeat."""
 
 from __future__ import annotations
 
@@ -722,6 +722,101 @@ def tile(x: Any, reps: int | Sequence[int], ndim: int | None = None) -> Variable
     copies = alloc(dimshuffle(x, pattern), *fill_shape)
     bcast = tuple(r == 1 and b for r, b in zip(counts, x.broadcastable))
     return reshape(copies, out_shape, broadcastable=bcast)
+
+
+# ---------------------------------------------------------------------------------------------
+class SplitSizes(Op):
+    """``split``'s sizes, passed through after checking them against the length of the axis they
+    cut: ``n_splits`` of them, none negative, adding up to the length. The pieces are sliced at
+    bounds read from this op's output, so no piece is computed from unchecked sizes."""
+
+    __props__ = ("n_splits", "axis")
+
+    def __init__(self, n_splits: int, axis: int) -> None:
+        self.n_splits = n_splits
+        self.axis = axis
+
+    def make_node(self, sizes: Variable, length: Variable) -> Apply:
+        sizes, length = as_variable(sizes), as_variable(length)
+        if sizes.ndim != 1 or sizes.dtype != "int64" or length.ndim != 0 or length.dtype != "int64":
+            raise TypeError(f"SplitSizes takes an int64 vector and an int64 scalar, got {sizes.describe()} "
+                            f"and {length.describe()}")
+        return Apply(self, [sizes, length], [sizes.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        sizes, length = inputs
+        check_split_sizes(sizes.tolist(), self.n_splits, self.axis, int(length))
+        return [sizes]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None, None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """``repeat``'s count kernel adds up the sizes, or gives -1 for a wrong count or a negative
+        size: one test against the (non-negative) length covers all three."""
+        sizes, length = node.inputs
+        total = cg.fresh("total")
+        cg.emit(f"{total} = {cg.kernel_call(cg.kernel(repeat_counts_vector), cg.value(sizes), str(self.n_splits))}")
+        cg.check(f"{total} != {cg.value(length)}", node, f"split needs {self.n_splits} sizes, none negative, "
+                 f"adding up to the length of axis {self.axis}")
+        cg.bind(node.outputs[0], cg.value(sizes))
+        cg.view(node.outputs[0], sizes)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        if any(batched):
+            return None
+        return [(self.make_node(*values).outputs[0], False)]
+
+
+def check_split_sizes(sizes: list[int], n_splits: int, axis: int, length: int | None) -> None:
+    """Raise ValueError unless ``sizes`` are ``n_splits`` non-negative ints adding up to ``length``
+    (not checked when None: unknown before run time)."""
+    if len(sizes) != n_splits:
+        raise ValueError(f"split into n_splits={n_splits} pieces needs {n_splits} sizes, but splits_size has "
+                         f"{len(sizes)}: {sizes}")
+    if any(s < 0 for s in sizes):
+        raise ValueError(f"split sizes must not be negative, got splits_size {sizes}")
+    if length is not None and sum(sizes) != length:
+        raise ValueError(f"split sizes {sizes} add up to {sum(sizes)}, but axis {axis} of x has length {length}")
+
+
+def split(x: Any, splits_size: Any, n_splits: int, axis: int = 0) -> list[Variable]:
+    """Theano's split: a list of the ``n_splits`` consecutive pieces of ``x`` along ``axis``, of
+    lengths ``splits_size`` (a list of ints or a symbolic integer vector).
+
+    Wrong sizes (not ``n_splits`` of them, a negative one, or a sum other than the axis length)
+    raise a ValueError when built if known then, else a ShapeError when run. Unlike Theano, one
+    piece is also returned in a list."""
+    from .subtensor import getitem
+
+    x = as_variable(x)
+    if x.ndim == 0:
+        raise TypeError(f"cannot split the scalar {x.describe()}")
+    axis = axis_index(axis, x.ndim, "split axis")
+    if isinstance(n_splits, (bool, np.bool_)) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
+        raise ValueError(f"split n_splits must be a positive Python int, got {n_splits!r}")
+    if isinstance(splits_size, Variable) and not isinstance(splits_size, Constant):
+        if splits_size.ndim != 1 or not dtypes.is_int(splits_size.dtype):
+            raise TypeError(f"split splits_size must be an integer vector, got {splits_size.describe()}")
+        sizes = m.cast(int64_index(splits_size), "int64")
+    else:
+        values = np.asarray(splits_size.data if isinstance(splits_size, Constant) else splits_size)
+        if values.ndim != 1 or not (dtypes.is_int(values.dtype.name) or values.size == 0):
+            raise TypeError(f"split splits_size must be a list of ints or an integer vector, got {splits_size!r}")
+        known = [int(v) for v in values]
+        check_split_sizes(known, int(n_splits), axis, 1 if x.broadcastable[axis] else None)
+        sizes = Constant(np.array(known, dtype="int64"))
+    checked = SplitSizes(int(n_splits), axis)(sizes, shape_i(x, axis))
+    pieces = []
+    start: Any = 0
+    for i in range(n_splits):
+        stop = m.add(start, getitem(checked, i)) if i else getitem(checked, 0)
+        pieces.append(getitem(x, (slice(None),) * axis + (slice(start, stop),)))
+        start = stop
+    return pieces
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ from ..ops.shape import (
     reshape,
     shape,
     shape_i,
+    split,
     squeeze,
     stack,
     swapaxes,

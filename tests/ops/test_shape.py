@@ -286,7 +286,7 @@ def test_gradients_through_broadcastable_dims(verify_grads: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Theano's join, horizontal/vertical stacks, swapaxes and tile (composed from the ops above)
+# Theano's join, horizontal/vertical stacks, swapaxes, tile and split (composed from the ops above)
 # ---------------------------------------------------------------------------------------------
 def test_join_stacks_swapaxes_tile_values(run: Any, check_infer_shape: Any) -> None:
     x, a, b, v = T.tensor3("x"), T.matrix("a"), T.matrix("b"), T.vector("v")
@@ -347,7 +347,61 @@ def test_join_stacks_swapaxes_tile_errors(run: Any) -> None:
         T.tile(x, (2, 2), ndim=2)
 
 
-def test_join_stack_tile_gradients(verify_grads: Any) -> None:
+def test_split_values(run: Any, check_infer_shape: Any) -> None:
+    x, s = T.tensor3("x"), T.ivector("s")
+    cases = [(T.split(x, [1, 1], 2), np.split(X3, [1])),
+             (T.split(x, (1, 0, 2), 3, axis=1), np.split(X3, [1, 1], axis=1)),
+             (T.split(x, np.array([3, 1]), 2, axis=-1), np.split(X3, [3], axis=2)),
+             (T.split(x, [4], 1, axis=2), [X3]),
+             (T.split(x, s, 3, axis=2), np.split(X3, [2, 2], axis=2)),
+             (T.split(x, T.constant([2, 1], dtype="int8"), 2, axis=1), np.split(X3, [2], axis=1))]
+    outputs = [p for pieces, _ in cases for p in pieces]
+    expected = [p for _, pieces in cases for p in pieces]
+    assert all(isinstance(pieces, list) for pieces, _ in cases)
+    assert [len(pieces) for pieces, _ in cases] == [2, 3, 2, 1, 3, 2]
+    sizes = np.array([2, 0, 2], "int32")
+    for i, (got, want) in enumerate(zip(run([x, s], outputs, X3, sizes), expected, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"piece {i}")
+    check_infer_shape([x, s], outputs, X3, sizes)
+
+
+def test_split_errors_at_build_time() -> None:
+    x = T.tensor3("x")
+    with pytest.raises(ValueError, match=r"n_splits=3 pieces needs 3 sizes, but splits_size has 2: \[1, 1\]"):
+        T.split(x, [1, 1], 3)
+    with pytest.raises(ValueError, match=r"must not be negative, got splits_size \[3, -1\]"):
+        T.split(x, [3, -1], 2)
+    with pytest.raises(ValueError, match=r"sizes \[1, 1\] add up to 2, but axis 0 of x has length 1"):
+        T.split(T.addbroadcast(x, 0), [1, 1], 2)
+    with pytest.raises(ValueError, match="n_splits must be a positive Python int, got 0"):
+        T.split(x, [], 0)
+    with pytest.raises(TypeError, match="integer vector, got 'f'"):
+        T.split(x, T.vector("f"), 2)
+    with pytest.raises(TypeError, match="list of ints"):
+        T.split(x, [1.5, 0.5], 2)
+    with pytest.raises(ValueError, match="split axis 3 is out of range"):
+        T.split(x, [1, 1], 2, axis=3)
+    with pytest.raises(TypeError, match="cannot split the scalar"):
+        T.split(T.scalar("c"), [1], 1)
+
+
+def test_split_errors_when_run(run: Any) -> None:
+    """Sizes known only when run are checked before any piece is cut: count, sign and sum, with the
+    sizes and the axis length in the message (the Numba backend reruns on NumPy for it)."""
+    x, s = T.tensor3("x"), T.lvector("s")
+    pieces = T.split(x, s, 2, axis=1)
+    for sizes, message in [([1, 1], r"sizes \[1, 1\] add up to 2, but axis 1 of x has length 3"),
+                           ([1, 1, 1], r"n_splits=2 pieces needs 2 sizes, but splits_size has 3: \[1, 1, 1\]"),
+                           ([3], r"needs 2 sizes, but splits_size has 1: \[3\]"),
+                           ([4, -1], r"must not be negative, got splits_size \[4, -1\]")]:
+        with pytest.raises(ShapeError, match=message):
+            run([x, s], pieces, X3, np.array(sizes))
+    # a list of sizes whose sum the axis length (not known when built) does not match
+    with pytest.raises(ShapeError, match=r"sizes \[2, 3\] add up to 5, but axis 2 of x has length 4"):
+        run([x], T.split(x, [2, 3], 2, axis=2), X3)
+
+
+def test_join_stack_tile_split_gradients(verify_grads: Any) -> None:
     rng = np.random.default_rng(0)
     t, a, v = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3)), rng.normal(size=(3,))
     verify_grads({
@@ -357,4 +411,8 @@ def test_join_stack_tile_gradients(verify_grads: Any) -> None:
         "swapaxes": (lambda x: x.swapaxes(0, 2) ** 2, [t]),
         "tile": (lambda x: T.tile(x, (2, 1, 3)) ** 2, [t]),
         "tile new dims": (lambda x: T.tile(x, (2, 3, 2)) * T.arange(36).reshape((2, 3, 6)), [v]),
+        "split": (lambda x: T.concatenate([p.flatten() * (i + 1) for i, p in enumerate(T.split(x, [1, 3, 0], 3, 2))]),
+                  [t]),
+        "split symbolic": (lambda x: sum(p.sum() * (i + 1) for i, p in
+                                         enumerate(T.split(x, T.stack([x.shape[1] - 2, 2]), 2, 1))), [a]),
     })
