@@ -24,7 +24,17 @@ from ..graph import Apply, Constant, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
 from .elemwise import pad_left, reduce_to_input
-from .shape import INT64_MAX, DimShuffle, as_index_scalar, constant_value, dimshuffle, int64_index, shape_i, zeros_like
+from .shape import (
+    INT64_MAX,
+    DimShuffle,
+    as_index_scalar,
+    axis_index,
+    constant_value,
+    dimshuffle,
+    int64_index,
+    shape_i,
+    zeros_like,
+)
 
 # An index structure is a tuple of entries: "i" (an integer: one scalar input), "a" (an integer
 # array: one input), or ("s", has_start, has_stop, has_step) (a slice: one input per component).
@@ -1108,6 +1118,23 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
     axis %= x.ndim
     indices = _list_index(indices) if isinstance(indices, list) else indices
     return getitem(x, (slice(None),) * axis + (as_variable(indices),))
+
+
+def flip(x: Any, axis: int | Sequence[int] | None = None) -> Variable:
+    """NumPy's flip: ``x`` with the order of its entries reversed along ``axis`` (an int or a tuple;
+    None: every axis), as a ``::-1`` slice."""
+    x = as_variable(x)
+    if axis is None:
+        axes = list(range(x.ndim))
+    else:
+        given = axis if isinstance(axis, (tuple, list)) else (axis,)
+        axes = [axis_index(a, x.ndim, "flip axis") for a in given]
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"flip: an axis appears twice in {tuple(given)}")
+    if not axes:
+        return x
+    reverse = slice(None, None, -1)
+    return getitem(x, tuple(reverse if d in axes else slice(None) for d in range(max(axes) + 1)))
 
 
 def shape_of(x: Variable) -> tuple[Variable, ...]:

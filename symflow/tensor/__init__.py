@@ -104,7 +104,7 @@ from ..ops.shape import (
     zeros,
     zeros_like,
 )
-from ..ops.subtensor import getitem, inc_subtensor, set_subtensor, take
+from ..ops.subtensor import flip, getitem, inc_subtensor, set_subtensor, take
 from ..types import TensorType
 from . import nnet
 

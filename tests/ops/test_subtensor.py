@@ -1,5 +1,5 @@
 """Indexing with NumPy semantics (integers, slices with any step, integer-vector gathers, pairs of
-index vectors, None, ellipsis), set_subtensor / inc_subtensor, their errors and gradients."""
+index vectors, None, ellipsis), set_subtensor / inc_subtensor, flip, their errors and gradients."""
 
 from __future__ import annotations
 
@@ -299,6 +299,26 @@ def test_take(run: Any) -> None:
     out = run([x], [T.take(x, np.array([2, 0]), axis=1), T.take(x, np.array([5, 1]))], X)
     np.testing.assert_array_equal(out[0], np.take(X, [2, 0], axis=1))
     np.testing.assert_array_equal(out[1], np.take(X, [5, 1]))
+
+
+def test_flip(run: Any, check_infer_shape: Any, verify_grads: Any) -> None:
+    """NumPy's flip, as ``::-1`` slices: every axis, one, several, negative axes; refused axes."""
+    x = T.tensor3("x")
+    axes: list[Any] = [None, 0, 1, -1, (0, 2), [2, -2], (), (0, 1, 2)]
+    outputs = [T.flip(x, a) for a in axes]
+    results = run([x], outputs, X3)
+    for a, got in zip(axes, results, strict=True):
+        np.testing.assert_array_equal(got, np.flip(X3, a if a is None else tuple(a) if isinstance(a, list) else a))
+    check_infer_shape([x], outputs, X3)
+    assert T.flip(x, ()) is x and T.flip(T.scalar("s")).ndim == 0
+    with pytest.raises(ValueError, match="flip axis 3 is out of range for a 3-d tensor"):
+        T.flip(x, 3)
+    with pytest.raises(ValueError, match=r"an axis appears twice in \(1, -2\)"):
+        T.flip(x, (1, -2))
+    with pytest.raises(TypeError, match="flip axis must be a Python int"):
+        T.flip(x, T.lscalar("a"))
+    a = np.random.default_rng(0).normal(size=(2, 3, 4))
+    verify_grads({f"axis {axis}": (lambda v, axis=axis: T.flip(v, axis) * v, [a]) for axis in (None, 1, (0, -1))})
 
 
 # ---------------------------------------------------------------------------------------------
