@@ -1,4 +1,4 @@
-"""Cumulative sums along an axis."""
+"""Theano's extra_ops: cumulative sums along an axis, differences, one-hot encoding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 from .. import dtypes
 from ..graph import Apply, Op, Variable, as_variable
 from ..types import TensorType
-from .subtensor import getitem
+from . import math as m
+from .shape import arange, as_index_scalar, axis_index, shape_i, zeros
+from .subtensor import getitem, set_subtensor
 
 
 class CumSum(Op):
@@ -75,3 +77,32 @@ def cumsum(x: Any, axis: int | None = None) -> Variable:
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"cumsum axis {axis} out of range for {x.describe()}")
     return CumSum(axis % x.ndim)(x)  # type: ignore[no-any-return]
+
+
+def diff(x: Any, n: int = 1, axis: int = -1) -> Variable:
+    """NumPy's diff: the ``n``-th differences along ``axis``, ``x[1:] - x[:-1]`` applied ``n``
+    times (``!=`` for booleans, as NumPy); the axis gets ``n`` shorter (empty beyond that)."""
+    x = as_variable(x)
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"diff order n must be a non-negative Python int, got {n!r}")
+    if x.ndim == 0:
+        raise ValueError(f"diff needs at least one dimension, got {x.describe()}")
+    axis = axis_index(axis, x.ndim, "diff axis")
+    before = (slice(None),) * axis
+    for _ in range(n):
+        later, earlier = getitem(x, before + (slice(1, None),)), getitem(x, before + (slice(None, -1),))
+        x = m.neq(later, earlier) if x.dtype == "bool" else m.sub(later, earlier)
+    return x
+
+
+def to_one_hot(y: Any, nb_class: Any, dtype: Any = None) -> Variable:
+    """Theano's to_one_hot: a matrix whose row ``i`` is 1 in column ``y[i]`` and 0 elsewhere, of
+    ``dtype`` (default ``config.floatX``). Labels index the columns as in Theano: a negative label
+    counts from the end, one of ``nb_class`` or more is an index error when run."""
+    y = as_variable(y)
+    if y.ndim != 1 or not dtypes.is_int(y.dtype):
+        raise TypeError(f"to_one_hot needs an integer vector of labels y, got {y.describe()}")
+    n_class = as_index_scalar(nb_class, "to_one_hot nb_class")
+    n = shape_i(y, 0)
+    out = zeros((n, n_class), dtype=dtype if dtype is not None else "floatX")
+    return set_subtensor(getitem(out, (arange(n), y)), 1)

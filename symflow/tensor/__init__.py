@@ -13,7 +13,7 @@ from ..gradient import grad, hessian, jacobian
 from ..graph import Constant, Variable, as_variable
 from ..ops.dot import batched_dot, dot, outer, tensordot
 from ..ops.elemwise import cast
-from ..ops.extra import cumsum
+from ..ops.extra import cumsum, diff, to_one_hot
 from ..ops.gradflow import disconnected_grad, grad_clip, stop_gradient
 from ..ops.math import (
     abs,
@@ -106,7 +106,7 @@ from ..ops.shape import (
 )
 from ..ops.subtensor import flip, getitem, inc_subtensor, set_subtensor, take
 from ..types import TensorType
-from . import nnet
+from . import extra_ops, nnet
 
 abs_ = abs
 bitwise_and, bitwise_or, bitwise_xor = and_, or_, xor
