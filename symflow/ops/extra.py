@@ -1,4 +1,4 @@
-"""Theano's extra_ops: cumulative sums along an axis, differences, one-hot encoding."""
+"""Theano's extra_ops: cumulative sums and products, sorting, differences, one-hot encoding."""
 
 from __future__ import annotations
 
@@ -106,3 +106,150 @@ def to_one_hot(y: Any, nb_class: Any, dtype: Any = None) -> Variable:
     n = shape_i(y, 0)
     out = zeros((n, n_class), dtype=dtype if dtype is not None else "floatX")
     return set_subtensor(getitem(out, (arange(n), y)), 1)
+
+
+def accumulated_dtype(dtype: str) -> str:
+    """NumPy's result dtype of ``cumsum``/``cumprod``: integers narrower than 64 bits (and bool)
+    accumulate in the 64-bit integer of their signedness."""
+    if dtype in ("bool", "int8", "int16", "int32"):
+        return "int64"
+    if dtype in ("uint8", "uint16", "uint32"):
+        return "uint64"
+    return dtype
+
+
+def _axis_of(name: str, x: Variable, axis: Any) -> int:
+    """``axis`` (negative allowed) as a non-negative axis of ``x``; ``name`` is the function's, for errors."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name} axis must be an integer or None, got {axis!r} for {x.describe()}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{name} axis {axis} out of range for {x.describe()}")
+    return int(axis) % x.ndim
+
+
+class CumProd(Op):
+    """Running product along ``axis``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        return Apply(self, [x], [TensorType(accumulated_dtype(x.dtype), x.broadcastable)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.cumprod(inputs[0], axis=self.axis).astype(node.outputs[0].dtype, copy=False)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        (x,) = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None]
+        return [CumProdGrad(self.axis)(x, g)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Seen as (before, axis, after) arrays, as CumSum."""
+        (x,), y = node.inputs, node.outputs[0]
+        dims = cg.shape_tuple(x)
+        out = cg.alloc(y, dims, "cumprod")
+        around = around_axis(dims, self.axis)
+        cg.emit(f"{cg.kernel(cumprod3)}({cg.reshape(cg.value(x), around, node)}, {cg.reshape(out, around, node)})")
+
+
+def cumprod3(x, out):  # type: ignore[no-untyped-def]
+    """Kernel: running products along the middle axis, in the output's dtype as NumPy does."""
+    if x.shape[1] == 0:
+        return
+    for a in range(x.shape[0]):
+        for c in range(x.shape[2]):
+            out[a, 0, c] = x[a, 0, c]
+        for b in range(1, x.shape[1]):
+            for c in range(x.shape[2]):
+                out[a, b, c] = out[a, b - 1, c] * x[a, b, c]
+
+
+class CumProdGrad(Op):
+    """The gradient of ``cumprod`` along ``axis`` for output gradient ``g``, exact where ``x`` has
+    zeros: ``dx_i = P_(i-1) * S_i`` with ``P`` the exclusive running product of ``x`` and
+    ``S_i = g_i + x_(i+1) * S_(i+1)``, so nothing is divided by ``x``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def make_node(self, x: Variable, g: Variable) -> Apply:
+        from .elemwise import cast
+        from .shape import patternbroadcast
+
+        x, g = as_variable(x), as_variable(g)
+        if g.ndim != x.ndim:
+            raise TypeError(f"cumprod's output gradient {g.describe()} must have the rank of its input {x.describe()}")
+        g = patternbroadcast(cast(g, x.dtype) if g.dtype != x.dtype else g, x.broadcastable)
+        return Apply(self, [x, g], [TensorType(x.dtype, x.broadcastable)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, g = (np.moveaxis(v, self.axis, 0) for v in inputs)
+        out = np.empty(x.shape, node.outputs[0].dtype)
+        n = x.shape[0]
+        if n:  # the same operations, in the same order, as the kernel
+            out[n - 1] = g[n - 1]
+            for b in range(n - 2, -1, -1):
+                out[b] = g[b] + x[b + 1] * out[b + 1]
+            p = x[0].copy()
+            for b in range(1, n):
+                out[b] = out[b] * p
+                p = p * x[b]
+        return [np.moveaxis(out, 0, self.axis)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        raise NotImplementedError(
+            f"second derivatives of cumprod are not implemented: {self} (the gradient of cumprod "
+            f"along axis {self.axis}, of {node.inputs[0].describe()}) has no gradient")
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Seen as (before, axis, after) arrays, as CumSum."""
+        (x, g), dx = node.inputs, node.outputs[0]
+        dims = cg.shape_tuple(x)
+        out = cg.alloc(dx, dims, "dcumprod")
+        around = around_axis(dims, self.axis)
+        args = ", ".join(cg.reshape(v, around, node) for v in (cg.value(x), cg.value(g), out))
+        cg.emit(f"{cg.kernel(cumprod_grad3)}({args})")
+
+
+def cumprod_grad3(x, g, out):  # type: ignore[no-untyped-def]
+    """Kernel: CumProdGrad along the middle axis; S backwards, then times the exclusive prefix products."""
+    n = x.shape[1]
+    if n == 0:
+        return
+    for a in range(x.shape[0]):
+        for c in range(x.shape[2]):
+            out[a, n - 1, c] = g[a, n - 1, c]
+        for b in range(n - 2, -1, -1):
+            for c in range(x.shape[2]):
+                out[a, b, c] = g[a, b, c] + x[a, b + 1, c] * out[a, b + 1, c]
+        for c in range(x.shape[2]):
+            p = x[a, 0, c]
+            for b in range(1, n):
+                out[a, b, c] = out[a, b, c] * p
+                p = p * x[a, b, c]
+
+
+def cumprod(x: Any, axis: int | None = None) -> Variable:
+    """Cumulative product along ``axis`` (None: of the flattened array); its gradient is exact
+    where ``x`` has zeros, but has no gradient itself (no second derivatives)."""
+    from .shape import flatten
+
+    x = as_variable(x)
+    if axis is None:
+        x, axis = flatten(x), 0
+    return CumProd(_axis_of("cumprod", x, axis))(x)  # type: ignore[no-any-return]
+

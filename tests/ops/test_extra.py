@@ -1,4 +1,4 @@
-"""cumsum, diff and to_one_hot: values and dtypes against NumPy, shapes, gradients and errors."""
+"""cumsum, cumprod, diff and to_one_hot: values and dtypes against NumPy, shapes, gradients and errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import symflow as sf
 import symflow.tensor as T
@@ -87,3 +88,93 @@ def test_diff_gradients(verify_grads: Any) -> None:
     a = np.random.default_rng(0).normal(size=(3, 4, 5))
     verify_grads({f"n={n}, axis={axis}": (lambda x, n=n, axis=axis: T.diff(x, n, axis) ** 2, [a])
                   for n, axis in [(1, -1), (2, 0), (3, 1)]})
+
+
+# cumprod
+
+P3 = np.array([[[2.0, 0.0, -1.5, 3.0], [0.5, 4.0, 0.0, -2.0], [1.5, -0.5, 2.0, 0.0]],
+               [[0.0, 0.0, 1.0, -1.0], [3.0, 2.0, 0.5, np.nan], [-1.0, 1.0, 0.0, 2.0]]])
+
+
+def test_cumprod_values_against_numpy(run: Any, check_infer_shape: Any) -> None:
+    x, e, m = T.tensor3("x"), T.tensor3("e"), T.matrix("m")
+    i, u, b = T.ivector("i"), T.tensor("uint8", (False,), "u"), T.tensor("bool", (False,), "b")
+    axes = [None, 0, 1, 2, -1, -3]
+    outputs = [T.cumprod(x, axis=a) for a in axes] + [T.cumprod(e, axis=1), T.cumprod(e), T.cumprod(m, axis=0),
+                                                      T.cumprod(i), T.cumprod(u), T.cumprod(b)]
+    evalue, mvalue = np.zeros((2, 0, 3)), np.array([[1.0, -2.0], [0.0, 3.0], [4.0, 5.0]])
+    ivalue, uvalue = np.array([3, -1, 0, 2], "int32"), np.array([3, 200, 2], "uint8")
+    values = [P3, evalue, mvalue, ivalue, uvalue, np.array([True, True, False])]
+    results = run([x, e, m, i, u, b], outputs, *values)
+    expected = [np.cumprod(P3, axis=a) for a in axes] + [np.cumprod(evalue, axis=1), np.cumprod(evalue)]
+    expected += [np.cumprod(mvalue, axis=0)] + [np.cumprod(v) for v in values[3:]]
+    for k, (got, want) in enumerate(zip(results, expected, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"output {k}")
+        assert got.dtype == want.dtype, f"output {k}"
+    assert [o.dtype for o in outputs[-3:]] == ["int64", "uint64", "int64"]  # NumPy's, 200 * 3 * 2 fits
+    assert T.cumprod(T.fvector()).dtype == "float32"
+    check_infer_shape([x, e, m, i, u, b], outputs, *values)
+
+
+def test_cumprod_errors_name_the_input() -> None:
+    x = T.tensor3("x")
+    with pytest.raises(ValueError, match="cumprod axis 3 out of range for 'x' \\(float64 tensor3\\)"):
+        T.cumprod(x, axis=3)
+    with pytest.raises(ValueError, match="cumprod axis -4 out of range for 'x'"):
+        T.cumprod(x, axis=-4)
+    with pytest.raises(TypeError, match="cumprod axis must be an integer or None, got 1.0 for 'x'"):
+        T.cumprod(x, axis=1.0)  # type: ignore[arg-type]
+
+
+def with_zeros(data: st.DataObject, a: np.ndarray) -> np.ndarray:
+    """``a`` with some (drawn) entries set to exactly 0, often several in one lane."""
+    return np.where(data.draw(hnp.arrays(bool, a.shape)), 0.0, a)
+
+
+@given(data=st.data())
+def test_cumprod_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    """Against finite differences, zeros included: cumprod is linear in each entry (the others held
+    fixed), so central differences are exact up to rounding at 0 too (no kink there)."""
+    a = with_zeros(data, data.draw(sst.arrays("float64", sst.shapes(3, 3, min_side=2, max_side=4))))
+    v = with_zeros(data, data.draw(sst.arrays("float64", sst.shapes(1, 1, min_side=2, max_side=5))))
+    cases = {f"axis {axis}": (lambda x, axis=axis: T.cumprod(x, axis=axis), [a]) for axis in (None, 0, 1, -1)}
+    verify_grads({**cases, "vector": (lambda x: T.cumprod(x) ** 2, [v])})
+
+
+def cumprod_grad_reference(x: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
+    """d(sum(g * cumprod(x)))/dx_i = sum over k >= i of g_k times the product of x_j, j <= k, j != i:
+    written out product by product, with no division (and no finite differences)."""
+    x, g = np.moveaxis(x, axis, -1), np.moveaxis(g, axis, -1)
+    out = np.zeros_like(x)
+    for i in range(x.shape[-1]):
+        for k in range(i, x.shape[-1]):
+            others = np.delete(x[..., :k + 1], i, axis=-1)
+            out[..., i] += g[..., k] * np.prod(others, axis=-1)
+    return np.moveaxis(out, -1, axis)
+
+
+def test_cumprod_gradient_is_exact_at_zeros(mode: str) -> None:
+    """The gradient equals the product-by-product formula (no finite differences), where x has one
+    zero, several zeros or none in a lane, in both backends; a gradient dividing by x gives NaN here."""
+    x, g = T.tensor3("x"), T.tensor3("g")
+    axes = [0, 1, 2, -1]
+    f = sf.function([x, g], [sf.grad((T.cumprod(x, axis=a) * g).sum(), x) for a in axes], mode=mode)
+
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        xv = with_zeros(data, data.draw(sst.arrays("float64", sst.shapes(3, 3, min_side=2, max_side=4))))
+        gv = data.draw(sst.arrays("float64", st.just(xv.shape)))
+        for a, got in zip(axes, f(xv, gv), strict=True):
+            want = cumprod_grad_reference(xv, gv, a)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=f"axis {a}")
+
+    check()
+    got = f(P3[:, :, :3], np.ones((2, 3, 3)))[1][0]  # lanes along axis 1: (2, .5, 1.5), (0, 4, -.5), (-1.5, 0, 2)
+    np.testing.assert_array_equal(got, [[2.25, 3.0, 1.0], [5.0, 0.0, -4.5], [1.0, 0.0, 0.0]])
+
+
+def test_cumprod_second_derivative_is_an_error() -> None:
+    x = T.vector("x")
+    gx = sf.grad(T.cumprod(x).sum(), x)
+    with pytest.raises(NotImplementedError, match="second derivatives of cumprod .*CumProdGrad"):
+        sf.grad(gx.sum(), x)
