@@ -253,3 +253,161 @@ def cumprod(x: Any, axis: int | None = None) -> Variable:
         x, axis = flatten(x), 0
     return CumProd(_axis_of("cumprod", x, axis))(x)  # type: ignore[no-any-return]
 
+
+class Sort(Op):
+    """Sorted copy along ``axis``, NaN last as in NumPy; ties keep their order (a stable sort, in
+    both backends, so that ``Sort`` and ``ArgSort`` agree element for element, signed zeros included)."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        return Apply(self, [x], [TensorType(x.dtype, x.broadcastable)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.sort(inputs[0], axis=self.axis, kind="stable")]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        """The output gradient scattered back to where each sorted element came from."""
+        from .shape import arange, dimshuffle, shape_i, zeros_like
+        from .subtensor import inc_subtensor
+
+        (x,) = node.inputs
+        (g,) = output_grads
+        if g is None or dtypes.is_discrete(x.dtype):
+            return [None]
+        order = ArgSort(self.axis)(x)
+        index = tuple(order if d == self.axis else
+                      dimshuffle(arange(shape_i(x, d)), ["x"] * d + [0] + ["x"] * (x.ndim - d - 1))
+                      for d in range(x.ndim))
+        return [inc_subtensor(getitem(zeros_like(x), index), g)]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Seen as (before, axis, after) arrays, as CumSum."""
+        _emit_sort(self, node, cg, sort3)
+
+
+class ArgSort(Op):
+    """Indices (int64) that sort along ``axis``: a stable order (ties in order of appearance), NaN
+    last, as ``np.argsort(kind='stable')``. Not differentiable, as ``argmax``."""
+
+    __props__ = ("axis",)
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def make_node(self, x: Variable) -> Apply:
+        x = as_variable(x)
+        return Apply(self, [x], [TensorType("int64", x.broadcastable)])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.argsort(inputs[0], axis=self.axis, kind="stable").astype("int64", copy=False)]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        return [None]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        """Seen as (before, axis, after) arrays, as CumSum."""
+        _emit_sort(self, node, cg, argsort3)
+
+
+def _emit_sort(op: Sort | ArgSort, node: Apply, cg: Any, kernel: Any) -> None:
+    (x,), y = node.inputs, node.outputs[0]
+    dims = cg.shape_tuple(x)
+    out = cg.alloc(y, dims, type(op).__name__.lower())
+    around = around_axis(dims, op.axis)
+    cg.emit(f"{cg.kernel(kernel)}({cg.reshape(cg.value(x), around, node)}, {cg.reshape(out, around, node)})")
+
+
+def stable_order(x, a, c, order, spare):  # type: ignore[no-untyped-def]
+    """Kernel helper: the positions b of ``x[a, :, c]`` in sorted order, equal values (NaN among
+    them) in order of appearance and NaN last, by a bottom-up merge sort of ``order`` with
+    ``spare`` as the buffer; returns whichever of the two holds the result."""
+    n = x.shape[1]
+    for b in range(n):
+        order[b] = b
+    src, dst = order, spare
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j < hi and i < mid:
+                    u, v = x[a, src[j], c], x[a, src[i], c]
+                    right = u < v or (v != v and u == u)  # strictly before: ties take the left one
+                else:
+                    right = j < hi
+                if right:
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+        src, dst = dst, src
+        width *= 2
+    return src
+
+
+def sort3(x, out):  # type: ignore[no-untyped-def]
+    """Kernel: ``out`` is ``x`` sorted along the middle axis (``stable_order``)."""
+    order, spare = np.empty(x.shape[1], np.int64), np.empty(x.shape[1], np.int64)
+    for a in range(x.shape[0]):
+        for c in range(x.shape[2]):
+            s = stable_order(x, a, c, order, spare)
+            for b in range(x.shape[1]):
+                out[a, b, c] = x[a, s[b], c]
+
+
+def argsort3(x, out):  # type: ignore[no-untyped-def]
+    """Kernel: ``out`` holds the positions that sort ``x`` along the middle axis (``stable_order``)."""
+    order, spare = np.empty(x.shape[1], np.int64), np.empty(x.shape[1], np.int64)
+    for a in range(x.shape[0]):
+        for c in range(x.shape[2]):
+            s = stable_order(x, a, c, order, spare)
+            for b in range(x.shape[1]):
+                out[a, b, c] = s[b]
+
+
+sort3.helpers = (stable_order,)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
+argsort3.helpers = (stable_order,)  # type: ignore[attr-defined]
+
+_SORT_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
+
+
+def _sort_axis(name: str, a: Any, axis: int | None, kind: str, order: Any) -> tuple[Variable, int]:
+    """The input (flattened for ``axis=None``) and its non-negative axis, after checking Theano's
+    ``kind`` and ``order`` arguments (any kind gives the stable order; structured ``order`` is refused)."""
+    from .shape import flatten
+
+    x = as_variable(a)
+    if kind not in _SORT_KINDS:
+        raise ValueError(f"{name} kind must be one of {', '.join(_SORT_KINDS)}, got {kind!r} for {x.describe()}")
+    if order is not None:
+        raise ValueError(f"{name} order= is for structured arrays, which symflow does not have; got {order!r}")
+    if axis is None:
+        x, axis = flatten(x), 0
+    return x, _axis_of(name, x, axis)
+
+
+def sort(a: Any, axis: int | None = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+    """Sorted copy of ``a`` along ``axis`` (None: of the flattened array); NaN sorts last, as in
+    NumPy. Every ``kind`` gives the stable order (equal elements keep their order)."""
+    x, axis = _sort_axis("sort", a, axis, kind, order)
+    return Sort(axis)(x)  # type: ignore[no-any-return]
+
+
+def argsort(a: Any, axis: int | None = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+    """The int64 indices that sort ``a`` along ``axis`` (None: the flattened array), in the stable
+    order whatever ``kind`` is: ties in order of appearance, NaN last, as ``np.argsort(kind='stable')``."""
+    x, axis = _sort_axis("argsort", a, axis, kind, order)
+    return ArgSort(axis)(x)  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ from ..gradient import grad, hessian, jacobian
 from ..graph import Constant, Variable, as_variable
 from ..ops.dot import batched_dot, dot, outer, tensordot
 from ..ops.elemwise import cast
-from ..ops.extra import cumprod, cumsum, diff, to_one_hot
+from ..ops.extra import argsort, cumprod, cumsum, diff, sort, to_one_hot
 from ..ops.gradflow import disconnected_grad, grad_clip, stop_gradient
 from ..ops.math import (
     abs,

@@ -1,4 +1,5 @@
-"""cumsum, cumprod, diff and to_one_hot: values and dtypes against NumPy, shapes, gradients and errors."""
+"""cumsum, cumprod, sort, argsort, diff and to_one_hot: values and dtypes against NumPy, shapes,
+gradients and errors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import symflow as sf
 import symflow.tensor as T
-from symflow.errors import IndexingError
+from symflow.errors import DisconnectedInputError, IndexingError
 from symflow.testing import strategies as sst
 
 X3 = np.arange(24.0).reshape(2, 3, 4) - 7.0
@@ -178,3 +179,95 @@ def test_cumprod_second_derivative_is_an_error() -> None:
     gx = sf.grad(T.cumprod(x).sum(), x)
     with pytest.raises(NotImplementedError, match="second derivatives of cumprod .*CumProdGrad"):
         sf.grad(gx.sum(), x)
+
+
+# sort and argsort
+
+
+def sort_input() -> np.ndarray:
+    """A (3, 37, 5) array of many ties (values 0..3), NaNs (a lane with several) and signed zeros;
+    37 is no power of two, so the merge sort's last runs are short."""
+    a = np.random.default_rng(7).integers(0, 4, (3, 37, 5)).astype(float)
+    a[0, 3, 1] = a[1, :4, 2] = a[2, 30:, 4] = a[1, 36, 0] = np.nan
+    a[2, 5, 0] = a[2, 9, 0] = a[0, 0, :] = -0.0
+    a[2, 6, 0] = a[2, 7, 0] = 0.0
+    return a
+
+
+def test_sort_and_argsort_against_numpy(run: Any, check_infer_shape: Any) -> None:
+    """Both backends give NumPy's stable order exactly: ties (and NaNs) in order of appearance,
+    NaN last, signed zeros kept where they were among the zeros."""
+    x, e, m, v = T.tensor3("x"), T.tensor3("e"), T.matrix("m"), T.vector("v")
+    i, u, b = T.ivector("i"), T.tensor("uint8", (False,), "u"), T.tensor("bool", (False,), "b")
+    rng = np.random.default_rng(3)
+    values = [sort_input(), np.zeros((2, 0, 3)), rng.normal(size=(4, 6)).round(0), np.array([np.nan, 1.0, -2.0, 1.0]),
+              rng.integers(-3, 3, 20).astype("int32"), np.array([3, 200, 2, 3], "uint8"), rng.integers(0, 2, 11) > 0]
+    cases = [(x, a, "quicksort") for a in (None, 0, 1, 2, -1, -2)] + [(x, 1, "stable"), (x, -1, "heapsort")]
+    cases += [(e, a, "quicksort") for a in (0, 1, None)] + [(m, a, "quicksort") for a in (0, -1)]
+    cases += [(var, -1, "quicksort") for var in (v, i, u, b)]
+    inputs = [x, e, m, v, i, u, b]
+    outputs = [f(var, axis=a, kind=kind) for var, a, kind in cases for f in (T.sort, T.argsort)]
+    results = run(inputs, outputs, *values)
+    for k, (var, a, _) in enumerate(cases):
+        value = values[inputs.index(var)]
+        want_sorted, want_order = np.sort(value, axis=a, kind="stable"), np.argsort(value, axis=a, kind="stable")
+        got_sorted, got_order = results[2 * k], results[2 * k + 1]
+        np.testing.assert_array_equal(got_order, want_order, err_msg=f"argsort {var} axis {a}")
+        np.testing.assert_array_equal(got_sorted, want_sorted, err_msg=f"sort {var} axis {a}")
+        assert np.array_equal(np.signbit(got_sorted), np.signbit(want_sorted)), f"sort {var} axis {a}: signed zeros"
+        assert got_sorted.dtype == value.dtype and got_order.dtype == np.int64
+    assert [o.dtype for o in outputs[-8:]] == ["float64", "int64", "int32", "int64", "uint8", "int64", "bool", "int64"]
+    # the NaN lane: NaNs last, in order of appearance; the signed-zero lane keeps -0, -0, 0, 0 and 0 in order
+    np.testing.assert_array_equal(results[5][1, 33:, 2], [0, 1, 2, 3])
+    lane, before = results[4][2, :, 0], values[0][2, :, 0]
+    np.testing.assert_array_equal(np.signbit(lane[lane == 0]), np.signbit(before[before == 0]))
+    check_infer_shape(inputs, outputs, *values)
+
+
+def test_sort_errors_name_the_input() -> None:
+    x, s = T.tensor3("x"), T.scalar("s")
+    for f in (T.sort, T.argsort):
+        name = f.__name__
+        with pytest.raises(ValueError, match=f"{name} axis 3 out of range for 'x' \\(float64 tensor3\\)"):
+            f(x, axis=3)
+        with pytest.raises(ValueError, match=f"{name} axis -4 out of range for 'x'"):
+            f(x, axis=-4)
+        with pytest.raises(ValueError, match=f"{name} axis -1 out of range for 's'"):
+            f(s)  # a scalar has no axis -1, as in NumPy; axis=None sorts it as a length-1 vector
+        with pytest.raises(TypeError, match=f"{name} axis must be an integer or None, got 'x' for 'x'"):
+            f(x, axis="x")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=f"{name} kind must be one of .*, got 'fast' for 'x'"):
+            f(x, kind="fast")
+        with pytest.raises(ValueError, match=f"{name} order= is for structured arrays"):
+            f(x, order="f0")
+    assert T.sort(s, axis=None).ndim == 1 and T.argsort(s, axis=None).ndim == 1
+
+
+@st.composite
+def distinct_arrays(draw: Any, shape: Any) -> np.ndarray:
+    """Arrays whose values are at least 0.2 apart: finite differences then never change the sort order."""
+    shape = draw(shape)
+    n = int(np.prod(shape))
+    ranks = np.array(draw(st.permutations(range(n))), dtype=float).reshape(shape)
+    return (ranks - n / 2) * 0.4 + draw(sst.arrays("float64", st.just(shape), low=-0.1, high=0.1))
+
+
+@given(data=st.data())
+def test_sort_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    """The gradient goes back to where each sorted element came from (checked against finite
+    differences, on distinct values: with ties sort is not differentiable)."""
+    a = data.draw(distinct_arrays(sst.shapes(3, 3, min_side=2, max_side=4)))
+    v = data.draw(distinct_arrays(sst.shapes(1, 1, min_side=2, max_side=6)))
+    cases = {f"axis {axis}": (lambda x, axis=axis: T.sort(x, axis=axis), [a]) for axis in (None, 0, 1, 2, -2)}
+    verify_grads({**cases, "vector": (lambda x: T.sort(x) * T.arange(x.shape[0]), [v])})
+
+
+def test_argsort_is_disconnected(run: Any) -> None:
+    """As argmax, argsort's output is not connected to its input for gradients; used as an index,
+    the gradient flows through the indexing alone (here to the two smallest entries)."""
+    x = T.vector("x")
+    with pytest.raises(DisconnectedInputError):
+        sf.grad(T.cast(T.argsort(x), "float64").sum(), x)
+    two_smallest = x[T.argsort(x)[:2]]
+    gx = run([x], sf.grad((two_smallest * [1.0, 10.0]).sum(), x), np.array([3.0, -1.0, 2.0, 0.5]))
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 0.0, 10.0])
