@@ -346,6 +346,18 @@ class Variable:
     def round(self, mode: str = "half_to_even") -> Variable:
         return _tensor().round(self, mode)
 
+    def cumsum(self, axis: int | None = None) -> Variable:
+        return _tensor().cumsum(self, axis)
+
+    def cumprod(self, axis: int | None = None) -> Variable:
+        return _tensor().cumprod(self, axis)
+
+    def sort(self, axis: int | None = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+        return _tensor().sort(self, axis, kind, order)
+
+    def argsort(self, axis: int | None = -1, kind: str = "quicksort", order: Any = None) -> Variable:
+        return _tensor().argsort(self, axis, kind, order)
+
     def eval(self, inputs: dict[Variable, Any] | None = None, mode: str | None = None) -> np.ndarray:
         """Compute the value now: ``x.eval({x_in: value})`` (compiles a throwaway function)."""
         from .compile.function import function

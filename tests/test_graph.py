@@ -51,6 +51,8 @@ def test_methods(run: Any) -> None:
         (x.norm(2), np.linalg.norm(A)), (x.norm(1, axis=1), np.abs(A).sum(1)), (x.clip(-1, 1), np.clip(A, -1, 1)),
         (x.transpose(), A.T), (x.squeeze(), A), (x.size, A.size), (x.copy(), A), (x.round(), np.round(A)),
         (x.any(), A.any()), (x.all(axis=1), A.all(1)), (x.repeat(2, axis=0), A.repeat(2, 0)),
+        (x.cumsum(), A.cumsum()), (x.cumprod(axis=0), A.cumprod(0)), (x.sort(), np.sort(A)),
+        (x.sort(axis=None), np.sort(A, axis=None)), (x.argsort(axis=0), A.argsort(0)),
     ]
     for k, ((_, want), got) in enumerate(zip(cases, run([x], [c[0] for c in cases], A), strict=True)):
         np.testing.assert_allclose(got, want, err_msg=str(k))
