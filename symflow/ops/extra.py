@@ -24,8 +24,7 @@ class CumSum(Op):
 
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)
-        dtype = "int64" if x.dtype in ("bool", "int8", "int16", "int32") else x.dtype
-        return Apply(self, [x], [TensorType(dtype, x.broadcastable)])
+        return Apply(self, [x], [TensorType(accumulated_dtype(x.dtype), x.broadcastable)])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.cumsum(inputs[0], axis=self.axis).astype(node.outputs[0].dtype, copy=False)]
@@ -74,9 +73,7 @@ def cumsum(x: Any, axis: int | None = None) -> Variable:
     x = as_variable(x)
     if axis is None:
         x, axis = flatten(x), 0
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"cumsum axis {axis} out of range for {x.describe()}")
-    return CumSum(axis % x.ndim)(x)  # type: ignore[no-any-return]
+    return CumSum(_axis_of("cumsum", x, axis))(x)  # type: ignore[no-any-return]
 
 
 def diff(x: Any, n: int = 1, axis: int = -1) -> Variable:

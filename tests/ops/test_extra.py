@@ -20,21 +20,24 @@ X3 = np.arange(24.0).reshape(2, 3, 4) - 7.0
 
 
 def test_values_against_numpy(run: Any, check_infer_shape: Any) -> None:
-    x, i, b = T.tensor3("x"), T.ivector("i"), T.tensor("bool", (False,), "b")
+    x, i, b, u = T.tensor3("x"), T.ivector("i"), T.tensor("bool", (False,), "b"), T.tensor("uint8", (False,), "u")
     axes = [None, 0, 1, 2, -1]
-    outputs = [T.cumsum(x, axis=a) for a in axes] + [T.cumsum(i), T.cumsum(b)]
-    ivalue, bvalue = np.array([3, -1, 2], "int32"), np.array([True, False, True])
-    results = run([x, i, b], outputs, X3, ivalue, bvalue)
+    outputs = [T.cumsum(x, axis=a) for a in axes] + [T.cumsum(i), T.cumsum(b), T.cumsum(u)]
+    ivalue, bvalue, uvalue = np.array([3, -1, 2], "int32"), np.array([True, False, True]), np.array([200, 100], "uint8")
+    results = run([x, i, b, u], outputs, X3, ivalue, bvalue, uvalue)
     for a, got in zip(axes, results[:len(axes)], strict=True):
         np.testing.assert_array_equal(got, np.cumsum(X3, axis=a))
-    np.testing.assert_array_equal(results[-2], np.cumsum(ivalue))
-    np.testing.assert_array_equal(results[-1], np.cumsum(bvalue))
-    assert [o.dtype for o in outputs[-2:]] == ["int64", "int64"]
-    assert [r.dtype.name for r in results[-2:]] == ["int64", "int64"]
+    np.testing.assert_array_equal(results[-3], np.cumsum(ivalue))
+    np.testing.assert_array_equal(results[-2], np.cumsum(bvalue))
+    np.testing.assert_array_equal(results[-1], np.cumsum(uvalue))  # 300: uint64 as in NumPy, not a wrapped uint8
+    assert [o.dtype for o in outputs[-3:]] == ["int64", "int64", "uint64"]
+    assert [r.dtype.name for r in results[-3:]] == ["int64", "int64", "uint64"]
     assert T.cumsum(T.fvector()).dtype == "float32"
-    check_infer_shape([x, i, b], outputs, X3, ivalue, bvalue)
-    with pytest.raises(ValueError, match="out of range"):
+    check_infer_shape([x, i, b, u], outputs, X3, ivalue, bvalue, uvalue)
+    with pytest.raises(ValueError, match="cumsum axis 3 out of range for 'x'"):
         T.cumsum(x, axis=3)
+    with pytest.raises(TypeError, match="cumsum axis must be an integer or None, got 1.0 for 'x'"):
+        T.cumsum(x, axis=1.0)  # type: ignore[arg-type]
 
 
 @given(data=st.data())
