@@ -73,7 +73,7 @@ def cumsum(x: Any, axis: int | None = None) -> Variable:
     x = as_variable(x)
     if axis is None:
         x, axis = flatten(x), 0
-    return CumSum(_axis_of("cumsum", x, axis))(x)  # type: ignore[no-any-return]
+    return CumSum(axis_index(axis, x, "cumsum axis", or_none=True))(x)  # type: ignore[no-any-return]
 
 
 def diff(x: Any, n: int = 1, axis: int = -1) -> Variable:
@@ -84,7 +84,7 @@ def diff(x: Any, n: int = 1, axis: int = -1) -> Variable:
         raise ValueError(f"diff order n must be a non-negative Python int, got {n!r}")
     if x.ndim == 0:
         raise ValueError(f"diff needs at least one dimension, got {x.describe()}")
-    axis = axis_index(axis, x.ndim, "diff axis")
+    axis = axis_index(axis, x, "diff axis")
     before = (slice(None),) * axis
     for _ in range(n):
         later, earlier = getitem(x, before + (slice(1, None),)), getitem(x, before + (slice(None, -1),))
@@ -113,15 +113,6 @@ def accumulated_dtype(dtype: str) -> str:
     if dtype in ("uint8", "uint16", "uint32"):
         return "uint64"
     return dtype
-
-
-def _axis_of(name: str, x: Variable, axis: Any) -> int:
-    """``axis`` (negative allowed) as a non-negative axis of ``x``; ``name`` is the function's, for errors."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name} axis must be an integer or None, got {axis!r} for {x.describe()}")
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"{name} axis {axis} out of range for {x.describe()}")
-    return int(axis) % x.ndim
 
 
 class CumProd(Op):
@@ -248,7 +239,7 @@ def cumprod(x: Any, axis: int | None = None) -> Variable:
     x = as_variable(x)
     if axis is None:
         x, axis = flatten(x), 0
-    return CumProd(_axis_of("cumprod", x, axis))(x)  # type: ignore[no-any-return]
+    return CumProd(axis_index(axis, x, "cumprod axis", or_none=True))(x)  # type: ignore[no-any-return]
 
 
 class Sort(Op):
@@ -393,7 +384,7 @@ def _sort_axis(name: str, a: Any, axis: int | None, kind: str, order: Any) -> tu
         raise ValueError(f"{name} order= is for structured arrays, which symflow does not have; got {order!r}")
     if axis is None:
         x, axis = flatten(x), 0
-    return x, _axis_of(name, x, axis)
+    return x, axis_index(axis, x, f"{name} axis", or_none=True)
 
 
 def sort(a: Any, axis: int | None = -1, kind: str = "quicksort", order: Any = None) -> Variable:

@@ -170,19 +170,22 @@ def squeeze(x: Any) -> Variable:
     return dimshuffle(x, tuple(d for d in range(x.ndim) if not x.broadcastable[d]))
 
 
-def axis_index(axis: Any, ndim: int, what: str) -> int:
-    """``axis`` as an index in ``range(ndim)`` (negative counts from the end); a clear error otherwise."""
+def axis_index(axis: Any, x: Variable, what: str, or_none: bool = False) -> int:
+    """``axis`` of ``x`` as an index in ``range(x.ndim)`` (negative counts from the end); an error
+    naming ``x`` otherwise. ``what`` names the argument (``"cumsum axis"``); ``or_none`` says in that
+    error that the caller also takes None."""
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{what} must be a Python int, got {type(axis).__name__} {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{what} {axis} is out of range for a {ndim}-d tensor")
-    return int(axis) % ndim
+        raise TypeError(f"{what} must be an integer{' or None' if or_none else ''}, got {type(axis).__name__} "
+                        f"{axis!r} for {x.describe()}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{what} {axis} is out of range for {x.describe()}")
+    return int(axis) % x.ndim
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Variable:
     """NumPy's swapaxes: ``x`` with dimensions ``axis1`` and ``axis2`` exchanged (a dimshuffle)."""
     x = as_variable(x)
-    a, b = axis_index(axis1, x.ndim, "swapaxes axis1"), axis_index(axis2, x.ndim, "swapaxes axis2")
+    a, b = axis_index(axis1, x, "swapaxes axis1"), axis_index(axis2, x, "swapaxes axis2")
     order = list(range(x.ndim))
     order[a], order[b] = b, a
     return dimshuffle(x, order)
@@ -653,7 +656,7 @@ def join(axis: int, *tensors: Any) -> Variable:
         raise TypeError(f"join needs the axis as a Python int (symflow's Join has a fixed axis), got {axis.describe()}")
     if not tensors:
         raise ValueError("join needs at least one tensor")
-    return concatenate(tensors, axis=axis_index(axis, max(as_variable(tensors[0]).ndim, 1), "join axis"))
+    return concatenate(tensors, axis=axis_index(axis, as_variable(tensors[0]), "join axis"))
 
 
 def _stack_2d(what: str, axis: int, args: tuple[Any, ...]) -> Variable:
@@ -795,7 +798,7 @@ def split(x: Any, splits_size: Any, n_splits: int, axis: int = 0) -> list[Variab
     x = as_variable(x)
     if x.ndim == 0:
         raise TypeError(f"cannot split the scalar {x.describe()}")
-    axis = axis_index(axis, x.ndim, "split axis")
+    axis = axis_index(axis, x, "split axis")
     if isinstance(n_splits, (bool, np.bool_)) or not isinstance(n_splits, (int, np.integer)) or n_splits < 1:
         raise ValueError(f"split n_splits must be a positive Python int, got {n_splits!r}")
     if isinstance(splits_size, Variable) and not isinstance(splits_size, Constant):

@@ -1128,7 +1128,7 @@ def flip(x: Any, axis: int | Sequence[int] | None = None) -> Variable:
         axes = list(range(x.ndim))
     else:
         given = axis if isinstance(axis, (tuple, list)) else (axis,)
-        axes = [axis_index(a, x.ndim, "flip axis") for a in given]
+        axes = [axis_index(a, x, "flip axis") for a in given]
         if len(set(axes)) != len(axes):
             raise ValueError(f"flip: an axis appears twice in {tuple(given)}")
     if not axes:

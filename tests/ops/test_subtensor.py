@@ -311,11 +311,11 @@ def test_flip(run: Any, check_infer_shape: Any, verify_grads: Any) -> None:
         np.testing.assert_array_equal(got, np.flip(X3, a if a is None else tuple(a) if isinstance(a, list) else a))
     check_infer_shape([x], outputs, X3)
     assert T.flip(x, ()) is x and T.flip(T.scalar("s")).ndim == 0
-    with pytest.raises(ValueError, match="flip axis 3 is out of range for a 3-d tensor"):
+    with pytest.raises(ValueError, match=r"flip axis 3 is out of range for 'x' \(float64 tensor3\)"):
         T.flip(x, 3)
     with pytest.raises(ValueError, match=r"an axis appears twice in \(1, -2\)"):
         T.flip(x, (1, -2))
-    with pytest.raises(TypeError, match="flip axis must be a Python int"):
+    with pytest.raises(TypeError, match="flip axis must be an integer, got"):
         T.flip(x, T.lscalar("a"))
     a = np.random.default_rng(0).normal(size=(2, 3, 4))
     verify_grads({f"axis {axis}": (lambda v, axis=axis: T.flip(v, axis) * v, [a]) for axis in (None, 1, (0, -1))})
