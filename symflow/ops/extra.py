@@ -10,6 +10,7 @@ from .. import dtypes
 from ..graph import Apply, Op, Variable, as_variable
 from ..types import TensorType
 from . import math as m
+from .dot import new_array
 from .shape import arange, as_index_scalar, axis_index, shape_i, zeros
 from .subtensor import getitem, set_subtensor
 
@@ -348,7 +349,7 @@ def stable_order(x, a, c, order, spare):  # type: ignore[no-untyped-def]
 
 def sort3(x, out):  # type: ignore[no-untyped-def]
     """Kernel: ``out`` is ``x`` sorted along the middle axis (``stable_order``)."""
-    order, spare = np.empty(x.shape[1], np.int64), np.empty(x.shape[1], np.int64)
+    order, spare = new_array((x.shape[1],), np.int64), new_array((x.shape[1],), np.int64)
     for a in range(x.shape[0]):
         for c in range(x.shape[2]):
             s = stable_order(x, a, c, order, spare)
@@ -358,7 +359,7 @@ def sort3(x, out):  # type: ignore[no-untyped-def]
 
 def argsort3(x, out):  # type: ignore[no-untyped-def]
     """Kernel: ``out`` holds the positions that sort ``x`` along the middle axis (``stable_order``)."""
-    order, spare = np.empty(x.shape[1], np.int64), np.empty(x.shape[1], np.int64)
+    order, spare = new_array((x.shape[1],), np.int64), new_array((x.shape[1],), np.int64)
     for a in range(x.shape[0]):
         for c in range(x.shape[2]):
             s = stable_order(x, a, c, order, spare)
@@ -366,8 +367,9 @@ def argsort3(x, out):  # type: ignore[no-untyped-def]
                 out[a, b, c] = s[b]
 
 
-sort3.helpers = (stable_order,)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
-argsort3.helpers = (stable_order,)  # type: ignore[attr-defined]
+for _kernel in (sort3, argsort3):  # what they call by name, bound when compiled (jit.jit_kernel)
+    _kernel.helpers = (stable_order,)  # type: ignore[attr-defined]
+    _kernel.intrinsics = ("new_array",)  # type: ignore[attr-defined]
 
 _SORT_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
 
