@@ -137,6 +137,11 @@ def mul(*xs: Any) -> Variable:
 
 
 def sub(a: Any, b: Any) -> Variable:
+    """``a - b``; refused for two bool tensors, as NumPy refuses it (use ``xor`` or ``neq``)."""
+    a, b = as_variable(a), as_variable(b)
+    if a.dtype == "bool" and b.dtype == "bool":
+        raise TypeError(f"cannot subtract the bool tensors {a.describe()} and {b.describe()}: use xor(a, b) "
+                        "(a ^ b) or neq(a, b), or cast them to a number type first")
     return elemwise(SUB, a, b)
 
 

@@ -213,6 +213,18 @@ def test_negating_a_bool_tensor_is_refused() -> None:
         -T.vector("b", dtype="bool")  # noqa: B018
 
 
+def test_subtracting_two_bool_tensors_is_refused(run: Any) -> None:
+    """NumPy refuses ``-`` of two bools; compiled code computed xor, so the backends disagreed.
+    A bool minus a number is a number, as in NumPy."""
+    a, b = T.vector("a", dtype="bool"), T.vector("b", dtype="bool")
+    for make in (lambda: a - b, lambda: T.sub(a, True), lambda: True - b):
+        with pytest.raises(TypeError, match=r"cannot subtract the bool tensors .*: use xor"):
+            make()
+    got = run([a], [a - 1, 2 - a], np.array([True, False]))
+    np.testing.assert_array_equal(got[0], [0, -1])
+    np.testing.assert_array_equal(got[1], [1, 2])
+
+
 def test_logical_values(run: Any) -> None:
     a, b = np.array([True, True, False, False]), np.array([True, False, True, False])
     ai, bi = np.array([12, 5, -3, 0], "int32"), np.array([10, 3, 7, -1], "int32")
