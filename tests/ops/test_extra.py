@@ -274,3 +274,10 @@ def test_argsort_is_disconnected(run: Any) -> None:
     two_smallest = x[T.argsort(x)[:2]]
     gx = run([x], sf.grad((two_smallest * [1.0, 10.0]).sum(), x), np.array([3.0, -1.0, 2.0, 0.5]))
     np.testing.assert_array_equal(gx, [0.0, 1.0, 0.0, 10.0])
+
+
+def test_extra_ops_namespace() -> None:
+    """Theano's ``T.extra_ops.<name>`` runs unchanged: the same functions as ``T.<name>``."""
+    assert set(T.extra_ops.__all__) == {"cumsum", "cumprod", "diff", "repeat", "squeeze", "to_one_hot"}
+    for name in T.extra_ops.__all__:
+        assert getattr(T.extra_ops, name) is getattr(T, name)
