@@ -15,44 +15,77 @@ from .shape import arange, as_index_scalar, axis_index, shape_i, zeros
 from .subtensor import getitem, set_subtensor
 
 
-class CumSum(Op):
-    """Running sum along ``axis``."""
+class AlongAxis(Op):
+    """An op that works along one ``axis`` and keeps the input's shape. Its Numba code sees the
+    input and the output as (before, axis, after) arrays, so one ``kernel(x, out)`` serves every
+    rank and axis; subclasses give the kernel and, if it differs, the output dtype."""
 
     __props__ = ("axis",)
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
+    def output_dtype(self, dtype: str) -> str:
+        return dtype
+
+    def kernel(self) -> Any:
+        raise NotImplementedError
+
     def make_node(self, x: Variable) -> Apply:
         x = as_variable(x)
-        return Apply(self, [x], [TensorType(accumulated_dtype(x.dtype), x.broadcastable)])
+        return Apply(self, [x], [TensorType(self.output_dtype(x.dtype), x.broadcastable)])
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [input_shapes[0]]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        dims = cg.shape_tuple(node.inputs[0])
+        out = cg.alloc(node.outputs[0], dims, type(self).__name__.lower())
+        around = around_axis(dims, self.axis)
+        args = ", ".join(cg.reshape(v, around, node) for v in [*map(cg.value, node.inputs), out])
+        cg.emit(f"{cg.kernel(self.kernel())}({args})")
+
+
+def around_axis(dims: list[str], axis: int) -> list[str]:
+    """The shape (before, axis, after) of an array of shape ``dims`` seen around ``axis``."""
+    return [" * ".join(dims[:axis]) or "1", dims[axis], " * ".join(dims[axis + 1:]) or "1"]
+
+
+class Accumulate(AlongAxis):
+    """A running sum or product along ``axis``, in NumPy's dtype for it (``accumulated_dtype``)."""
+
+    numpy_function: Any  # np.cumsum or np.cumprod
+
+    def output_dtype(self, dtype: str) -> str:
+        return accumulated_dtype(dtype)
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.cumsum(inputs[0], axis=self.axis).astype(node.outputs[0].dtype, copy=False)]
+        result = type(self).numpy_function(inputs[0], axis=self.axis)
+        return [result.astype(node.outputs[0].dtype, copy=False)]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
         (x,) = node.inputs
         (g,) = output_grads
         if g is None or dtypes.is_discrete(x.dtype):
             return [None]
+        return [self.input_grad(x, g)]
+
+    def input_grad(self, x: Variable, g: Variable) -> Variable:
+        raise NotImplementedError
+
+
+class CumSum(Accumulate):
+    """Running sum along ``axis``."""
+
+    numpy_function = staticmethod(np.cumsum)
+
+    def kernel(self) -> Any:
+        return cumsum3
+
+    def input_grad(self, x: Variable, g: Variable) -> Variable:
+        """The running sum of ``g`` from the end."""
         reverse = (slice(None),) * self.axis + (slice(None, None, -1),)
-        return [getitem(CumSum(self.axis)(getitem(g, reverse)), reverse)]
-
-    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [input_shapes[0]]
-
-    def numba_emit(self, node: Apply, cg: Any) -> None:
-        """Seen as (before, axis, after) arrays, so one kernel serves every rank and axis."""
-        (x,), y = node.inputs, node.outputs[0]
-        dims = cg.shape_tuple(x)
-        out = cg.alloc(y, dims, "cumsum")
-        around = around_axis(dims, self.axis)
-        cg.emit(f"{cg.kernel(cumsum3)}({cg.reshape(cg.value(x), around, node)}, {cg.reshape(out, around, node)})")
-
-
-def around_axis(dims: list[str], axis: int) -> list[str]:
-    """The shape (before, axis, after) of an array of shape ``dims`` seen around ``axis``."""
-    return [" * ".join(dims[:axis]) or "1", dims[axis], " * ".join(dims[axis + 1:]) or "1"]
+        return getitem(CumSum(self.axis)(getitem(g, reverse)), reverse)
 
 
 def cumsum3(x, out):  # type: ignore[no-untyped-def]
@@ -116,38 +149,16 @@ def accumulated_dtype(dtype: str) -> str:
     return dtype
 
 
-class CumProd(Op):
+class CumProd(Accumulate):
     """Running product along ``axis``."""
 
-    __props__ = ("axis",)
+    numpy_function = staticmethod(np.cumprod)
 
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
+    def kernel(self) -> Any:
+        return cumprod3
 
-    def make_node(self, x: Variable) -> Apply:
-        x = as_variable(x)
-        return Apply(self, [x], [TensorType(accumulated_dtype(x.dtype), x.broadcastable)])
-
-    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.cumprod(inputs[0], axis=self.axis).astype(node.outputs[0].dtype, copy=False)]
-
-    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
-        (x,) = node.inputs
-        (g,) = output_grads
-        if g is None or dtypes.is_discrete(x.dtype):
-            return [None]
-        return [CumProdGrad(self.axis)(x, g)]
-
-    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [input_shapes[0]]
-
-    def numba_emit(self, node: Apply, cg: Any) -> None:
-        """Seen as (before, axis, after) arrays, as CumSum."""
-        (x,), y = node.inputs, node.outputs[0]
-        dims = cg.shape_tuple(x)
-        out = cg.alloc(y, dims, "cumprod")
-        around = around_axis(dims, self.axis)
-        cg.emit(f"{cg.kernel(cumprod3)}({cg.reshape(cg.value(x), around, node)}, {cg.reshape(out, around, node)})")
+    def input_grad(self, x: Variable, g: Variable) -> Variable:
+        return CumProdGrad(self.axis)(x, g)  # type: ignore[no-any-return]
 
 
 def cumprod3(x, out):  # type: ignore[no-untyped-def]
@@ -162,15 +173,13 @@ def cumprod3(x, out):  # type: ignore[no-untyped-def]
                 out[a, b, c] = out[a, b - 1, c] * x[a, b, c]
 
 
-class CumProdGrad(Op):
+class CumProdGrad(AlongAxis):
     """The gradient of ``cumprod`` along ``axis`` for output gradient ``g``, exact where ``x`` has
     zeros: ``dx_i = P_(i-1) * S_i`` with ``P`` the exclusive running product of ``x`` and
     ``S_i = g_i + x_(i+1) * S_(i+1)``, so nothing is divided by ``x``."""
 
-    __props__ = ("axis",)
-
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
+    def kernel(self) -> Any:
+        return cumprod_grad3
 
     def make_node(self, x: Variable, g: Variable) -> Apply:
         from .elemwise import cast
@@ -200,18 +209,6 @@ class CumProdGrad(Op):
         raise NotImplementedError(
             f"second derivatives of cumprod are not implemented: {self} (the gradient of cumprod "
             f"along axis {self.axis}, of {node.inputs[0].describe()}) has no gradient")
-
-    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [input_shapes[0]]
-
-    def numba_emit(self, node: Apply, cg: Any) -> None:
-        """Seen as (before, axis, after) arrays, as CumSum."""
-        (x, g), dx = node.inputs, node.outputs[0]
-        dims = cg.shape_tuple(x)
-        out = cg.alloc(dx, dims, "dcumprod")
-        around = around_axis(dims, self.axis)
-        args = ", ".join(cg.reshape(v, around, node) for v in (cg.value(x), cg.value(g), out))
-        cg.emit(f"{cg.kernel(cumprod_grad3)}({args})")
 
 
 def cumprod_grad3(x, g, out):  # type: ignore[no-untyped-def]
@@ -243,18 +240,12 @@ def cumprod(x: Any, axis: int | None = None) -> Variable:
     return CumProd(axis_index(axis, x, "cumprod axis", or_none=True))(x)  # type: ignore[no-any-return]
 
 
-class Sort(Op):
+class Sort(AlongAxis):
     """Sorted copy along ``axis``, NaN last as in NumPy; ties keep their order (a stable sort, in
     both backends, so that ``Sort`` and ``ArgSort`` agree element for element, signed zeros included)."""
 
-    __props__ = ("axis",)
-
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
-
-    def make_node(self, x: Variable) -> Apply:
-        x = as_variable(x)
-        return Apply(self, [x], [TensorType(x.dtype, x.broadcastable)])
+    def kernel(self) -> Any:
+        return sort3
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.sort(inputs[0], axis=self.axis, kind="stable")]
@@ -274,47 +265,22 @@ class Sort(Op):
                       for d in range(x.ndim))
         return [inc_subtensor(getitem(zeros_like(x), index), g)]
 
-    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [input_shapes[0]]
 
-    def numba_emit(self, node: Apply, cg: Any) -> None:
-        """Seen as (before, axis, after) arrays, as CumSum."""
-        _emit_sort(self, node, cg, sort3)
-
-
-class ArgSort(Op):
+class ArgSort(AlongAxis):
     """Indices (int64) that sort along ``axis``: a stable order (ties in order of appearance), NaN
     last, as ``np.argsort(kind='stable')``. Not differentiable, as ``argmax``."""
 
-    __props__ = ("axis",)
+    def output_dtype(self, dtype: str) -> str:
+        return "int64"
 
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
-
-    def make_node(self, x: Variable) -> Apply:
-        x = as_variable(x)
-        return Apply(self, [x], [TensorType("int64", x.broadcastable)])
+    def kernel(self) -> Any:
+        return argsort3
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.argsort(inputs[0], axis=self.axis, kind="stable").astype("int64", copy=False)]
 
     def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
         return [None]
-
-    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [input_shapes[0]]
-
-    def numba_emit(self, node: Apply, cg: Any) -> None:
-        """Seen as (before, axis, after) arrays, as CumSum."""
-        _emit_sort(self, node, cg, argsort3)
-
-
-def _emit_sort(op: Sort | ArgSort, node: Apply, cg: Any, kernel: Any) -> None:
-    (x,), y = node.inputs, node.outputs[0]
-    dims = cg.shape_tuple(x)
-    out = cg.alloc(y, dims, type(op).__name__.lower())
-    around = around_axis(dims, op.axis)
-    cg.emit(f"{cg.kernel(kernel)}({cg.reshape(cg.value(x), around, node)}, {cg.reshape(out, around, node)})")
 
 
 def stable_order(x, a, c, order, spare):  # type: ignore[no-untyped-def]
