@@ -32,7 +32,7 @@ _TOPICS = {
     "symflow.ops.reduce": "Reductions",
     "symflow.ops.shape": "Shapes, broadcasting and new arrays",
     "symflow.ops.subtensor": "Indexing",
-    "symflow.ops.extra": "Cumulative sums, differences, one-hot (also in T.extra_ops)",
+    "symflow.ops.extra": "Running sums and products, sorting, differences, one-hot (T.extra_ops)",
     "symflow.ops.dot": "Products",
     "symflow.ops.nnet": "Neural networks (T.nnet)",
     "symflow.tensor.nnet": "Neural networks (T.nnet)",
