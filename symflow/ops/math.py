@@ -138,11 +138,16 @@ def mul(*xs: Any) -> Variable:
 
 def sub(a: Any, b: Any) -> Variable:
     """``a - b``; refused for two bool tensors, as NumPy refuses it (use ``xor`` or ``neq``)."""
-    a, b = as_variable(a), as_variable(b)
-    if a.dtype == "bool" and b.dtype == "bool":
-        raise TypeError(f"cannot subtract the bool tensors {a.describe()} and {b.describe()}: use xor(a, b) "
+    if _is_bool(a) and _is_bool(b):  # Python numbers are left to elemwise, which fits them to the tensor
+        a_, b_ = as_variable(a), as_variable(b)
+        raise TypeError(f"cannot subtract the bool tensors {a_.describe()} and {b_.describe()}: use xor(a, b) "
                         "(a ^ b) or neq(a, b), or cast them to a number type first")
     return elemwise(SUB, a, b)
+
+
+def _is_bool(x: Any) -> bool:
+    """Whether ``x`` (a variable, a NumPy value or a Python value) is of dtype bool."""
+    return x.dtype == "bool" if isinstance(x, Variable) else np.asarray(x).dtype == np.bool_
 
 
 def true_div(a: Any, b: Any) -> Variable:
