@@ -38,6 +38,12 @@ class AlongAxis(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0]]
 
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        """Per-step applications (a loop's) become one along the axis after the steps' axis."""
+        if not all(batched):
+            return None
+        return [(type(self)(self.axis + 1)(*values), True)]
+
     def numba_emit(self, node: Apply, cg: Any) -> None:
         dims = cg.shape_tuple(node.inputs[0])
         out = cg.alloc(node.outputs[0], dims, type(self).__name__.lower())

@@ -281,3 +281,25 @@ def test_extra_ops_namespace() -> None:
     assert set(T.extra_ops.__all__) == {"cumsum", "cumprod", "diff", "repeat", "squeeze", "to_one_hot"}
     for name in T.extra_ops.__all__:
         assert getattr(T.extra_ops, name) is getattr(T, name)
+
+
+def test_per_step_applications_in_a_loop_become_one(mode: str) -> None:
+    """cumsum, cumprod, sort and argsort of each row of a loop's sequence leave the loop as one
+    application along the rows' axis (their batch rule), with the same values and gradients."""
+    x = T.matrix("x")
+
+    def step(x_t: Any, acc: Any) -> Any:
+        ranked = T.cast(T.argsort(x_t), "float64")
+        return acc + T.cumsum(x_t) * T.sort(x_t) + T.cumprod(x_t) + ranked
+
+    acc, _ = sf.scan(step, sequences=x, outputs_info=T.zeros_like(x[0]))
+    cost = (acc[-1] * [1.0, -2.0, 3.0, 0.5]).sum()
+    outputs = [acc, sf.grad(cost, x)]
+    rewritten = sf.function([x], outputs, mode=mode)
+    moved = {(type(n.op).__name__, n.op.axis) for n in rewritten.fgraph.nodes()
+             if type(n.op).__name__ in ("CumSum", "CumProd", "CumProdGrad", "Sort", "ArgSort")}
+    assert {("CumSum", 1), ("CumProd", 1), ("Sort", 1), ("ArgSort", 1)} <= moved
+    value = np.array([[0.5, -1.0, 2.0, 0.0], [1.5, 0.25, -0.5, 3.0], [2.0, 2.0, -1.0, 0.5]])
+    want = sf.function([x], outputs, mode=mode, rewrite=False)(value)
+    for got, expected in zip(rewritten(value), want, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
