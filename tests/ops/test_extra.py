@@ -303,3 +303,14 @@ def test_per_step_applications_in_a_loop_become_one(mode: str) -> None:
     want = sf.function([x], outputs, mode=mode, rewrite=False)(value)
     for got, expected in zip(rewritten(value), want, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_second_derivatives_through_sort(run: Any) -> None:
+    """The Hessian of ``sum(c * sort(x) ** 2)`` is diagonal, ``2 c`` at each element's rank: the
+    gradient's scatter (by the sorting order) is differentiated again."""
+    x = T.vector("x")
+    c = np.array([1.0, -2.0, 3.0, 0.5])
+    value = np.array([0.3, -1.2, 2.5, 0.1])
+    (hessian,) = run([x], [sf.hessian((T.sort(x) ** 2 * c).sum(), x)], value)
+    rank = np.argsort(np.argsort(value))
+    np.testing.assert_allclose(hessian, np.diag(2 * c[rank]), rtol=1e-12, atol=1e-14)
