@@ -33,6 +33,7 @@ _TOPICS = {
     "symflow.ops.shape": "Shapes, broadcasting and new arrays",
     "symflow.ops.subtensor": "Indexing",
     "symflow.ops.extra": "Running sums and products, sorting, differences, one-hot (T.extra_ops)",
+    "symflow.ops.selection": "Selecting by value: nonzero, bincount, compress, searchsorted, unique",
     "symflow.ops.dot": "Products",
     "symflow.ops.nnet": "Neural networks (T.nnet)",
     "symflow.tensor.nnet": "Neural networks (T.nnet)",

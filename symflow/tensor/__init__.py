@@ -75,6 +75,7 @@ from ..ops.math import (
 from ..ops.matrix import diag, diagonal, eye, roll, tril, triu
 from ..ops.nnet import logsumexp
 from ..ops.reduce import all, any, argmax, argmin, max, mean, min, norm, prod, std, sum, var
+from ..ops.selection import bincount, compress, flatnonzero, nonzero, nonzero_values, searchsorted, unique
 from ..ops.shape import (
     addbroadcast,
     alloc,
