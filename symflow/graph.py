@@ -358,6 +358,12 @@ class Variable:
     def argsort(self, axis: int | None = -1, kind: str = "quicksort", order: Any = None) -> Variable:
         return _tensor().argsort(self, axis, kind, order)
 
+    def nonzero(self, return_matrix: bool = False) -> tuple[Variable, ...] | Variable:
+        return _tensor().nonzero(self, return_matrix)  # type: ignore[no-any-return]
+
+    def nonzero_values(self) -> Variable:
+        return _tensor().nonzero_values(self)
+
     def eval(self, inputs: dict[Variable, Any] | None = None, mode: str | None = None) -> np.ndarray:
         """Compute the value now: ``x.eval({x_in: value})`` (compiles a throwaway function)."""
         from .compile.function import function

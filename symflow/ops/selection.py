@@ -207,6 +207,9 @@ def check_bincount(x: np.ndarray, minlength: int, weights: np.ndarray | None) ->
     if x.size and x.dtype.kind == "i" and x.min() < 0:
         at = int(np.argmax(x < 0))
         raise ValueError(f"bincount needs non-negative values in x, got {x[at]} at position {at}")
+    if x.size and x.dtype == np.uint64 and x.max() > np.iinfo(np.int64).max:
+        at = int(np.argmax(x > np.iinfo(np.int64).max))
+        raise ValueError(f"bincount's x holds {x[at]} at position {at}, too large for a length (beyond int64)")
 
 
 def bincount_length(x):  # type: ignore[no-untyped-def]

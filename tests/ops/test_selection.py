@@ -40,6 +40,9 @@ def test_nonzero_against_numpy(run: Any, check_infer_shape: Any) -> None:
         assert got.dtype == want.dtype == out.dtype, f"output {k}: {out}"
     assert results[2].shape == (2, 4) and results[len(outputs) - 2].tolist() == [0]  # NaN counts; a scalar is 1-d
     assert len(T.nonzero(t)) == 3 and T.nonzero(b, return_matrix=True).ndim == 2
+    methods = run([a], [*a.nonzero(), a.nonzero(return_matrix=True), a.nonzero_values()], A)  # Theano's methods
+    for got, want in zip(methods, [*np.nonzero(A), np.array(np.nonzero(A)), A[A != 0]], strict=True):
+        np.testing.assert_array_equal(got, want)
     check_infer_shape(inputs, outputs, *values)
 
 
@@ -117,6 +120,9 @@ def test_bincount_errors(run: Any) -> None:
         run([x], T.extra_ops.bincount(x), np.array([1, -2, -1], "int32"))
     with pytest.raises(ShapeError, match="bincount needs non-negative values in x, got -1 at position 0"):
         run([x, w], T.extra_ops.bincount(x, w, minlength=5), np.array([-1], "int32"), np.ones(1))
+    big = T.vector("big", dtype="uint64")
+    with pytest.raises(ShapeError, match="bincount's x holds 9223372036854775809 at position 1, too large"):
+        run([big], T.extra_ops.bincount(big), np.array([3, 2**63 + 1], "uint64"))
     with pytest.raises(ShapeError, match="bincount minlength must not be negative, got -3"):
         run([x, k], T.extra_ops.bincount(x, minlength=k), np.array([1], "int32"), -3)
     with pytest.raises(ShapeError, match="bincount weights \\(length 2\\) and x \\(length 3\\) differ in length"):
