@@ -304,6 +304,12 @@ class SearchSorted(Op):
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[1]]
 
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        """A loop's per-step queries into a fixed ``x`` become one search of all of them."""
+        if batched[0] or any(batched[2:]):
+            return None
+        return [(self(*values), True)]
+
     def numba_emit(self, node: Apply, cg: Any) -> None:
         """The queries and the positions as flat views; a scalar query as a length-1 array."""
         x, v, *sorter = node.inputs

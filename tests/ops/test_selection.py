@@ -287,3 +287,15 @@ def test_names_in_T() -> None:
         assert callable(getattr(T, name))
     for name in ("bincount", "compress", "searchsorted", "unique"):
         assert getattr(T.extra_ops, name) is getattr(T, name)
+
+
+def test_searchsorted_of_a_loops_queries_leaves_the_loop(mode: str) -> None:
+    """Per-step queries into a fixed sorted vector are one search after the rewrites (its batch
+    rule), with the loop's values."""
+    edges, q = T.vector("edges"), T.matrix("q")
+    rows, _ = sf.scan(lambda q_t: T.extra_ops.searchsorted(edges, q_t, side="right"), sequences=q)
+    f = sf.function([edges, q], rows, mode=mode)
+    searches = [n for n in f.fgraph.nodes() if type(n.op).__name__ == "SearchSorted"]
+    assert searches and searches[0].inputs[1].ndim == 2  # applied to the whole (steps, queries) matrix
+    e, queries = np.array([0.0, 1.0, 1.0, 3.0]), np.array([[-1.0, 1.0, 2.0], [3.0, 5.0, np.nan]])
+    np.testing.assert_array_equal(f(e, queries), np.searchsorted(e, queries, side="right"))
