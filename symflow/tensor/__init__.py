@@ -77,7 +77,18 @@ from ..ops.math import (
     where,
     xor,
 )
-from ..ops.matrix import diag, diagonal, eye, roll, tril, triu
+from ..ops.matrix import (
+    diag,
+    diagonal,
+    eye,
+    fill_diagonal,
+    fill_diagonal_offset,
+    identity_like,
+    roll,
+    trace,
+    tril,
+    triu,
+)
 from ..ops.nnet import logsumexp
 from ..ops.reduce import all, any, argmax, argmin, max, mean, min, norm, prod, std, sum, var
 from ..ops.shape import (
