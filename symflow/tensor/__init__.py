@@ -90,7 +90,7 @@ from ..ops.matrix import (
     triu,
 )
 from ..ops.nnet import logsumexp
-from ..ops.reduce import all, any, argmax, argmin, max, mean, min, norm, prod, std, sum, var
+from ..ops.reduce import all, any, argmax, argmin, max, max_and_argmax, mean, min, norm, prod, std, sum, var
 from ..ops.shape import (
     addbroadcast,
     alloc,
