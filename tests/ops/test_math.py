@@ -570,12 +570,12 @@ def test_largest_and_smallest_broadcast_any_number_of_tensors(run: Any, data: st
     n, k = data.draw(st.integers(0, 3)), data.draw(st.integers(2, 4))
     A = data.draw(sst.arrays("float64", (n, k), -3, 3))
     B = data.draw(sst.arrays("float64", (k,), -3, 3))
-    I = data.draw(sst.arrays("int32", (n, k), -3, 3))
+    INTS = data.draw(sst.arrays("int32", (n, k), -3, 3))
     a, b, i, c = T.matrix("a"), T.vector("b"), T.imatrix("i"), T.scalar("c")
     outputs = [T.largest(a, b, c), T.smallest(a, b, c), T.largest(a, i), T.smallest(i, 1), T.largest(b, a)]
-    results = run([a, b, i, c], outputs, A, B, I, 0.5)
-    expected = [np.maximum(np.maximum(A, B), 0.5), np.minimum(np.minimum(A, B), 0.5), np.maximum(A, I),
-                np.minimum(I, 1), np.maximum(B, A)]
+    results = run([a, b, i, c], outputs, A, B, INTS, 0.5)
+    expected = [np.maximum(np.maximum(A, B), 0.5), np.minimum(np.minimum(A, B), 0.5), np.maximum(A, INTS),
+                np.minimum(INTS, 1), np.maximum(B, A)]
     for out, got, want in zip(outputs, results, expected, strict=True):
         np.testing.assert_array_equal(got, want)
         assert out.dtype == got.dtype.name == want.dtype.name
@@ -622,10 +622,10 @@ def test_floor_div_is_numpys_floor_division(run: Any, dtype: str) -> None:
 
 def test_floor_div_of_mixed_types_and_its_gradient_is_zero(run: Any) -> None:
     x, i = T.vector("x"), T.ivector("i")
-    X, I = np.array([-3.5, 2.0, 7.25]), np.array([-2, 3, 2], "int32")
-    q, r, g = run([x, i], [T.floor_div(x, i), T.floor_div(i, -2), T.grad(T.floor_div(x, 2.0).sum(), x)], X, I)
-    np.testing.assert_array_equal(q, X // I)
-    np.testing.assert_array_equal(r, I // -2)
+    X, INTS = np.array([-3.5, 2.0, 7.25]), np.array([-2, 3, 2], "int32")
+    q, r, g = run([x, i], [T.floor_div(x, i), T.floor_div(i, -2), T.grad(T.floor_div(x, 2.0).sum(), x)], X, INTS)
+    np.testing.assert_array_equal(q, X // INTS)
+    np.testing.assert_array_equal(r, INTS // -2)
     assert r.dtype == np.int32
     np.testing.assert_array_equal(g, np.zeros(3))
 

@@ -112,18 +112,18 @@ def _numpy_fill_diagonal_offset(a: np.ndarray, val: Any, offset: int) -> np.ndar
 def test_trace_identity_like_and_fill_diagonal_match_numpy(run: Any, n: int, cols: int, offset: int,
                                                            data: st.DataObject) -> None:
     X = data.draw(sst.arrays("float64", (n, cols), -5, 5))
-    I = data.draw(sst.arrays("int32", (n, cols), -5, 5))
+    INTS = data.draw(sst.arrays("int32", (n, cols), -5, 5))
     x, i, k, v = T.matrix("x"), T.imatrix("i"), T.iscalar("k"), T.scalar("v")
     outputs = [T.trace(x), T.trace(i), T.identity_like(x), T.identity_like(i), T.extra_ops.fill_diagonal(x, v),
                T.fill_diagonal(i, 7), T.extra_ops.fill_diagonal_offset(x, v, k),
                T.fill_diagonal_offset(i, -1, offset), T.fill_diagonal_offset(x, 2.5, T.cast(k, "uint8") * 0)]
-    filled, filled_int = X.copy(), I.copy()
+    filled, filled_int = X.copy(), INTS.copy()
     np.fill_diagonal(filled, 1.5)
     np.fill_diagonal(filled_int, 7)
-    expected = [np.trace(X), np.trace(I), np.eye(n, cols), np.eye(n, cols, dtype="int32"), filled, filled_int,
-                _numpy_fill_diagonal_offset(X, 1.5, offset), _numpy_fill_diagonal_offset(I, -1, offset),
+    expected = [np.trace(X), np.trace(INTS), np.eye(n, cols), np.eye(n, cols, dtype="int32"), filled, filled_int,
+                _numpy_fill_diagonal_offset(X, 1.5, offset), _numpy_fill_diagonal_offset(INTS, -1, offset),
                 _numpy_fill_diagonal_offset(X, 2.5, 0)]
-    results = run([x, i, k, v], outputs, X, I, offset, 1.5)
+    results = run([x, i, k, v], outputs, X, INTS, offset, 1.5)
     for j, (out, got, want) in enumerate(zip(outputs, results, expected, strict=True)):
         assert out.dtype == got.dtype.name == np.asarray(want).dtype.name, j
         assert got.shape == np.shape(want), j

@@ -286,11 +286,11 @@ def test_max_and_argmax_is_the_pair(run: Any, check_infer_shape: Any) -> None:
     """Theano's max_and_argmax: the maximum and its index over the same axes (None: the flattened array)."""
     x, i = T.tensor3("x"), T.imatrix("i")
     X = np.array([[[1.0, 5, -2], [np.nan, 0, 3]], [[4, 4, 1], [-1, -7, 9]]])
-    I = np.array([[3, -1, 3], [0, 8, 8]], "int32")
+    INTS = np.array([[3, -1, 3], [0, 8, 8]], "int32")
     cases = [(x, None, False), (x, 0, False), (x, -1, True), (x, (0, 2), False), (i, 1, False), (i, None, True)]
     outputs = [v for var, axis, keep in cases for v in T.max_and_argmax(var, axis, keepdims=keep)]
-    results = run([x, i], outputs, X, I)
-    values = {x: X, i: I}
+    results = run([x, i], outputs, X, INTS)
+    values = {x: X, i: INTS}
     for k, (var, axis, keep) in enumerate(cases):
         got_max, got_arg = results[2 * k], results[2 * k + 1]
         want_max = np.max(values[var], axis=axis, keepdims=keep)
@@ -301,7 +301,7 @@ def test_max_and_argmax_is_the_pair(run: Any, check_infer_shape: Any) -> None:
             np.testing.assert_array_equal(got_arg, np.argmax(moved, axis=-1))
         else:
             np.testing.assert_array_equal(got_arg, np.argmax(values[var], axis=axis, keepdims=keep))
-    check_infer_shape([x, i], outputs, X, I)
+    check_infer_shape([x, i], outputs, X, INTS)
     with pytest.raises(ValueError, match="out of range"):
         T.max_and_argmax(x, 3)
 
