@@ -312,7 +312,8 @@ def minimum(a: Any, b: Any) -> Variable:
 
 
 def largest(*xs: Any) -> Variable:
-    """The elementwise largest of one or more tensors (broadcast together), as Theano's ``largest``;
+    """The elementwise largest of one or more tensors (broadcast together), as Theano's ``largest``.
+
     NaN wins, as in ``maximum``; a tie passes the gradient to the first of them."""
     if not xs:
         raise TypeError("largest needs at least one tensor")
@@ -404,8 +405,9 @@ where = switch
 
 
 def isclose(a: Any, b: Any, rtol: Any = 1e-05, atol: Any = 1e-08, equal_nan: bool = False) -> Variable:
-    """Whether ``|a - b| <= atol + rtol * |b|`` elementwise, as NumPy's ``isclose`` (bool; not
-    symmetric in a and b). Equal infinities are close; NaN only to NaN, and only with ``equal_nan``.
+    """Whether ``|a - b| <= atol + rtol * |b|`` elementwise (bool), as NumPy's ``isclose``.
+
+    Not symmetric in a and b. Equal infinities are close; NaN only to NaN, and only with ``equal_nan``.
     Integers are compared as floats, so their difference cannot overflow."""
     a, b = as_variable(a), as_variable(b)
     if not isinstance(equal_nan, (bool, np.bool_)):

@@ -145,8 +145,9 @@ def _diagonal_value(a: Variable, val: Any, what: str) -> Variable:
 
 
 def fill_diagonal(a: Any, val: Any) -> Variable:
-    """A copy of the matrix ``a`` with its main diagonal set to the scalar ``val`` (NumPy's
-    ``fill_diagonal`` without ``wrap``, but not in place). The gradient reaches ``a`` off the
+    """A copy of the matrix ``a`` with its main diagonal set to the scalar ``val``, as Theano's.
+
+    NumPy's ``fill_diagonal`` without ``wrap``, but not in place. The gradient reaches ``a`` off the
     diagonal and ``val`` as the sum along it, as in Theano."""
     a = _matrix(a, "fill_diagonal")
     val = _diagonal_value(a, val, "fill_diagonal")
@@ -155,9 +156,10 @@ def fill_diagonal(a: Any, val: Any) -> Variable:
 
 
 def fill_diagonal_offset(a: Any, val: Any, offset: Any) -> Variable:
-    """A copy of the matrix ``a`` with its ``offset``-th diagonal (above the main one for offset > 0;
-    a Python int or a symbolic integer scalar) set to the scalar ``val``, as Theano's; an offset
-    beyond the matrix changes nothing."""
+    """A copy of the matrix ``a`` with its ``offset``-th diagonal set to the scalar ``val``, as Theano's.
+
+    ``offset`` (above the main diagonal when > 0) is a Python int or a symbolic integer scalar; one
+    beyond the matrix changes nothing. Gradients as ``fill_diagonal``'s."""
     a = _matrix(a, "fill_diagonal_offset")
     val = _diagonal_value(a, val, "fill_diagonal_offset")
     rows, cols = shape_i(a, 0), shape_i(a, 1)

@@ -586,9 +586,10 @@ class SpecifyShape(Op):
 
 
 def specify_shape(x: Any, shape: Any) -> Variable:
-    """``x``, checked when run to have the shape ``shape`` (a tuple of ints and symbolic integer
-    scalars, or a shape vector such as ``y.shape``): a ShapeError naming ``x`` and both shapes
-    otherwise. Shape inference then takes the lengths given, as Theano's ``specify_shape``."""
+    """``x``, checked when run to have the shape ``shape``, which shape inference then uses (Theano's).
+
+    ``shape`` is a tuple of ints and symbolic integer scalars, or a shape vector such as ``y.shape``.
+    A wrong shape is a ShapeError naming ``x``, its shape and the one specified."""
     x = as_variable(x)
     entries = _shape_entries(shape)
     if len(entries) != x.ndim:
@@ -704,9 +705,10 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
 
 
 def stacklists(arg: Any) -> Variable:
-    """Theano's ``stacklists``: nested lists (or tuples) of scalars or tensors of one shape stacked
-    into one tensor, a dimension per level (``[[a, b], [c, d]]`` of scalars is a 2 x 2 matrix).
-    Python numbers take the dtype of the tensors beside them, as in arithmetic."""
+    """Theano's ``stacklists``: nested lists of scalars or tensors stacked into one tensor, a dimension per level.
+
+    ``[[a, b], [c, d]]`` of scalars is a 2 x 2 matrix. Python numbers take the dtype of the tensors
+    beside them, as in arithmetic."""
     leaves = list(_nested_leaves(arg))
     strong = [as_variable(v).dtype for v in leaves if not _is_python_number(v)]
     weak_dtype = dtypes.resolve_weak(dtypes.upcast(*strong) if strong else None,
@@ -1055,9 +1057,9 @@ def fill(model: Any, value: Any) -> Variable:
 
 
 def second(a: Any, b: Any) -> Variable:
-    """Theano's ``second`` (its elementwise ``fill``): ``b`` broadcast with ``a``, so of their broadcast
-    shape and of ``b``'s dtype, ignoring ``a``'s values. The gradient reaches ``b`` (summed over the
-    broadcast); ``a`` is disconnected, as in Theano."""
+    """Theano's ``second``: ``b`` broadcast with ``a`` (their broadcast shape, ``b``'s dtype and values).
+
+    The gradient reaches ``b`` (summed over the broadcast); ``a`` is disconnected, as in Theano."""
     a, b = as_variable(a), as_variable(b)
     zero = np.array(-0.0 if dtypes.is_float(b.dtype) else 0, dtype=b.dtype)  # b + -0.0 is b, also for -0.0
     return m.add(b, fill(a, as_variable(zero)))
