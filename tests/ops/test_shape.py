@@ -513,3 +513,15 @@ def test_specify_shape_gradient_passes_through(verify_grads: Any, run: Any) -> N
     i = T.ivector("i")
     with pytest.raises(TypeError, match="'i'"):  # integers have no gradient
         T.grad(T.sum(T.specify_shape(i, (3,))), i)
+
+
+def test_specify_shape_of_a_sequence_element_moves_out_of_the_loop(mode: str) -> None:
+    """Inside scan, the check of each step's element becomes one check of the whole sequence."""
+    X, n = T.matrix("X"), T.lscalar("n")
+    out, _ = sf.scan(lambda x_t: T.specify_shape(x_t, (n,)) * 2, sequences=X)
+    f = sf.function([X, n], out, mode=mode)
+    names = [type(node.op).__name__ for node in f.fgraph.nodes()]
+    assert "Scan" not in names and names.count("SpecifyShape") == 1
+    np.testing.assert_array_equal(f(X3[0], 4), X3[0] * 2)
+    with pytest.raises(ShapeError, match=r"specify_shape: .* has shape \(3, 4\), but the shape specified is \(3, 5\)"):
+        f(X3[0], 5)
