@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from ..graph import Variable, as_variable
 from .elemwise import cast, elemwise, scalar_op
 
@@ -156,8 +157,14 @@ def true_div(a: Any, b: Any) -> Variable:
 
 
 def int_div(a: Any, b: Any) -> Variable:
-    """``a // b`` (floor division)."""
+    """``a // b``: floor division as NumPy's ``//`` (toward minus infinity, also for negative integers
+    and floats); two bools divide as int8, as in NumPy."""
+    if _is_bool(a) and _is_bool(b):
+        a, b = cast(a, "int8"), cast(b, "int8")
     return elemwise(INT_DIV, a, b)
+
+
+floor_div = int_div  # Theano's two names for the same floor division
 
 
 def mod(a: Any, b: Any) -> Variable:
@@ -304,6 +311,22 @@ def minimum(a: Any, b: Any) -> Variable:
     return elemwise(MINIMUM, a, b)
 
 
+def largest(*xs: Any) -> Variable:
+    """The elementwise largest of one or more tensors (broadcast together), as Theano's ``largest``.
+
+    NaN wins, as in ``maximum``; a tie passes the gradient to the first of them."""
+    if not xs:
+        raise TypeError("largest needs at least one tensor")
+    return _reduce(maximum, xs[1:], as_variable(xs[0]))  # type: ignore[no-any-return]
+
+
+def smallest(*xs: Any) -> Variable:
+    """The elementwise smallest of one or more tensors (broadcast together), as Theano's ``smallest``."""
+    if not xs:
+        raise TypeError("smallest needs at least one tensor")
+    return _reduce(minimum, xs[1:], as_variable(xs[0]))  # type: ignore[no-any-return]
+
+
 def clip(x: Any, a_min: Any, a_max: Any) -> Variable:
     """Limit ``x`` to ``[a_min, a_max]``; the gradient passes where x is inside."""
     return minimum(maximum(x, a_min), a_max)
@@ -380,6 +403,28 @@ def switch(cond: Any, a: Any, b: Any) -> Variable:
 
 where = switch
 
+
+def isclose(a: Any, b: Any, rtol: Any = 1e-05, atol: Any = 1e-08, equal_nan: bool = False) -> Variable:
+    """Whether ``|a - b| <= atol + rtol * |b|`` elementwise (bool), as NumPy's ``isclose``.
+
+    Not symmetric in a and b. Equal infinities are close; NaN only to NaN, and only with ``equal_nan``.
+    Integers are compared as floats, so their difference cannot overflow."""
+    a, b = as_variable(a), as_variable(b)
+    if not isinstance(equal_nan, (bool, np.bool_)):
+        raise TypeError(f"isclose's equal_nan must be a bool, got {type(equal_nan).__name__} {equal_nan!r}")
+    dtype = dtypes.upgrade_to_float(dtypes.upcast(a.dtype, b.dtype))
+    x, y = cast(a, dtype), cast(b, dtype)
+    within = and_(le(abs(sub(x, y)), add(atol, mul(rtol, abs(y)))), invert(isinf(y)))
+    close = or_(within, eq(x, y))
+    return or_(close, and_(isnan(x), isnan(y))) if equal_nan else close
+
+
+def allclose(a: Any, b: Any, rtol: Any = 1e-05, atol: Any = 1e-08, equal_nan: bool = False) -> Variable:
+    """Whether every element of ``a`` is close to ``b`` (``isclose``), as a bool scalar; True when empty."""
+    from .reduce import all as all_
+
+    return all_(isclose(a, b, rtol, atol, equal_nan))
+
 # ---------------------------------------------------------------------------------------------
 # gradients (vector-Jacobian products): f(*inputs, output, g) -> gradient per input
 # ---------------------------------------------------------------------------------------------
@@ -433,9 +478,9 @@ def _pow_vjp(x: Variable, y: Variable, out: Variable, g: Variable) -> list[Varia
 
 
 __all__ = [
-    "abs", "add", "and_", "arccos", "arcsin", "arctan", "arctan2", "cast", "ceil", "clip", "cos", "cosh", "eq",
-    "erf", "erfc", "exp", "exp2", "expm1", "floor", "ge", "gt", "int_div", "invert", "isinf", "isnan", "le",
-    "log", "log10", "log1p", "log2", "lt", "maximum", "minimum", "mod", "mul", "neg", "neq", "or_", "pow",
-    "reciprocal", "relu", "round", "sgn", "sigmoid", "sin", "sinh", "softplus", "sqr", "sqrt", "sub", "switch",
-    "tan", "tanh", "true_div", "where", "xor",
+    "abs", "add", "allclose", "and_", "arccos", "arcsin", "arctan", "arctan2", "cast", "ceil", "clip", "cos", "cosh",
+    "eq", "erf", "erfc", "exp", "exp2", "expm1", "floor", "floor_div", "ge", "gt", "int_div", "invert", "isclose",
+    "isinf", "isnan", "largest", "le", "log", "log10", "log1p", "log2", "lt", "maximum", "minimum", "mod", "mul",
+    "neg", "neq", "or_", "pow", "reciprocal", "relu", "round", "sgn", "sigmoid", "sin", "sinh", "smallest",
+    "softplus", "sqr", "sqrt", "sub", "switch", "tan", "tanh", "true_div", "where", "xor",
 ]

@@ -1,6 +1,6 @@
-"""Matrix constructors and selections (eye, tril, triu, diagonal, diag, roll), composed from
-primitives: index comparisons, ``switch``, pair indexing and slices. Their gradients and both
-backends come from those primitives; none has code of its own."""
+"""Matrix constructors and selections (eye, identity_like, tril, triu, diagonal, diag, trace,
+fill_diagonal, roll), composed from primitives: index comparisons, ``switch``, pair indexing and
+slices. Their gradients and both backends come from those primitives; none has code of its own."""
 
 from __future__ import annotations
 
@@ -104,3 +104,66 @@ def roll(x: Any, shift: Any, axis: int | None = None) -> Variable:
     cut = m.sub(length, m.mod(shift, period))  # the entries from `cut` on come first
     before = (slice(None),) * axis
     return concatenate([getitem(x, (*before, slice(cut, None))), getitem(x, (*before, slice(None, cut)))], axis)
+
+
+def _matrix(x: Any, what: str) -> Variable:
+    x = as_variable(x)
+    if x.ndim != 2:
+        raise TypeError(f"{what} needs a matrix, got {x.describe()}")
+    return x
+
+
+def trace(x: Any) -> Variable:
+    """The sum of the main diagonal of the matrix ``x`` (NumPy's ``trace``: integers sum in 64 bits;
+    0 for an empty matrix)."""
+    from .reduce import sum as sum_
+
+    return sum_(diagonal(_matrix(x, "trace")))
+
+
+def identity_like(x: Any) -> Variable:
+    """The identity matrix of the shape and dtype of the matrix ``x`` (ones on the main diagonal,
+    also when ``x`` is not square), as Theano's ``identity_like``."""
+    x = _matrix(x, "identity_like")
+    return eye(shape_i(x, 0), shape_i(x, 1), dtype=x.dtype)
+
+
+def _diagonal_value(a: Variable, val: Any, what: str) -> Variable:
+    """``val`` as a scalar of ``a``'s dtype; refused, as Theano does, when that would lose
+    precision (a float into an int matrix, a float64 variable into a float32 one) or it is not a scalar."""
+    if isinstance(val, (bool, int, float)) and not isinstance(val, np.generic):  # a Python number: weak
+        if not dtypes.fits(val, a.dtype):
+            raise TypeError(f"{what}: the value {val!r} does not fit the dtype of {a.describe()}")
+        return as_variable(val, a.dtype)
+    v = as_variable(val)
+    if v.ndim != 0:
+        raise TypeError(f"{what} needs a scalar value, got {v.describe()} for {a.describe()}")
+    if dtypes.upcast(a.dtype, v.dtype) != a.dtype:
+        raise TypeError(f"{what}: the value {v.describe()} would be cast down to the dtype of {a.describe()}; "
+                        f"cast it to {a.dtype} first")
+    return cast(v, a.dtype) if v.dtype != a.dtype else v
+
+
+def fill_diagonal(a: Any, val: Any) -> Variable:
+    """A copy of the matrix ``a`` with its main diagonal set to the scalar ``val``, as Theano's.
+
+    NumPy's ``fill_diagonal`` without ``wrap``, but not in place. The gradient reaches ``a`` off the
+    diagonal and ``val`` as the sum along it, as in Theano."""
+    a = _matrix(a, "fill_diagonal")
+    val = _diagonal_value(a, val, "fill_diagonal")
+    steps = arange(m.minimum(shape_i(a, 0), shape_i(a, 1)))
+    return set_subtensor(getitem(a, (steps, steps)), val)
+
+
+def fill_diagonal_offset(a: Any, val: Any, offset: Any) -> Variable:
+    """A copy of the matrix ``a`` with its ``offset``-th diagonal set to the scalar ``val``, as Theano's.
+
+    ``offset`` (above the main diagonal when > 0) is a Python int or a symbolic integer scalar; one
+    beyond the matrix changes nothing. Gradients as ``fill_diagonal``'s."""
+    a = _matrix(a, "fill_diagonal_offset")
+    val = _diagonal_value(a, val, "fill_diagonal_offset")
+    rows, cols = shape_i(a, 0), shape_i(a, 1)
+    k = m.clip(as_index_scalar(offset, "fill_diagonal_offset's offset"), m.neg(rows), cols)  # -k cannot overflow
+    first_row, first_col = m.maximum(m.neg(k), 0), m.maximum(k, 0)
+    steps = arange(m.maximum(m.minimum(m.sub(rows, first_row), m.sub(cols, first_col)), 0))
+    return set_subtensor(getitem(a, (m.add(steps, first_row), m.add(steps, first_col))), val)

@@ -402,6 +402,12 @@ def argmin(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     return _arg("min", x, axis, keepdims)
 
 
+def max_and_argmax(a: Any, axis: Any = None, keepdims: bool = False) -> list[Variable]:
+    """Theano's ``max_and_argmax``: ``[max(a, axis), argmax(a, axis)]`` over the same axes (None: all);
+    the gradient flows through the maximum, the int64 index has none."""
+    return [max(a, axis, keepdims), argmax(a, axis, keepdims)]
+
+
 def count(x: Variable, axes: tuple[int, ...], dtype: str) -> Variable:
     """Number of elements reduced over ``axes``, as a ``dtype`` scalar."""
     from .shape import shape_i

@@ -541,6 +541,64 @@ def unbroadcast(x: Any, *axes: int) -> Variable:
     return patternbroadcast(x, [b and d not in axes for d, b in enumerate(x.broadcastable)])
 
 
+class SpecifyShape(Op):
+    """``x`` itself, after checking when run that its shape is the one given (one int64 scalar per
+    dimension); shape inference then uses the given lengths."""
+
+    __props__ = ()
+
+    def make_node(self, x: Variable, *shape: Variable) -> Apply:
+        x = as_variable(x)
+        if len(shape) != x.ndim:
+            raise ValueError(f"specify_shape got {len(shape)} lengths for {x.describe()}, which has {x.ndim} "
+                             "dimensions")
+        return Apply(self, [x, *shape], [x.type])
+
+    def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        x, *shape = inputs
+        expected = tuple(int(s) for s in shape)
+        if x.shape != expected:
+            raise ValueError(f"specify_shape: {node.inputs[0].describe()} has shape {x.shape}, but the shape "
+                             f"specified is {expected}")
+        return [x]
+
+    def grad(self, node: Apply, output_grads: list[Variable | None]) -> list[Variable | None]:
+        x = node.inputs[0]
+        (g,) = output_grads
+        none: list[Variable | None] = [None] * (len(node.inputs) - 1)
+        return [None if g is None or dtypes.is_discrete(x.dtype) else g, *none]
+
+    def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
+        return [tuple(node.inputs[1:])]
+
+    def numba_emit(self, node: Apply, cg: Any) -> None:
+        x, *shape = node.inputs
+        for d, s in enumerate(shape):
+            cg.check(f"{cg.dim(x, d)} != {cg.value(s)}", node, f"dimension {d} differs from the shape specified")
+        cg.bind(node.outputs[0], cg.value(x))
+        cg.view(node.outputs[0], x)
+
+    def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
+        x, *shape = values
+        if any(batched[1:]):
+            return None
+        return [(SpecifyShape()(x, shape_i(x, 0), *shape), True)] if batched[0] else None
+
+
+def specify_shape(x: Any, shape: Any) -> Variable:
+    """``x``, checked when run to have the shape ``shape``, which shape inference then uses (Theano's).
+
+    ``shape`` is a tuple of ints and symbolic integer scalars, or a shape vector such as ``y.shape``.
+    A wrong shape is a ShapeError naming ``x``, its shape and the one specified."""
+    x = as_variable(x)
+    entries = _shape_entries(shape)
+    if len(entries) != x.ndim:
+        raise ValueError(f"specify_shape got the shape {shape!r} of {len(entries)} lengths for {x.describe()}, "
+                         f"which has {x.ndim} dimensions")
+    dims = [as_index_scalar(s, "specify_shape length") for s in entries]
+    return SpecifyShape()(x, *dims)  # type: ignore[no-any-return]
+
+
 # ---------------------------------------------------------------------------------------------
 class Join(Op):
     """Concatenate tensors of equal ndim along ``axis``."""
@@ -644,6 +702,40 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Variable:
     if len(expanded) == 1:
         return unbroadcast(expanded[0], axis)
     return Join(axis)(*expanded)  # type: ignore[no-any-return]
+
+
+def stacklists(arg: Any) -> Variable:
+    """Theano's ``stacklists``: nested lists of scalars or tensors stacked into one tensor, a dimension per level.
+
+    ``[[a, b], [c, d]]`` of scalars is a 2 x 2 matrix. Python numbers take the dtype of the tensors
+    beside them, as in arithmetic."""
+    leaves = list(_nested_leaves(arg))
+    strong = [as_variable(v).dtype for v in leaves if not _is_python_number(v)]
+    weak_dtype = dtypes.resolve_weak(dtypes.upcast(*strong) if strong else None,
+                                     [v for v in leaves if _is_python_number(v)])
+
+    def build(e: Any) -> Variable:
+        if isinstance(e, (list, tuple)):
+            return stack([build(x) for x in e])
+        return Constant(e, dtype=weak_dtype) if _is_python_number(e) else as_variable(e)
+
+    return build(arg)
+
+
+def _is_python_number(v: Any) -> bool:
+    return isinstance(v, (bool, int, float)) and not isinstance(v, np.generic)
+
+
+def _nested_leaves(arg: Any) -> Any:
+    """The entries of nested lists and tuples, which must not be empty at any level."""
+    if not isinstance(arg, (list, tuple)):
+        yield arg
+        return
+    if not arg:
+        raise ValueError("stacklists needs non-empty lists at every level, got an empty "
+                         f"{type(arg).__name__}")
+    for e in arg:
+        yield from _nested_leaves(e)
 
 
 def join(axis: int, *tensors: Any) -> Variable:
@@ -962,6 +1054,15 @@ def fill(model: Any, value: Any) -> Variable:
     value = as_variable(value)
     out = alloc(value, *[shape_i(model, d) for d in range(model.ndim)])
     return patternbroadcast(out, model.broadcastable) if model.ndim else out
+
+
+def second(a: Any, b: Any) -> Variable:
+    """Theano's ``second``: ``b`` broadcast with ``a`` (their broadcast shape, ``b``'s dtype and values).
+
+    The gradient reaches ``b`` (summed over the broadcast); ``a`` is disconnected, as in Theano."""
+    a, b = as_variable(a), as_variable(b)
+    zero = np.array(-0.0 if dtypes.is_float(b.dtype) else 0, dtype=b.dtype)  # b + -0.0 is b, also for -0.0
+    return m.add(b, fill(a, as_variable(zero)))
 
 
 # ---------------------------------------------------------------------------------------------

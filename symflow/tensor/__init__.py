@@ -18,6 +18,7 @@ from ..ops.gradflow import disconnected_grad, grad_clip, stop_gradient
 from ..ops.math import (
     abs,
     add,
+    allclose,
     and_,
     arccos,
     arcsin,
@@ -34,12 +35,15 @@ from ..ops.math import (
     exp2,
     expm1,
     floor,
+    floor_div,
     ge,
     gt,
     int_div,
     invert,
+    isclose,
     isinf,
     isnan,
+    largest,
     le,
     log,
     log1p,
@@ -61,6 +65,7 @@ from ..ops.math import (
     sigmoid,
     sin,
     sinh,
+    smallest,
     softplus,
     sqr,
     sqrt,
@@ -72,9 +77,20 @@ from ..ops.math import (
     where,
     xor,
 )
-from ..ops.matrix import diag, diagonal, eye, roll, tril, triu
+from ..ops.matrix import (
+    diag,
+    diagonal,
+    eye,
+    fill_diagonal,
+    fill_diagonal_offset,
+    identity_like,
+    roll,
+    trace,
+    tril,
+    triu,
+)
 from ..ops.nnet import logsumexp
-from ..ops.reduce import all, any, argmax, argmin, max, mean, min, norm, prod, std, sum, var
+from ..ops.reduce import all, any, argmax, argmin, max, max_and_argmax, mean, min, norm, prod, std, sum, var
 from ..ops.selection import bincount, compress, flatnonzero, nonzero, nonzero_values, searchsorted, unique
 from ..ops.shape import (
     addbroadcast,
@@ -91,11 +107,14 @@ from ..ops.shape import (
     patternbroadcast,
     repeat,
     reshape,
+    second,
     shape,
     shape_i,
+    specify_shape,
     split,
     squeeze,
     stack,
+    stacklists,
     swapaxes,
     tensor_copy,
     tile,

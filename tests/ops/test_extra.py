@@ -278,8 +278,9 @@ def test_argsort_is_disconnected(run: Any) -> None:
 
 def test_extra_ops_namespace() -> None:
     """Theano's ``T.extra_ops.<name>`` runs unchanged: the same functions as ``T.<name>``."""
-    assert set(T.extra_ops.__all__) == {"bincount", "compress", "cumsum", "cumprod", "diff", "repeat", "searchsorted",
-                                        "squeeze", "to_one_hot", "unique"}
+    assert set(T.extra_ops.__all__) == {"bincount", "compress", "cumsum", "cumprod", "diff", "fill_diagonal",
+                                        "fill_diagonal_offset", "repeat", "searchsorted", "squeeze", "to_one_hot",
+                                        "unique"}
     for name in T.extra_ops.__all__:
         assert getattr(T.extra_ops, name) is getattr(T, name)
 

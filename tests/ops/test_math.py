@@ -562,3 +562,120 @@ def test_gradients_at_special_points(run: Any) -> None:
         np.testing.assert_array_equal(g, [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(out[7], [1.0, 0.0, 1.0])
     np.testing.assert_array_equal(out[8], [0.0, 1.0, 0.0])
+
+
+# --- compositions: largest/smallest, floor_div, isclose/allclose ---------------------------------
+@given(data=st.data())
+def test_largest_and_smallest_broadcast_any_number_of_tensors(run: Any, data: st.DataObject) -> None:
+    n, k = data.draw(st.integers(0, 3)), data.draw(st.integers(2, 4))
+    A = data.draw(sst.arrays("float64", (n, k), -3, 3))
+    B = data.draw(sst.arrays("float64", (k,), -3, 3))
+    INTS = data.draw(sst.arrays("int32", (n, k), -3, 3))
+    a, b, i, c = T.matrix("a"), T.vector("b"), T.imatrix("i"), T.scalar("c")
+    outputs = [T.largest(a, b, c), T.smallest(a, b, c), T.largest(a, i), T.smallest(i, 1), T.largest(b, a)]
+    results = run([a, b, i, c], outputs, A, B, INTS, 0.5)
+    expected = [np.maximum(np.maximum(A, B), 0.5), np.minimum(np.minimum(A, B), 0.5), np.maximum(A, INTS),
+                np.minimum(INTS, 1), np.maximum(B, A)]
+    for out, got, want in zip(outputs, results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert out.dtype == got.dtype.name == want.dtype.name
+    assert T.largest(a) is a and T.smallest(b) is b
+    for fn in (T.largest, T.smallest):
+        with pytest.raises(TypeError, match=f"{fn.__name__} needs at least one tensor"):
+            fn()
+
+
+def test_largest_and_smallest_of_nan(run: Any) -> None:
+    x, y = T.vector("x"), T.vector("y")
+    X, Y = np.array([np.nan, 1.0, -np.inf]), np.array([2.0, np.nan, 0.0])
+    big, small = run([x, y], [T.largest(x, y, 0.0), T.smallest(x, y, 0.0)], X, Y)
+    np.testing.assert_array_equal(big, np.maximum(np.maximum(X, Y), 0.0))
+    np.testing.assert_array_equal(small, np.minimum(np.minimum(X, Y), 0.0))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int32", "int64", "uint8", "float32", "float64", "bool"])
+def test_floor_div_is_numpys_floor_division(run: Any, dtype: str) -> None:
+    """Toward minus infinity for negative integers and floats, with NumPy's special values (inf, NaN,
+    -0.0, division by 0); two bools give int8, as in NumPy."""
+    if dtype == "bool":
+        a, b = np.array([True, False, True, False]), np.array([True, True, False, False])
+    elif dtype.startswith("u"):
+        a, b = np.array([7, 0, 255, 3, 0], dtype), np.array([2, 3, 0, 255, 0], dtype)
+    elif dtype.startswith("i"):
+        lowest = np.iinfo(dtype).min
+        a = np.array([7, -7, 7, -7, 0, 5, lowest, lowest, 3, -1], dtype)
+        b = np.array([2, 2, -2, -2, 3, 0, -1, 1, 0, 3], dtype)
+    else:
+        a = np.array([7.5, -7.5, 7, -7, 1, -1, 0, np.inf, np.nan, 1, -1, -0.0, 5, -3e38, 0], dtype)
+        b = np.array([2, 2, -2, -2, np.inf, np.inf, 0, 2, 1, 0, 0, 3, -np.inf, 1e-30, -1], dtype)
+    x, y = T.vector("x", dtype=dtype), T.vector("y", dtype=dtype)
+    outputs = [T.floor_div(x, y), x // y, T.int_div(x, y), T.floor_div(x[:0], y[:0])]
+    with np.errstate(all="ignore"):
+        want = np.floor_divide(a, b)
+    for out, got in zip(outputs, run([x, y], outputs, a, b), strict=True):
+        assert out.dtype == got.dtype.name == want.dtype.name
+        if got.size:
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # -0.0 where NumPy has it
+    assert T.floor_div is T.int_div
+
+
+def test_floor_div_of_mixed_types_and_its_gradient_is_zero(run: Any) -> None:
+    x, i = T.vector("x"), T.ivector("i")
+    X, INTS = np.array([-3.5, 2.0, 7.25]), np.array([-2, 3, 2], "int32")
+    q, r, g = run([x, i], [T.floor_div(x, i), T.floor_div(i, -2), T.grad(T.floor_div(x, 2.0).sum(), x)], X, INTS)
+    np.testing.assert_array_equal(q, X // INTS)
+    np.testing.assert_array_equal(r, INTS // -2)
+    assert r.dtype == np.int32
+    np.testing.assert_array_equal(g, np.zeros(3))
+
+
+ISCLOSE_A = np.array([1.0, 1.0, 1e10, 1e-8, np.inf, np.inf, -np.inf, np.nan, np.nan, 1.0, 0.0, 1e-7, 2.0])
+ISCLOSE_B = np.array([1.0 + 1e-6, 1.1, 1.00001e10, 0.0, np.inf, -np.inf, 1.0, np.nan, 1.0, np.inf, -0.0, 0.0, 2.0])
+
+
+def test_isclose_and_allclose_follow_numpy(run: Any) -> None:
+    """Relative to ``b`` (not symmetric), equal infinities close, NaN only to NaN with equal_nan,
+    integers compared as floats (no wrap-around), empty inputs all close."""
+    a, b = T.vector("a"), T.vector("b")
+    f32, i8, u8 = T.fvector("f32"), T.tensor("int8", (False,), "i8"), T.tensor("uint8", (False,), "u8")
+    F32 = ISCLOSE_A.astype("float32")
+    I8, U8 = np.array([-128, 127, 5, 0], "int8"), np.array([0, 255, 5, 1], "uint8")
+    outputs = [T.isclose(a, b), T.isclose(b, a), T.isclose(a, b, equal_nan=True), T.isclose(a, b, rtol=0.2),
+               T.isclose(a, b, rtol=0, atol=1e-7), T.isclose(f32, b), T.isclose(i8, u8), T.isclose(i8, 1, atol=4),
+               T.allclose(a, a), T.allclose(a, a, equal_nan=True), T.allclose(a[:2], a[:2] + 1e-9),
+               T.allclose(a[:0], b[:0]), T.isclose(a[:0], b[:0]), T.allclose(i8, u8), T.isclose(a, 1.0)]
+    with np.errstate(all="ignore"):
+        expected = [np.isclose(ISCLOSE_A, ISCLOSE_B), np.isclose(ISCLOSE_B, ISCLOSE_A),
+                    np.isclose(ISCLOSE_A, ISCLOSE_B, equal_nan=True), np.isclose(ISCLOSE_A, ISCLOSE_B, rtol=0.2),
+                    np.isclose(ISCLOSE_A, ISCLOSE_B, rtol=0, atol=1e-7), np.isclose(F32, ISCLOSE_B),
+                    np.isclose(I8, U8), np.isclose(I8, 1, atol=4), np.allclose(ISCLOSE_A, ISCLOSE_A),
+                    np.allclose(ISCLOSE_A, ISCLOSE_A, equal_nan=True), np.allclose(ISCLOSE_A[:2], ISCLOSE_A[:2] + 1e-9),
+                    np.allclose([], []), np.isclose([], []), np.allclose(I8, U8), np.isclose(ISCLOSE_A, 1.0)]
+    results = run([a, b, f32, i8, u8], outputs, ISCLOSE_A, ISCLOSE_B, F32, I8, U8)
+    for k, (out, got, want) in enumerate(zip(outputs, results, expected, strict=True)):
+        assert out.dtype == "bool" and got.dtype == np.bool_, k
+        assert got.shape == np.shape(want), k
+        np.testing.assert_array_equal(got, want, err_msg=str(k))
+    assert results[0].tolist() != results[2].tolist()  # equal_nan matters here
+    with pytest.raises(TypeError, match="isclose's equal_nan must be a bool, got str 'yes'"):
+        T.isclose(a, b, equal_nan="yes")  # type: ignore[arg-type]
+
+
+def test_isclose_is_not_differentiable() -> None:
+    a = T.vector("a")
+    with pytest.raises(sf.errors.DisconnectedInputError):
+        T.grad(T.sum(T.cast(T.isclose(a, 1.0), "float64")), a)
+
+
+@given(data=st.data())
+def test_largest_and_smallest_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    # values kept apart: at a tie the gradient goes to the first argument, which finite differences cannot see
+    A = data.draw(sst.arrays("float64", (3, 2), -3, -1))
+    B = data.draw(sst.arrays("float64", (2,), 1, 3))
+    C = data.draw(sst.arrays("float64", (3, 2), -0.5, 0.5))
+    verify_grads({
+        "largest": (lambda a, b, c: T.largest(a, b, c) * c, [A, B, C]),
+        "smallest": (lambda a, b, c: T.smallest(c, b, a) * b, [A, B, C]),
+        "largest of one": (T.largest, [C]),
+    })

@@ -391,3 +391,63 @@ def test_softmax_kernels_ask_for_wide_vectors() -> None:
     out = np.empty_like(x)
     call(x, out)
     np.testing.assert_allclose(out, _softmax(x), rtol=1e-14)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.where(x > 0, x, alpha * np.expm1(x))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_elu_selu_softsign_values(run: Any, dtype: str) -> None:
+    """Against NumPy, in the input's dtype, finite and exact at the extremes (+-inf, the largest floats)."""
+    big = float(np.finfo(dtype).max)
+    X = np.array([-np.inf, -big, -1000.0, -2.5, -1e-8, -0.0, 0.0, 1e-8, 0.7, 1000.0, big, np.inf, np.nan], dtype)
+    x = T.vector("x", dtype=dtype)
+    outputs = [T.nnet.elu(x), T.nnet.elu(x, alpha=0.5), T.nnet.selu(x), T.nnet.softsign(x), T.nnet.softsign(x[:0])]
+    with np.errstate(all="ignore"):
+        expected = [_elu(X), _elu(X, 0.5), SELU_SCALE * _elu(X, SELU_ALPHA),
+                    np.where(np.isinf(X), np.sign(X), X / (1 + np.abs(X))), X[:0]]
+    for k, (out, got, want) in enumerate(zip(outputs, run([x], outputs, X), expected, strict=True)):
+        assert out.dtype == got.dtype.name == dtype, k
+        np.testing.assert_allclose(got, np.asarray(want, dtype), rtol=1e-6 if dtype == "float32" else 1e-14,
+                                   err_msg=str(k))
+    softsign = run([x], T.nnet.softsign(x), X)
+    assert softsign[0] == -1 and softsign[-2] == 1 and np.isnan(softsign[-1])
+
+
+def test_elu_selu_softsign_of_integers(run: Any) -> None:
+    i = T.ivector("i")
+    INTS = np.array([-3, 0, 2, -2147483648, 2147483647], "int32")
+    outputs = [T.nnet.elu(i), T.nnet.selu(i), T.nnet.softsign(i)]
+    expected = [_elu(INTS.astype("float64")), SELU_SCALE * _elu(INTS.astype("float64"), SELU_ALPHA),
+                INTS / (1 + np.abs(INTS.astype("float64")))]
+    for out, got, want in zip(outputs, run([i], outputs, INTS), expected, strict=True):
+        assert out.dtype == got.dtype.name == "float64"
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_elu_selu_softsign_gradients_are_finite_at_extremes(run: Any) -> None:
+    """The exponential of a large positive input is never taken, so no inf * 0 NaN in the gradient."""
+    x = T.vector("x")
+    X = np.array([-np.inf, -1e308, -800.0, -1.0, 0.5, 800.0, 1e308, np.inf])
+    grads = run([x], [T.grad(T.sum(f(x)), x) for f in (T.nnet.elu, T.nnet.selu, T.nnet.softsign)], X)
+    np.testing.assert_array_equal(grads[0], np.where(X > 0, 1.0, np.exp(np.minimum(X, 0))))
+    np.testing.assert_allclose(grads[1], SELU_SCALE * np.where(X > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(X, 0))))
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(grads[2], np.where(np.isinf(X), 0.0, 1 / (1 + np.abs(X)) ** 2), rtol=1e-12)
+    assert all(np.isfinite(g).all() for g in grads)
+
+
+@given(data=st.data())
+def test_elu_selu_softsign_gradients(verify_grads: Any, data: st.DataObject) -> None:
+    a = data.draw(sst.arrays("float64", (2, 3), -3, 3, avoid=(0.0,)))  # elu and selu have a kink at 0
+    verify_grads({
+        "elu": (T.nnet.elu, [a]),
+        "elu with alpha": (lambda x: T.nnet.elu(x, alpha=0.3), [a]),
+        "selu": (T.nnet.selu, [a]),
+        "softsign": (T.nnet.softsign, [a]),
+    })

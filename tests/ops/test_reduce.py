@@ -280,3 +280,37 @@ def test_float_max_and_min_fold_with_the_vectorising_extremum() -> None:
     got = f(np.array([[1.0, np.nan], [3.0, -2.0]]), np.array([[1, 5], [4, 2]], dtype="int32"))
     assert np.isnan(got[0][0]) and got[0][1] == 3.0 and np.isnan(got[1])
     np.testing.assert_array_equal(got[2], [4, 5])
+
+
+def test_max_and_argmax_is_the_pair(run: Any, check_infer_shape: Any) -> None:
+    """Theano's max_and_argmax: the maximum and its index over the same axes (None: the flattened array)."""
+    x, i = T.tensor3("x"), T.imatrix("i")
+    X = np.array([[[1.0, 5, -2], [np.nan, 0, 3]], [[4, 4, 1], [-1, -7, 9]]])
+    INTS = np.array([[3, -1, 3], [0, 8, 8]], "int32")
+    cases = [(x, None, False), (x, 0, False), (x, -1, True), (x, (0, 2), False), (i, 1, False), (i, None, True)]
+    outputs = [v for var, axis, keep in cases for v in T.max_and_argmax(var, axis, keepdims=keep)]
+    results = run([x, i], outputs, X, INTS)
+    values = {x: X, i: INTS}
+    for k, (var, axis, keep) in enumerate(cases):
+        got_max, got_arg = results[2 * k], results[2 * k + 1]
+        want_max = np.max(values[var], axis=axis, keepdims=keep)
+        np.testing.assert_array_equal(got_max, want_max)
+        assert got_max.dtype == want_max.dtype and got_arg.dtype == np.int64
+        if isinstance(axis, tuple):  # Theano's argmax over several axes: of their entries flattened
+            moved = np.moveaxis(values[var], axis, (-2, -1)).reshape(values[var].shape[1], -1)
+            np.testing.assert_array_equal(got_arg, np.argmax(moved, axis=-1))
+        else:
+            np.testing.assert_array_equal(got_arg, np.argmax(values[var], axis=axis, keepdims=keep))
+    check_infer_shape([x, i], outputs, X, INTS)
+    with pytest.raises(ValueError, match="out of range"):
+        T.max_and_argmax(x, 3)
+
+
+@given(data=st.data())
+def test_max_and_argmax_gradient_flows_through_the_max(verify_grads: Any, data: st.DataObject) -> None:
+    a = np.array(data.draw(st.permutations(range(6))), "float64").reshape(2, 3) * 0.7 - 2  # no near ties
+    verify_grads({"max of axis 1": (lambda x: T.max_and_argmax(x, 1)[0], [a]),
+                  "max of all": (lambda x: T.max_and_argmax(x)[0] * 2, [a])})
+    x = T.matrix("x")
+    with pytest.raises(DisconnectedInputError):
+        T.grad(T.cast(T.max_and_argmax(x)[1], "float64"), x)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import symflow as sf
 import symflow.tensor as T
 from symflow.errors import ShapeError
+from symflow.graph import graph_inputs
 from symflow.ops.shape import Reshape
 from symflow.shapes import infer_shapes
 from symflow.testing import strategies as sst
@@ -416,3 +417,111 @@ def test_join_stack_tile_split_gradients(verify_grads: Any) -> None:
         "split symbolic": (lambda x: sum(p.sum() * (i + 1) for i, p in
                                          enumerate(T.split(x, T.stack([x.shape[1] - 2, 2]), 2, 1))), [a]),
     })
+
+
+# --- second, stacklists, specify_shape ---------------------------------------------------------
+def test_second_broadcasts_b_with_a(run: Any, check_infer_shape: Any) -> None:
+    """Theano's second: b's values and dtype, the broadcast shape of both, a's values ignored."""
+    a, b, r = T.matrix("a"), T.fvector("b"), T.row("r")
+    i, flags = T.imatrix("i"), T.tensor("bool", (False,), "flags")
+    A = np.array([[np.nan, np.inf, 1.0], [2.0, 3.0, -np.inf]])
+    B = np.array([-0.0, 1.5, np.nan], "float32")
+    R, INTS, F = np.array([[7.0, 8.0]]), np.array([[1, 2, 3], [4, 5, 6]], "int32"), np.array([True, False, True])
+    outputs = [T.second(a, b), T.second(b, a), T.second(a, 2.5), T.second(i, flags), T.second(r.T, b),
+               T.second(a[:0], b), T.second(a, i)]
+    expected = [np.broadcast_to(B, (2, 3)), A, np.full((2, 3), 2.5), np.broadcast_to(F, (2, 3)),
+                np.broadcast_to(B, (2, 3)), np.zeros((0, 3), "float32"), INTS]
+    results = run([a, b, r, i, flags], outputs, A, B, R, INTS, F)
+    for k, (out, got, want) in enumerate(zip(outputs, results, expected, strict=True)):
+        assert out.dtype == got.dtype.name == want.dtype.name, k
+        np.testing.assert_array_equal(got, want, err_msg=str(k))
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=str(k))  # -0.0 kept
+    check_infer_shape([a, b, r, i, flags], outputs, A, B, R, INTS, F)
+    with pytest.raises(ShapeError):
+        run([a, b], T.second(a, b), A, B[:2])
+
+
+def test_second_gradient_reaches_b_only(run: Any, verify_grads: Any) -> None:
+    a, b = T.matrix("a"), T.vector("b")
+    g = T.grad(T.sum(T.second(a, b) * [[1.0, 2.0], [3.0, 4.0]]), b)
+    np.testing.assert_array_equal(run([a, b], g, np.ones((2, 2)), np.ones(2)), [4.0, 6.0])
+    with pytest.raises(sf.errors.DisconnectedInputError):
+        T.grad(T.sum(T.second(a, b)), a)
+    verify_grads({"second": (lambda x, y: T.second(x, y) * x, [np.ones((3, 2)) * 0.5, np.array([1.5, -2.0])])})
+
+
+def test_stacklists(run: Any, check_infer_shape: Any) -> None:
+    a, b, c, d = (T.scalar(name) for name in "abcd")
+    v, w, f = T.vector("v"), T.vector("w"), T.fscalar("f")
+    V, W = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    outputs = [T.stacklists([[a, b], [c, d]]), T.stacklists([v, w]), T.stacklists([[v], [w]]),
+               T.stacklists((a, 2, 3.5)), T.stacklists([f, 0.5]), T.stacklists([1, 2]), T.stacklists([[1.5, a]])]
+    expected = [np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([V, W]), np.array([[V], [W]]), np.array([1.0, 2.0, 3.5]),
+                np.array([5.0, 0.5], "float32"), np.array([1, 2]), np.array([[1.5, 1.0]])]
+    results = run([a, b, c, d, v, w, f], outputs, 1.0, 2.0, 3.0, 4.0, V, W, 5.0)
+    for k, (out, got, want) in enumerate(zip(outputs, results, expected, strict=True)):
+        assert out.dtype == got.dtype.name == want.dtype.name, k
+        np.testing.assert_array_equal(got, want, err_msg=str(k))
+    check_infer_shape([a, b, c, d, v, w, f], outputs, 1.0, 2.0, 3.0, 4.0, V, W, 5.0)
+    assert T.stacklists(v) is v
+    with pytest.raises(ValueError, match="stacklists needs non-empty lists at every level, got an empty list"):
+        T.stacklists([[a], []])
+    with pytest.raises(TypeError, match="stack needs tensors of equal ndim"):
+        T.stacklists([a, v])
+    with pytest.raises(ShapeError):
+        run([v, w], T.stacklists([v, w[:1]]), V, W)
+
+
+def test_stacklists_gradient(verify_grads: Any) -> None:
+    verify_grads({"stacklists": (lambda a, b, v: T.stacklists([[a, b * a], [b, a]]) * v,
+                                 [np.array(0.5), np.array(-1.5), np.array([2.0, 3.0])])})
+
+
+def test_specify_shape_checks_and_gives_the_shape(run: Any, check_infer_shape: Any) -> None:
+    x, n, u = T.matrix("x"), T.iscalar("n"), T.tensor("uint8", (), "u")
+    X = np.arange(6.0).reshape(2, 3)
+    y = T.specify_shape(x, (n, 3))
+    outputs = [y * 2, T.specify_shape(x, (2, u)), T.specify_shape(x, x.shape), T.specify_shape(x[:0], (0, 3))]
+    results = run([x, n, u], outputs, X, 2, 3)
+    for got, want in zip(results, [X * 2, X, X, X[:0]], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert y.type == x.type and T.specify_shape(T.iscalar(), ()).dtype == "int32"
+    rows, cols = infer_shapes([y], [x, n])[0]  # the lengths given, not x's
+    assert graph_inputs([rows]) == [n] and cols.data == 3
+    check_infer_shape([x, n, u], outputs, X, 2, 3)
+    for bad, where in [((2, 4), r"\(2, 4\)"), ((3, 3), r"\(3, 3\)")]:
+        with pytest.raises(ShapeError, match=rf"specify_shape: 'x' \(float64 matrix\) has shape \(2, 3\), but the "
+                                             rf"shape specified is {where}"):
+            run([x], T.specify_shape(x, bad) + 1, X)
+    with pytest.raises(ShapeError, match=r"has shape \(2, 3\), but the shape specified is \(5, 3\)"):
+        run([x, n], T.specify_shape(x, (n, 3)), X, 5)
+
+
+def test_specify_shape_errors_when_built() -> None:
+    x = T.matrix("x")
+    with pytest.raises(ValueError, match=r"specify_shape got the shape \(2, 3, 4\) of 3 lengths for 'x' "
+                                         r"\(float64 matrix\), which has 2 dimensions"):
+        T.specify_shape(x, (2, 3, 4))
+    with pytest.raises(TypeError, match="specify_shape length must be an integer scalar, got 'f'"):
+        T.specify_shape(x, (2, T.scalar("f")))
+    with pytest.raises(TypeError, match="specify_shape length must be an integer, got float 2.0"):
+        T.specify_shape(x, (2.0, 3))
+
+
+def test_specify_shape_gradient_passes_through(verify_grads: Any, run: Any) -> None:
+    verify_grads({"specify_shape": (lambda x: T.specify_shape(x, (2, 3)) ** 2, [np.arange(6.0).reshape(2, 3) - 2])})
+    i = T.ivector("i")
+    with pytest.raises(TypeError, match="'i'"):  # integers have no gradient
+        T.grad(T.sum(T.specify_shape(i, (3,))), i)
+
+
+def test_specify_shape_of_a_sequence_element_moves_out_of_the_loop(mode: str) -> None:
+    """Inside scan, the check of each step's element becomes one check of the whole sequence."""
+    X, n = T.matrix("X"), T.lscalar("n")
+    out, _ = sf.scan(lambda x_t: T.specify_shape(x_t, (n,)) * 2, sequences=X)
+    f = sf.function([X, n], out, mode=mode)
+    names = [type(node.op).__name__ for node in f.fgraph.nodes()]
+    assert "Scan" not in names and names.count("SpecifyShape") == 1
+    np.testing.assert_array_equal(f(X3[0], 4), X3[0] * 2)
+    with pytest.raises(ShapeError, match=r"specify_shape: .* has shape \(3, 4\), but the shape specified is \(3, 5\)"):
+        f(X3[0], 5)
