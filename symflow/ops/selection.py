@@ -142,6 +142,17 @@ def compress(condition: Any, x: Any, axis: int | None = None) -> Variable:
 # ---------------------------------------------------------------------------------------------
 # bincount
 # ---------------------------------------------------------------------------------------------
+def optional_vector(v: Any, dtype: str, what: str) -> list[Variable]:
+    """An op's optional vector input as a list of none or one: ``[v]`` if it is a ``dtype`` vector,
+    ``[]`` for None, a TypeError naming ``what`` otherwise."""
+    if v is None:
+        return []
+    v = as_variable(v)
+    if v.ndim != 1 or v.dtype != dtype:
+        raise TypeError(f"{what} must be a {dtype} vector, got {v.describe()}")
+    return [v]
+
+
 class BinCount(Op):
     """How many times each value ``0 .. max(x)`` occurs in the non-negative integer vector ``x``
     (int64), or the sum of ``weights`` (float64) per value; at least ``minlength`` long. Inputs:
@@ -155,12 +166,7 @@ class BinCount(Op):
             raise TypeError(f"bincount needs a vector of non-negative integers x, got {x.describe()}")
         if minlength.ndim != 0 or minlength.dtype != "int64":
             raise TypeError(f"bincount minlength must be an int64 scalar, got {minlength.describe()}")
-        inputs = [x, minlength]
-        if weights is not None:
-            weights = as_variable(weights)
-            if weights.ndim != 1 or weights.dtype != "float64":
-                raise TypeError(f"bincount weights must be a float64 vector here, got {weights.describe()}")
-            inputs.append(weights)
+        inputs = [x, minlength, *optional_vector(weights, "float64", "bincount weights")]
         return Apply(self, inputs, [TensorType("int64" if weights is None else "float64", (False,))])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -282,12 +288,7 @@ class SearchSorted(Op):
             raise TypeError(f"searchsorted needs a sorted vector x, got {x.describe()}")
         if v.dtype != x.dtype:
             raise TypeError(f"searchsorted needs v of x's dtype {x.dtype}, got {v.describe()}")
-        inputs = [x, v]
-        if sorter is not None:
-            sorter = as_variable(sorter)
-            if sorter.ndim != 1 or sorter.dtype != "int64":
-                raise TypeError(f"searchsorted sorter must be an int64 vector, got {sorter.describe()}")
-            inputs.append(sorter)
+        inputs = [x, v, *optional_vector(sorter, "int64", "searchsorted sorter")]
         return Apply(self, inputs, [TensorType("int64", v.broadcastable)])
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
