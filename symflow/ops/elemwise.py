@@ -30,7 +30,9 @@ class ScalarOp:
     float), ``'bool'`` (comparisons), ``'discrete'`` (bool/int only, e.g. bitwise and) or a
     fixed dtype name (casts). ``numba`` is a Python expression over ``{0}``, ``{1}`` ... that
     the Numba backend inlines into fused loops. ``dtype_inputs`` lists the inputs whose dtypes
-    decide the result (``switch`` ignores its condition).
+    decide the result (``switch`` ignores its condition). ``bools_as`` names the dtype that bool
+    inputs are cast to when all the deciding ones are bool, for operations NumPy has no bool loop for
+    (``//``, ``%`` and ``**`` give int8).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class ScalarOp:
         dtype_inputs: tuple[int, ...] | None = None,
         commutative: bool = False,
         identity: float | None = None,
+        bools_as: str | None = None,
     ) -> None:
         self.name = name
         self.nin = nin
@@ -52,6 +55,7 @@ class ScalarOp:
         self.dtype_inputs = tuple(range(nin)) if dtype_inputs is None else dtype_inputs
         self.commutative = commutative
         self.identity = identity
+        self.bools_as = bools_as  # the dtype bool inputs are computed in, where NumPy has no bool loop
         self.vjp: Vjp | None = None
 
     def numba_expr(self, args: Sequence[str], in_dtypes: Sequence[str], out_dtype: str) -> str:
@@ -272,6 +276,9 @@ def elemwise(sop: ScalarOp, *args: Any) -> Variable:
     strong_dtype = dtypes.upcast(*deciding) if deciding else None
     weak_values = [a for i, (a, s) in enumerate(zip(args, strong)) if s is None and i in sop.dtype_inputs]
     weak_dtype = dtypes.resolve_weak(strong_dtype, weak_values)
+    if weak_dtype == "bool" and sop.bools_as is not None:  # NumPy computes //, % and ** of bools in int8
+        strong = [None if s is None else cast(s, sop.bools_as) if s.dtype == "bool" else s for s in strong]
+        weak_dtype = sop.bools_as
     inputs: list[Variable] = []
     for a, s in zip(args, strong):
         if s is not None:

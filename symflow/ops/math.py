@@ -56,9 +56,10 @@ MUL = scalar_op("mul", 2, np.multiply, "({0} * {1})", commutative=True, identity
 TRUE_DIV = scalar_op("true_div", 2, np.true_divide, "({0} / {1})", dtype_rule="float")
 # LLVM's signed division is undefined for the most negative value over -1; NumPy wraps it to itself
 INT_DIV = scalar_op("int_div", 2, np.floor_divide,
-                    lambda dts, out: "(-{0} if {1} == -1 else {0} // {1})" if out.startswith("int") else "({0} // {1})")
-MOD = scalar_op("mod", 2, np.mod, "({0} % {1})")
-POW = scalar_op("pow", 2, _power, "({0} ** {1})")
+                    lambda dts, out: "(-{0} if {1} == -1 else {0} // {1})" if out.startswith("int") else "({0} // {1})",
+                    bools_as="int8")
+MOD = scalar_op("mod", 2, np.mod, "({0} % {1})", bools_as="int8")
+POW = scalar_op("pow", 2, _power, "({0} ** {1})", bools_as="int8")
 NEG = scalar_op("neg", 1, np.negative, "(-{0})")
 ABS = scalar_op("abs", 1, np.abs, "abs({0})")
 SGN = scalar_op("sgn", 1, np.sign, "(({0} > 0) - ({0} < 0) if {0} == {0} else {0})")  # NaN stays NaN
@@ -159,8 +160,6 @@ def true_div(a: Any, b: Any) -> Variable:
 def int_div(a: Any, b: Any) -> Variable:
     """``a // b``: floor division as NumPy's ``//`` (toward minus infinity, also for negative integers
     and floats); two bools divide as int8, as in NumPy."""
-    if _is_bool(a) and _is_bool(b):
-        a, b = cast(a, "int8"), cast(b, "int8")
     return elemwise(INT_DIV, a, b)
 
 

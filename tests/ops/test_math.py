@@ -679,3 +679,17 @@ def test_largest_and_smallest_gradients(verify_grads: Any, data: st.DataObject) 
         "smallest": (lambda a, b, c: T.smallest(c, b, a) * b, [A, B, C]),
         "largest of one": (T.largest, [C]),
     })
+
+
+def test_bool_floor_div_mod_and_pow_compute_in_int8_as_numpy(run: Any) -> None:
+    """NumPy has no bool loop for ``//``, ``%`` and ``**``: bools (also a Python bool beside a bool
+    tensor) are computed in int8, division by False included; bool with a wider type upcasts as usual."""
+    a, b, i = T.vector("a", dtype="bool"), T.vector("b", dtype="bool"), T.ivector("i")
+    A, B = np.array([True, False, True, False]), np.array([True, True, False, False])
+    INTS = np.array([3, -2, 0, 1], "int32")
+    outputs = [a // b, a % b, a ** b, T.mod(a, True), T.pow(True, b), a % i]
+    with np.errstate(all="ignore"):
+        want = [A // B, A % B, A ** B, np.mod(A, True), np.power(True, B), A % INTS]
+    for out, got, w in zip(outputs, run([a, b, i], outputs, A, B, INTS), want, strict=True):
+        assert out.dtype == got.dtype.name == w.dtype.name, out
+        np.testing.assert_array_equal(got, w)
