@@ -69,6 +69,12 @@ def python_scalar_dtype(value: object) -> str:
     return config.floatX
 
 
+def is_weak(value: object) -> bool:
+    """Whether ``value`` is a Python number (bool, int or float, not a NumPy scalar), whose dtype
+    gives way to the tensors it meets (``resolve_weak``)."""
+    return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
+
+
 def resolve_weak(strong: str | None, weak_values: list[object]) -> str:
     """Result dtype of strong operands (dtype ``strong``, None if none) with weak Python numbers.
 

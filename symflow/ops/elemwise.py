@@ -259,7 +259,6 @@ def reduce_to_input(g: Variable, x: Variable) -> Variable:
 # ---------------------------------------------------------------------------------------------
 # building elementwise expressions from Python values
 # ---------------------------------------------------------------------------------------------
-_WEAK = (bool, int, float)
 
 
 def elemwise(sop: ScalarOp, *args: Any) -> Variable:
@@ -268,7 +267,7 @@ def elemwise(sop: ScalarOp, *args: Any) -> Variable:
     for a in args:
         if isinstance(a, Variable):
             strong.append(a)
-        elif isinstance(a, _WEAK) and not isinstance(a, np.generic):
+        elif dtypes.is_weak(a):
             strong.append(None)
         else:
             strong.append(as_variable(a))

@@ -131,7 +131,7 @@ def identity_like(x: Any) -> Variable:
 def _diagonal_value(a: Variable, val: Any, what: str) -> Variable:
     """``val`` as a scalar of ``a``'s dtype; refused, as Theano does, when that would lose
     precision (a float into an int matrix, a float64 variable into a float32 one) or it is not a scalar."""
-    if isinstance(val, (bool, int, float)) and not isinstance(val, np.generic):  # a Python number: weak
+    if dtypes.is_weak(val):  # a Python number
         if not dtypes.fits(val, a.dtype):
             raise TypeError(f"{what}: the value {val!r} does not fit the dtype of {a.describe()}")
         return as_variable(val, a.dtype)

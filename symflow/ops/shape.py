@@ -710,20 +710,16 @@ def stacklists(arg: Any) -> Variable:
     ``[[a, b], [c, d]]`` of scalars is a 2 x 2 matrix. Python numbers take the dtype of the tensors
     beside them, as in arithmetic."""
     leaves = list(_nested_leaves(arg))
-    strong = [as_variable(v).dtype for v in leaves if not _is_python_number(v)]
+    strong = [as_variable(v).dtype for v in leaves if not dtypes.is_weak(v)]
     weak_dtype = dtypes.resolve_weak(dtypes.upcast(*strong) if strong else None,
-                                     [v for v in leaves if _is_python_number(v)])
+                                     [v for v in leaves if dtypes.is_weak(v)])
 
     def build(e: Any) -> Variable:
         if isinstance(e, (list, tuple)):
             return stack([build(x) for x in e])
-        return Constant(e, dtype=weak_dtype) if _is_python_number(e) else as_variable(e)
+        return Constant(e, dtype=weak_dtype) if dtypes.is_weak(e) else as_variable(e)
 
     return build(arg)
-
-
-def _is_python_number(v: Any) -> bool:
-    return isinstance(v, (bool, int, float)) and not isinstance(v, np.generic)
 
 
 def _nested_leaves(arg: Any) -> Any:
