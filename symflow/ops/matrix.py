@@ -67,11 +67,20 @@ def diagonal(x: Any, offset: int = 0) -> Variable:
     x = as_variable(x)
     if x.ndim != 2:
         raise TypeError(f"diagonal needs a matrix, got {x.describe()}")
-    offset = _static_int(offset, "diagonal's offset")
-    first_row, first_col = max(-offset, 0), max(offset, 0)
-    length = m.maximum(m.minimum(m.sub(shape_i(x, 0), first_row), m.sub(shape_i(x, 1), first_col)), 0)
-    steps = arange(length)
-    return getitem(x, (m.add(steps, first_row), m.add(steps, first_col)))
+    return getitem(x, diagonal_index(x, _static_int(offset, "diagonal's offset")))
+
+
+def diagonal_index(x: Variable, offset: int | Variable) -> tuple[Variable, Variable]:
+    """The (rows, columns) index pair of the ``offset``-th diagonal of the matrix ``x``. ``offset`` is a
+    Python int or an int64 scalar, which is clipped to the matrix first so that ``-offset`` cannot overflow."""
+    rows, cols = shape_i(x, 0), shape_i(x, 1)
+    if isinstance(offset, Variable):
+        k = m.clip(offset, m.neg(rows), cols)
+        first_row, first_col = m.maximum(m.neg(k), 0), m.maximum(k, 0)
+    else:
+        first_row, first_col = max(-offset, 0), max(offset, 0)
+    steps = arange(m.maximum(m.minimum(m.sub(rows, first_row), m.sub(cols, first_col)), 0))
+    return m.add(steps, first_row), m.add(steps, first_col)
 
 
 def diag(v: Any, k: int = 0) -> Variable:
@@ -151,8 +160,7 @@ def fill_diagonal(a: Any, val: Any) -> Variable:
     diagonal and ``val`` as the sum along it, as in Theano."""
     a = _matrix(a, "fill_diagonal")
     val = _diagonal_value(a, val, "fill_diagonal")
-    steps = arange(m.minimum(shape_i(a, 0), shape_i(a, 1)))
-    return set_subtensor(getitem(a, (steps, steps)), val)
+    return set_subtensor(getitem(a, diagonal_index(a, 0)), val)
 
 
 def fill_diagonal_offset(a: Any, val: Any, offset: Any) -> Variable:
@@ -162,8 +170,5 @@ def fill_diagonal_offset(a: Any, val: Any, offset: Any) -> Variable:
     beyond the matrix changes nothing. Gradients as ``fill_diagonal``'s."""
     a = _matrix(a, "fill_diagonal_offset")
     val = _diagonal_value(a, val, "fill_diagonal_offset")
-    rows, cols = shape_i(a, 0), shape_i(a, 1)
-    k = m.clip(as_index_scalar(offset, "fill_diagonal_offset's offset"), m.neg(rows), cols)  # -k cannot overflow
-    first_row, first_col = m.maximum(m.neg(k), 0), m.maximum(k, 0)
-    steps = arange(m.maximum(m.minimum(m.sub(rows, first_row), m.sub(cols, first_col)), 0))
-    return set_subtensor(getitem(a, (m.add(steps, first_row), m.add(steps, first_col))), val)
+    k = as_index_scalar(offset, "fill_diagonal_offset's offset")
+    return set_subtensor(getitem(a, diagonal_index(a, k)), val)
