@@ -151,7 +151,7 @@ def generate(fgraph: FunctionGraph, scratch: bool = True,
         f"  # {module_fingerprint(jit)}",  # how main functions are lowered: a change compiles them again
         "from symflow.compile.numba import runtime"
         f"  # {module_fingerprint(runtime)}",
-        "from symflow.compile.numba.runtime import array_at, first_error, perform_fallback, step_row",
+        "from symflow.compile.numba.runtime import array_at, first_error, first_unequal, perform_fallback, step_row",
         "from symflow.compile.numba.cache import load_kernel",
     ]
     for name in cg.generated:

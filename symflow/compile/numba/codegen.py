@@ -309,16 +309,13 @@ class CodeGen(SourceWriter):
         (``a.shape[i] != b.shape[j]``, consecutive codes) by one call of ``runtime.first_unequal``
         on two tuples: same result, first failure first. Numba spends about 16 ms compiling each
         check statement of a main function; an update block checks up to four dimensions per parameter."""
-        from . import runtime
-
         folded: list[str] = []
         run: list[tuple[str, str, str, int, str]] = []  # (indent, lhs, rhs, code, line)
 
         def flush() -> None:
             if len(run) >= FOLD_CHECKS_FROM:
-                kernel = self.kernel(runtime.first_unequal)
                 lhs, rhs = (", ".join(entry[k] for entry in run) for k in (1, 2))
-                folded.append(f"{run[0][0]}err = {kernel}(err, ({lhs}), ({rhs}), np.int64({run[0][3]}))")
+                folded.append(f"{run[0][0]}err = first_unequal(err, ({lhs}), ({rhs}), np.int64({run[0][3]}))")
             else:
                 folded.extend(entry[4] for entry in run)
             run.clear()

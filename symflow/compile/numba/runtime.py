@@ -179,6 +179,31 @@ def first_error(typingctx: Any, err: Any, failed: Any, code: Any) -> Any:
     return types.int64(err, failed, code), codegen
 
 
+@intrinsic
+def first_unequal(typingctx: Any, err: Any, lhs: Any, rhs: Any, first_code: Any) -> Any:
+    """``err`` if it is set, else ``first_code + k`` for the first ``k`` where ``lhs[k] != rhs[k]``,
+    else 0: one call checks a run of dimension equalities (``CodeGen.fold_checks``). Straight-line
+    code in its caller: as a kernel it was compiled once per length of the tuples (~0.1 s each)."""
+    if not (isinstance(err, types.Integer) and isinstance(first_code, types.Integer)
+            and isinstance(lhs, types.UniTuple) and isinstance(rhs, types.UniTuple) and lhs.count == rhs.count
+            and isinstance(lhs.dtype, types.Integer) and isinstance(rhs.dtype, types.Integer)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        current = context.cast(builder, args[0], err, types.int64)
+        code = context.cast(builder, args[3], first_code, types.int64)
+        found = ir.Constant(current.type, 0)
+        for k in reversed(range(lhs.count)):  # the first mismatch is selected last
+            left = context.cast(builder, builder.extract_value(args[1], k), lhs.dtype, types.int64)
+            right = context.cast(builder, builder.extract_value(args[2], k), rhs.dtype, types.int64)
+            found = builder.select(builder.icmp_signed("!=", left, right),
+                                   builder.add(code, ir.Constant(code.type, k)), found)
+        unset = builder.icmp_signed("==", current, ir.Constant(current.type, 0))
+        return builder.select(unset, found, current)
+
+    return types.int64(err, lhs, rhs, first_code), codegen
+
+
 def _nan_extremum(llvm_name: str, name: str) -> Callable[..., Any]:
     """Typing and codegen of a float maximum or minimum by LLVM's NaN-propagating ``llvm_name``."""
     def typer(typingctx: Any, a: Any, b: Any) -> Any:
@@ -446,18 +471,6 @@ def new_scratch(nbytes: int = SCRATCH_HEADER_BYTES) -> np.ndarray:
     scratch = np.empty(max(nbytes, SCRATCH_HEADER_BYTES), np.uint8)
     scratch[:8].view(np.intp)[0] = SCRATCH_HEADER_BYTES
     return scratch
-
-
-def first_unequal(err, lhs, rhs, first_code):  # type: ignore[no-untyped-def]
-    """Kernel: ``err`` if it is set, else ``first_code + k`` for the first ``k`` where
-    ``lhs[k] != rhs[k]``, else 0. One call checks a run of dimension equalities
-    (``CodeGen.fold_checks``)."""
-    if err != 0:
-        return err
-    for k in range(len(lhs)):
-        if lhs[k] != rhs[k]:
-            return first_code + k
-    return np.int64(0)
 
 
 def scratch_finish(scratch: np.ndarray) -> int:
