@@ -76,7 +76,10 @@ class Dot(Op):
         if a.ndim == 2 and b.ndim == 2 and not dtypes.is_float(y.dtype):  # BLAS (np.dot) is for floats only
             cg.emit(f"{cg.kernel(batched_mm)}({av}[None], {bv}[None], {out}[None])")
             return
-        kernel = {(2, 2): dot_mm, (1, 2): dot_vm, (2, 1): dot_mv}[(a.ndim, b.ndim)]
+        if a.ndim == 2 and b.ndim == 2:  # operands of any layout: one compile of dot_mm serves all
+            cg.emit(f"{cg.kernel(dot_mm)}(runtime.any_layout({av}), runtime.any_layout({bv}), {out})")
+            return
+        kernel = {(1, 2): dot_vm, (2, 1): dot_mv}[(a.ndim, b.ndim)]
         cg.emit(f"{cg.kernel(kernel)}({av}, {bv}, {out})")
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
@@ -254,18 +257,27 @@ def dot_vv(a, b):  # type: ignore[no-untyped-def]
 
 def dot_mm(a, b, out):  # type: ignore[no-untyped-def]
     """Kernel: out = a @ b for matrices: BLAS above ``BLAS_THRESHOLD`` multiply-adds (``blas_gemm``;
-    operands it cannot read as they are, such as reversed views, are copied first), else loops.
-    Both loop orders add each entry's products in the same order, from zero (the narrow loop sums
-    float32 products in float64)."""
+    operands it cannot read as they are, such as reversed views, are copied first), else the loops of
+    ``mm_loops`` on C-contiguous operands (``c_contiguous``). Main functions pass ``a`` and ``b`` as
+    arrays of any layout (``Dot.numba_emit``): each layout compiled took ~0.4 s of a cold build."""
     m, k = a.shape
     n = b.shape[1]
     if b.shape[0] != k:
         return
+    a_any, b_any = any_layout(a), any_layout(b)  # noqa: F821
     if m * n * k > BLAS_THRESHOLD:
-        a_any, b_any, out_any = any_layout(a), any_layout(b), any_layout(out)  # noqa: F821
+        out_any = any_layout(out)  # noqa: F821
         if blas_gemm(1.0, a_any, b_any, 0.0, out_any) or \
                 blas_gemm(1.0, blas_readable(a_any), blas_readable(b_any), 0.0, out_any):
             return
+    mm_loops(c_contiguous(a_any), c_contiguous(b_any), out)
+
+
+def mm_loops(a, b, out):  # type: ignore[no-untyped-def]
+    """Kernel: out = a @ b in loops (the caller checked the shapes). Both loop orders add each entry's
+    products in the same order, from zero (the narrow loop sums float32 products in float64)."""
+    m, k = a.shape
+    n = b.shape[1]
     if n < 8:  # narrow: a running sum per entry beats re-reading the output row
         for i in range(m):
             for j in range(n):
@@ -301,11 +313,31 @@ def new_array(shape, dtype):  # type: ignore[no-untyped-def]
 
 
 def blas_readable(x):  # type: ignore[no-untyped-def]
-    """Kernel: the matrix ``x`` if BLAS can read it as it is, else a C-contiguous copy of it (copied in
-    a loop: with Numba's ``np.ascontiguousarray`` this kernel took twice as long to compile, 0.36
-    against 0.18 s)."""
+    """Kernel: the matrix ``x`` if BLAS can read it as it is, else a C-contiguous copy (``c_copy``)."""
     if blas_layout(x.strides[0], x.strides[1], x.shape[1], x.shape[0], x.itemsize)[1] != 0:
         return x
+    return c_copy(x)
+
+
+def c_layout(x):  # type: ignore[no-untyped-def]
+    """``x`` itself, for kernels run as Python; compiled kernels get ``runtime.c_layout`` in its place,
+    which types an array found C-contiguous as such."""
+    return x
+
+
+def c_contiguous(x):  # type: ignore[no-untyped-def]
+    """Kernel: the matrix ``x`` typed as C-contiguous: itself if it is empty or its rows are contiguous
+    and adjacent, else a copy (``c_copy``)."""
+    rows, cols = x.shape
+    item = x.itemsize
+    if rows == 0 or cols == 0 or (cols == 1 or x.strides[1] == item) and (rows == 1 or x.strides[0] == cols * item):
+        return c_layout(x)
+    return c_copy(x)
+
+
+def c_copy(x):  # type: ignore[no-untyped-def]
+    """Kernel: a C-contiguous copy of the matrix ``x``, copied in a loop (with Numba's
+    ``np.ascontiguousarray`` ``blas_readable`` took twice as long to compile, 0.36 against 0.18 s)."""
     copy = new_array(x.shape, x.dtype)
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
@@ -362,9 +394,11 @@ def blas_pieces(m, k, n):  # type: ignore[no-untyped-def]
 
 blas_gemm.helpers = (blas_layout, blas_pieces)  # type: ignore[attr-defined]  # kernels it calls by name (jit.jit_kernel)
 blas_gemm.intrinsics = ("xgemm",)  # type: ignore[attr-defined]  # runtime's, bound by jit.jit_kernel (runtime imports Numba)
-blas_readable.helpers = (blas_layout,)  # type: ignore[attr-defined]
-blas_readable.intrinsics = ("new_array",)  # type: ignore[attr-defined]
-dot_mm.helpers = (blas_gemm, blas_readable)  # type: ignore[attr-defined]
+c_copy.intrinsics = ("new_array",)  # type: ignore[attr-defined]
+blas_readable.helpers = (blas_layout, c_copy)  # type: ignore[attr-defined]
+c_contiguous.helpers = (c_copy,)  # type: ignore[attr-defined]
+c_contiguous.intrinsics = ("c_layout",)  # type: ignore[attr-defined]
+dot_mm.helpers = (blas_gemm, blas_readable, c_contiguous, mm_loops)  # type: ignore[attr-defined]
 dot_mm.intrinsics = ("any_layout",)  # type: ignore[attr-defined]  # one compile of each helper for all layouts
 dot_mm.calls_blas = True  # type: ignore[attr-defined]  # compile_numba loads the BLAS bindings up front
 

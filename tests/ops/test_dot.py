@@ -464,7 +464,8 @@ def test_blas_gemm_is_compiled_once_for_every_layout() -> None:
     blas_gemm = uncached(dot_module.blas_gemm, xgemm=runtime.xgemm, blas_layout=jit_kernel(dot_module.blas_layout),
                          blas_pieces=jit_kernel(dot_module.blas_pieces))
     dot_mm = uncached(dot_module.dot_mm, blas_gemm=blas_gemm, any_layout=runtime.any_layout,
-                      blas_readable=jit_kernel(dot_module.blas_readable))
+                      blas_readable=jit_kernel(dot_module.blas_readable),
+                      c_contiguous=jit_kernel(dot_module.c_contiguous), mm_loops=jit_kernel(dot_module.mm_loops))
     gemm = uncached(dot_module.gemm, blas_gemm=blas_gemm, any_layout=runtime.any_layout)
     matrix = {layout: types.Array(types.float64, 2, layout) for layout in "CFA"}
     for a, b in [("C", "C"), ("C", "F"), ("A", "C")]:
@@ -472,6 +473,56 @@ def test_blas_gemm_is_compiled_once_for_every_layout() -> None:
         gemm.compile((types.float64, matrix[a], matrix[b], types.float64, matrix["C"]))
     assert [[getattr(t, "layout", None) for t in signature] for signature in blas_gemm.signatures] == \
         [[None, "A", "A", None, "A"]]
+
+
+def test_c_contiguous_types_c_order_matrices_as_they_are_and_copies_the_rest() -> None:
+    """``c_contiguous`` (run as Python, and compiled once for arrays of any layout) returns a matrix
+    whose rows are contiguous and adjacent as it is, and a C-contiguous copy of any other: transposed,
+    reversed, every other column, a column of a wider matrix."""
+    import numba
+
+    from symflow.compile.numba import runtime
+    from symflow.compile.numba.jit import jit_kernel
+    from symflow.ops.dot import c_contiguous
+
+    kernel = jit_kernel(c_contiguous)  # no Python wrapper: called from compiled code
+
+    @numba.njit
+    def compiled(x):  # type: ignore[no-untyped-def]
+        return kernel(runtime.any_layout(x))
+
+    x = RNG.normal(size=(6, 5))
+    for as_is in (x, x[2:4], x[3:4, 1:4], x[:0, ::-1], x[:, :1][:1]):
+        assert c_contiguous(as_is) is as_is
+        got = compiled(as_is)
+        assert got.flags.c_contiguous and (got.ctypes.data == as_is.ctypes.data or as_is.size == 0)
+    for copied in (x.T, x[::-1], x[:, ::2], x[:1, ::2], x[:, :1], x[:, ::-1]):
+        for run in (c_contiguous, compiled):
+            copy = run(copied)
+            assert copy.flags.c_contiguous and copy.ctypes.data != copied.ctypes.data
+            np.testing.assert_array_equal(copy, copied)
+    assert {signature[0].layout for signature in kernel.signatures} == {"A"}
+
+
+def test_main_functions_compile_dot_mm_once_for_every_layout() -> None:
+    """Main functions pass ``dot_mm`` its operands as arrays of any layout, and its loops take them
+    C-contiguous (``c_contiguous``): products of row-major, transposed and reversed matrices, above
+    and below ``BLAS_THRESHOLD``, use one compile of ``dot_mm`` and one of ``mm_loops``."""
+    from symflow.compile.numba.jit import jit_kernel
+    from symflow.ops import dot as dot_module
+
+    a, b = T.matrix("a"), T.matrix("b")
+    outputs = [a.dot(b), a.dot(b.T), a[::-1].dot(b), a.T.dot(b[:, ::-1]), a[::-1].T.dot(b)]
+    f = sf.function([a, b], outputs, mode="numba")
+    for rows in (3, 40):  # loops, then BLAS
+        x, y = RNG.normal(size=(rows, rows)), RNG.normal(size=(rows, rows))
+        for got, want in zip(f(x, y), [x @ y, x @ y.T, x[::-1] @ y, x.T @ y[:, ::-1], x[::-1].T @ y], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert f.source.count("(runtime.any_layout(") == len(outputs)
+    layouts = {tuple(t.layout for t in signature) for signature in jit_kernel(dot_module.dot_mm).signatures}
+    assert layouts == {("A", "A", "C")}
+    loops = jit_kernel(dot_module.mm_loops).signatures
+    assert {tuple(t.layout for t in signature) for signature in loops} == {("C", "C", "C")}
 
 
 def test_gemm_types_shapes_and_gradients(run: Any, verify_grads: Any) -> None:

@@ -258,6 +258,19 @@ def any_layout(typingctx: Any, x: Any) -> Any:
 
 
 @intrinsic
+def c_layout(typingctx: Any, x: Any) -> Any:
+    """``x`` itself, typed as C-contiguous: for an array its caller found to be (``ops.dot.c_contiguous``),
+    so one compile of a loop kernel serves every layout."""
+    if not isinstance(x, types.Array):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return x.copy(layout="C")(x), codegen
+
+
+@intrinsic
 def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alpha: Any, a: Any, offset_a: Any,
           lda: Any, b: Any, offset_b: Any, ldb: Any, beta: Any, c: Any, offset_c: Any, ldc: Any) -> Any:
     """BLAS's column-major ``c = alpha * op(a) @ op(b) + beta * c`` (``?gemm``) through the binding
