@@ -243,31 +243,28 @@ def float_from_bits(typingctx: Any, bits: Any) -> Any:
     return types.float64(bits), codegen
 
 
-@intrinsic
-def any_layout(typingctx: Any, x: Any) -> Any:
-    """``x`` itself, typed as an array of any layout: a kernel that only reads strides and data
-    pointers (``ops.dot.blas_gemm``) is then compiled once, not once per layout of its callers'
-    arrays."""
-    if not isinstance(x, types.Array):
-        return None
+def _as_layout(layout: str, name: str) -> Callable[..., Any]:
+    """Typing and codegen of ``x`` itself typed as an array of ``layout``: data, shape and strides
+    are unchanged, only the type a kernel called with it is compiled for."""
+    def typer(typingctx: Any, x: Any) -> Any:
+        if not isinstance(x, types.Array):
+            return None
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return impl_ret_borrowed(context, builder, signature.return_type, args[0])
 
-    return x.copy(layout="A")(x), codegen
+        return x.copy(layout=layout)(x), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    return typer
 
 
-@intrinsic
-def c_layout(typingctx: Any, x: Any) -> Any:
-    """``x`` itself, typed as C-contiguous: for an array its caller found to be (``ops.dot.c_contiguous``),
-    so one compile of a loop kernel serves every layout."""
-    if not isinstance(x, types.Array):
-        return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
-
-    return x.copy(layout="C")(x), codegen
+#: ``x`` typed as an array of any layout: a kernel that only reads strides and data pointers
+#: (``ops.dot.blas_gemm``) is then compiled once, not once per layout of its callers' arrays.
+any_layout = intrinsic(_as_layout("A", "any_layout"))
+#: ``x`` typed as C-contiguous, for an array its caller found to be (``ops.dot.c_contiguous``):
+#: one compile of a loop kernel serves every layout.
+c_layout = intrinsic(_as_layout("C", "c_layout"))
 
 
 @intrinsic
