@@ -33,6 +33,39 @@ def test_dimshuffle_transpose_values(run: Any) -> None:
     assert outputs[-1] is x  # the identity pattern builds nothing
 
 
+def test_dimshuffle_adding_or_dropping_unit_axes_keeps_the_layout() -> None:
+    """A view that only adds or drops length-1 axes keeps its input's layout type
+    (``runtime.layout_of``): Numba types ``x[None, :]`` as of any layout, which compiled the
+    kernels taking it once more. Checked on C, F and strided inputs, compiled and in a function."""
+    import numba
+
+    from symflow.compile.numba import runtime
+    from symflow.compile.numba.jit import jit_kernel
+    from symflow.ops import subtensor
+
+    @numba.njit
+    def views(x):  # type: ignore[no-untyped-def]
+        return runtime.layout_of(x[None, :, :], x), runtime.layout_of(x[:, :, None][:, :, 0], x)
+
+    for x in (X3[0], X3[0].T, X3[0][:, ::2]):
+        for view, want in zip(views(x), (x[None], x), strict=True):
+            np.testing.assert_array_equal(view, want)
+    layouts = {signature.args[0].layout: [t.layout for t in signature.return_type]
+               for signature in views.nopython_signatures}
+    assert layouts == {"C": ["C", "C"], "F": ["F", "F"], "A": ["A", "A"]}
+
+    def any_layout_takes() -> set[Any]:  # the kernel is shared by the process: other tests add to it
+        return {signature for signature in jit_kernel(subtensor.take_pairs).signatures if signature[0].layout != "C"}
+
+    before = any_layout_takes()
+    b, y = T.vector("b"), T.ivector("y")
+    picked = b.dimshuffle("x", 0)[T.zeros_like(y), y]
+    f = sf.function([b, y], picked, mode="numba")
+    np.testing.assert_array_equal(f(np.arange(5.0), np.array([3, 0, 3], np.int32)), [3.0, 0.0, 3.0])
+    assert "runtime.layout_of(" in f.source
+    assert any_layout_takes() == before
+
+
 def test_dimshuffle_errors() -> None:
     m = T.matrix("m")
     with pytest.raises(ValueError, match="not broadcastable"):

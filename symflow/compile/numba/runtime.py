@@ -268,6 +268,20 @@ c_layout = intrinsic(_as_layout("C", "c_layout"))
 
 
 @intrinsic
+def layout_of(typingctx: Any, view: Any, base: Any) -> Any:
+    """``view`` typed with ``base``'s layout: for a view that only adds or drops axes of length 1
+    (``ops.shape.DimShuffle``), whose elements are in ``base``'s order. Numba types ``x[None, :]`` as
+    of any layout, so kernels taking it were compiled again for that layout, and loop slower on it."""
+    if not (isinstance(view, types.Array) and isinstance(base, types.Array)):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+    return view.copy(layout=base.layout)(view, base), codegen
+
+
+@intrinsic
 def xgemm(typingctx: Any, transa: Any, transb: Any, m: Any, n: Any, k: Any, alpha: Any, a: Any, offset_a: Any,
           lda: Any, b: Any, offset_b: Any, ldb: Any, beta: Any, c: Any, offset_c: Any, ldc: Any) -> Any:
     """BLAS's column-major ``c = alpha * op(a) @ op(b) + beta * c`` (``?gemm``) through the binding
