@@ -544,22 +544,30 @@ def unbroadcast(x: Any, *axes: int) -> Variable:
 
 
 class SpecifyShape(Op):
-    """``x`` itself, after checking when run that its shape is the one given (one int64 scalar per
-    dimension); shape inference then uses the given lengths."""
+    """``x`` itself, after checking when run that the lengths of its dimensions ``given`` are the ones
+    given (one int64 scalar each, after ``x``); shape inference then uses them."""
 
-    __props__ = ()
+    __props__ = ("given",)
 
-    def make_node(self, x: Variable, *shape: Variable) -> Apply:
+    def __init__(self, given: tuple[int, ...]) -> None:
+        self.given = tuple(given)
+
+    def make_node(self, x: Variable, *lengths: Variable) -> Apply:
         x = as_variable(x)
-        if len(shape) != x.ndim:
-            raise ValueError(f"specify_shape got {len(shape)} lengths for {x.describe()}, which has {x.ndim} "
-                             "dimensions")
-        return Apply(self, [x, *shape], [x.type])
+        if len(lengths) != len(self.given) or any(not 0 <= d < x.ndim for d in self.given):
+            raise ValueError(f"specify_shape got lengths of dimensions {self.given} for {x.describe()}, which has "
+                             f"{x.ndim} dimensions")
+        return Apply(self, [x, *lengths], [x.type])
+
+    def specified(self, ndim: int, lengths: Sequence[Any]) -> tuple[Any, ...]:
+        """The shape specified, with None for the dimensions not given."""
+        by_dim = dict(zip(self.given, lengths))
+        return tuple(by_dim.get(d) for d in range(ndim))
 
     def perform(self, node: Apply, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        x, *shape = inputs
-        expected = tuple(int(s) for s in shape)
-        if x.shape != expected:
+        x, *lengths = inputs
+        if any(x.shape[d] != int(n) for d, n in zip(self.given, lengths)):
+            expected = self.specified(x.ndim, [int(n) for n in lengths])
             raise ValueError(f"specify_shape: {node.inputs[0].describe()} has shape {x.shape}, but the shape "
                              f"specified is {expected}")
         return [x]
@@ -571,34 +579,38 @@ class SpecifyShape(Op):
         return [None if g is None or dtypes.is_discrete(x.dtype) else g, *none]
 
     def infer_shape(self, node: Apply, input_shapes: list[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
-        return [tuple(node.inputs[1:])]
+        given = self.specified(node.inputs[0].ndim, node.inputs[1:])
+        return [tuple(input_shapes[0][d] if n is None else n for d, n in enumerate(given))]
 
     def numba_emit(self, node: Apply, cg: Any) -> None:
-        x, *shape = node.inputs
-        for d, s in enumerate(shape):
-            cg.check(f"{cg.dim(x, d)} != {cg.value(s)}", node, f"dimension {d} differs from the shape specified")
+        x, *lengths = node.inputs
+        for d, n in zip(self.given, lengths):
+            cg.check(f"{cg.dim(x, d)} != {cg.value(n)}", node, f"dimension {d} differs from the shape specified")
         cg.bind(node.outputs[0], cg.value(x))
         cg.view(node.outputs[0], x)
 
     def batch(self, node: Apply, values: list[Variable], batched: list[bool]) -> list[tuple[Variable, bool]] | None:
-        x, *shape = values
+        x, *lengths = values
         if any(batched[1:]):
             return None
-        return [(SpecifyShape()(x, shape_i(x, 0), *shape), True)] if batched[0] else None
+        return [(SpecifyShape(tuple(d + 1 for d in self.given))(x, *lengths), True)] if batched[0] else None
 
 
 def specify_shape(x: Any, shape: Any) -> Variable:
     """``x``, checked when run to have the shape ``shape``, which shape inference then uses (Theano's).
 
-    ``shape`` is a tuple of ints and symbolic integer scalars, or a shape vector such as ``y.shape``.
-    A wrong shape is a ShapeError naming ``x``, its shape and the one specified."""
+    ``shape`` is a tuple of ints, symbolic integer scalars and None (a length not checked), or a shape
+    vector such as ``y.shape``. A wrong shape is a ShapeError naming ``x``, its shape and the one specified."""
     x = as_variable(x)
     entries = _shape_entries(shape)
     if len(entries) != x.ndim:
         raise ValueError(f"specify_shape got the shape {shape!r} of {len(entries)} lengths for {x.describe()}, "
                          f"which has {x.ndim} dimensions")
-    dims = [as_index_scalar(s, "specify_shape length") for s in entries]
-    return SpecifyShape()(x, *dims)  # type: ignore[no-any-return]
+    given = tuple(d for d, s in enumerate(entries) if s is not None)
+    lengths = [as_index_scalar(entries[d], "specify_shape length") for d in given]
+    if not given:
+        return x
+    return SpecifyShape(given)(x, *lengths)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -530,6 +530,25 @@ def test_specify_shape_checks_and_gives_the_shape(run: Any, check_infer_shape: A
         run([x, n], T.specify_shape(x, (n, 3)), X, 5)
 
 
+def test_specify_shape_with_lengths_left_as_none(run: Any, check_infer_shape: Any) -> None:
+    """None leaves a length unchecked (PyTensor's form); shape inference keeps ``x``'s own for it,
+    and a shape of None only is ``x`` itself."""
+    x, n = T.tensor3("x"), T.lscalar("n")
+    y = T.specify_shape(x, (None, n, 4))
+    outputs = [y * 2, T.specify_shape(x, (2, None, None)), T.specify_shape(x[:, :0], (None, 0, None))]
+    results = run([x, n], outputs, X3, 3)
+    for got, want in zip(results, [X3 * 2, X3, X3[:, :0]], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert T.specify_shape(x, (None, None, None)) is x
+    rows, cols, depth = infer_shapes([y], [x, n])[0]
+    assert graph_inputs([rows]) == [x] and graph_inputs([cols]) == [n] and depth.data == 4
+    check_infer_shape([x, n], outputs, X3, 3)
+    with pytest.raises(ShapeError, match=r"has shape \(2, 3, 4\), but the shape specified is \(None, 5, 4\)"):
+        run([x, n], y, X3, 5)
+    with pytest.raises(ShapeError, match=r"has shape \(2, 3, 4\), but the shape specified is \(3, None, None\)"):
+        run([x], T.specify_shape(x, (3, None, None)) + 1, X3)
+
+
 def test_specify_shape_errors_when_built() -> None:
     x = T.matrix("x")
     with pytest.raises(ValueError, match=r"specify_shape got the shape \(2, 3, 4\) of 3 lengths for 'x' "
@@ -556,5 +575,6 @@ def test_specify_shape_of_a_sequence_element_moves_out_of_the_loop(mode: str) ->
     names = [type(node.op).__name__ for node in f.fgraph.nodes()]
     assert "Scan" not in names and names.count("SpecifyShape") == 1
     np.testing.assert_array_equal(f(X3[0], 4), X3[0] * 2)
-    with pytest.raises(ShapeError, match=r"specify_shape: .* has shape \(3, 4\), but the shape specified is \(3, 5\)"):
+    with pytest.raises(ShapeError, match=r"specify_shape: .* has shape \(3, 4\), but the shape specified is "
+                                         r"\(None, 5\)"):
         f(X3[0], 5)
