@@ -869,6 +869,54 @@ def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeyp
     assert np.isfinite(f(value))
 
 
+def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While symflow compiles (``jit.CALL_TYPES``), a call with argument types typed before is not
+    typed again: it gets the same signature and implementation. Failures still raise each time,
+    and Numba's own typing is back in place, the memo empty, when the compile ends."""
+    import numba
+    from numba.core import errors, types
+
+    from symflow.compile.numba.jit import CALL_TYPES, KERNEL_OPTIONS
+
+    typed: list[tuple[Any, ...]] = []
+    numba_typing = CALL_TYPES.typing
+
+    def counting(function: Any, context: Any, args: Any, kws: Any) -> Any:
+        typed.append((function, tuple(args)))
+        return numba_typing(function, context, args, kws)
+
+    asked = []
+    memo_call_type = CALL_TYPES.call_type
+
+    def asking(function: Any, context: Any, args: Any, kws: Any) -> Any:
+        asked.append((function, tuple(args)))
+        return memo_call_type(function, context, args, kws)
+
+    monkeypatch.setattr(CALL_TYPES, "typing", counting)
+    monkeypatch.setattr(CALL_TYPES, "call_type", asking)
+    scale = float(np.random.default_rng().uniform(1, 2))  # a new function each run: compiled, not loaded
+
+    def dims(a, b):  # type: ignore[no-untyped-def]
+        n, m = a.shape[0], b.shape[0]
+        return (n != m) + (n != 1) + (m != n) + (m != 1) + (n + m) * scale + (m + n) * scale
+
+    compiled = numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(dims)
+    assert compiled(np.zeros(3), np.zeros(4)) == dims(np.zeros(3), np.zeros(4))
+    repeated = [call for call in typed if typed.count(call) > 1]
+    assert typed and not repeated, repeated
+    assert len(asked) > len(typed)  # (n != m) and (m != n), (n + m) and (m + n): typed once each
+    assert types.Function.get_call_type is numba_typing and not CALL_TYPES.types and CALL_TYPES.depth == 0
+
+    def bad(a):  # type: ignore[no-untyped-def]
+        return a.shape[0] + "text" + a.shape[0] + "text"
+
+    failing = numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(bad)
+    for _ in range(2):
+        with pytest.raises(errors.TypingError):
+            failing(np.zeros(2))
+    assert types.Function.get_call_type is numba_typing and not CALL_TYPES.types
+
+
 def test_main_function_borrows_its_array_arguments() -> None:
     """The main function takes no references to its arguments (the wrapper holds them): its code
     has no increments of their counts; and calls keep every argument's count where it was, also

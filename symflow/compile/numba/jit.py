@@ -8,6 +8,7 @@ functions are lowered by ``MainCompiler``, with their own wrapper (un)boxing of 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.machinery
 import importlib.util
@@ -16,7 +17,7 @@ import sys
 import types as types_module
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -316,12 +317,76 @@ class TypedRewritesIfAny(NopythonRewrites):  # type: ignore[misc]
         return bool(_has_typed_rewrite(state) and super().run_pass(state))
 
 
+class CallTypeMemo:
+    """Numba's typing of calls of functions (operators, NumPy functions, intrinsics), remembered for
+    the length of one symflow compile, kernels compiled in it included.
+
+    Numba types each call by trying the function's templates in turn, again for every call with the
+    same argument types: the LSTM model's cold build spent about 1 s typing calls already typed
+    (mostly integer arithmetic and comparisons on dimensions). A call typed before gets the same
+    signature, and the implementation key Numba records with it is written again, as typing the
+    call would (lowering reads the last one written for the signature's argument types). Failures
+    are not remembered: they raise as before.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0  # nested compiles running (kernels compile while a main function is typed)
+        self.types: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self.typing = types.Function.get_call_type
+
+        def get_call_type(function: Any, context: Any, args: Any, kws: Any) -> Any:
+            return self.call_type(function, context, args, kws)
+
+        self.installed = get_call_type  # a function: bound to each Function type it is called on
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Remember call types while the block runs (forgotten when the outermost block ends)."""
+        own = vars(types.Function).get("get_call_type")  # None: it is BaseFunction's, inherited
+        if self.depth == 0:
+            types.Function.get_call_type = self.installed
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                if own is None:
+                    del types.Function.get_call_type
+                else:
+                    types.Function.get_call_type = own
+                self.types.clear()
+
+    def call_type(self, function: Any, context: Any, args: Any, kws: Any) -> Any:
+        """``types.Function.get_call_type``, remembered (``installed`` in its place while active)."""
+        try:
+            key = (context, function, tuple(args), tuple(sorted(kws.items())))
+            known = self.types.get(key)
+        except TypeError:  # an unhashable argument type (an omitted argument's value)
+            return self.typing(function, context, args, kws)
+        if known is not None:
+            signature, impl_key = known
+            function._impl_keys[signature.args] = impl_key
+            return signature
+        signature = self.typing(function, context, args, kws)
+        self.types[key] = (signature, function._impl_keys[signature.args])
+        return signature
+
+
+CALL_TYPES = CallTypeMemo()
+
+
 class SymflowCompiler(CompilerBase):  # type: ignore[misc]
     """Numba's nopython pipeline for symflow's code (kernels and generated functions): two passes run
-    only when the code has something for them (``replaced``), and ``lowering`` lowers it."""
+    only when the code has something for them (``replaced``), ``lowering`` lowers it, and calls'
+    types are remembered while it compiles (``CALL_TYPES``)."""
 
     lowering: type = NativeLowering
     replaced: dict[type, type] = {InlineClosureLikes: InlineClosuresIfAny, NopythonRewrites: TypedRewritesIfAny}
+
+    def _compile_core(self) -> Any:
+        with CALL_TYPES.active():
+            return super()._compile_core()
 
     def define_pipelines(self) -> list[PassManager]:
         pipeline = DefaultPassBuilder.define_nopython_pipeline(self.state)
