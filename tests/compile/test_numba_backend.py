@@ -870,30 +870,30 @@ def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeyp
 
 
 def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """While symflow compiles (``jit.CALL_TYPES``), a call with argument types typed before is not
+    """While symflow compiles (``jit.CallTypeMemo``), a call with argument types typed before is not
     typed again: it gets the same signature and implementation. Failures still raise each time,
     and Numba's own typing is back in place, the memo empty, when the compile ends."""
     import numba
     from numba.core import errors, types
 
-    from symflow.compile.numba.jit import CALL_TYPES, KERNEL_OPTIONS
+    from symflow.compile.numba.jit import COMPILE_PATCHES, KERNEL_OPTIONS, CallTypeMemo
 
-    typed: list[tuple[Any, ...]] = []
-    numba_typing = CALL_TYPES.typing
+    (memo,) = [patch for patch in COMPILE_PATCHES if isinstance(patch, CallTypeMemo)]
+    numba_typing = memo.original
+    typed, asked = [], []
 
     def counting(function: Any, context: Any, args: Any, kws: Any) -> Any:
         typed.append((function, tuple(args)))
         return numba_typing(function, context, args, kws)
 
-    asked = []
-    memo_call_type = CALL_TYPES.call_type
+    memo_typing = memo.replace
 
     def asking(function: Any, context: Any, args: Any, kws: Any) -> Any:
         asked.append((function, tuple(args)))
-        return memo_call_type(function, context, args, kws)
+        return memo_typing(function, context, args, kws)
 
-    monkeypatch.setattr(CALL_TYPES, "typing", counting)
-    monkeypatch.setattr(CALL_TYPES, "call_type", asking)
+    monkeypatch.setattr(memo, "original", counting)
+    monkeypatch.setattr(memo, "replace", asking)
     scale = float(np.random.default_rng().uniform(1, 2))  # a new function each run: compiled, not loaded
 
     def dims(a, b):  # type: ignore[no-untyped-def]
@@ -905,7 +905,7 @@ def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     repeated = [call for call in typed if typed.count(call) > 1]
     assert typed and not repeated, repeated
     assert len(asked) > len(typed)  # (n != m) and (m != n), (n + m) and (m + n): typed once each
-    assert types.Function.get_call_type is numba_typing and not CALL_TYPES.types and CALL_TYPES.depth == 0
+    assert types.Function.get_call_type is numba_typing and not memo.types and memo.depth == 0
 
     def bad(a):  # type: ignore[no-untyped-def]
         return a.shape[0] + "text" + a.shape[0] + "text"
@@ -914,7 +914,74 @@ def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     for _ in range(2):
         with pytest.raises(errors.TypingError):
             failing(np.zeros(2))
-    assert types.Function.get_call_type is numba_typing and not CALL_TYPES.types
+    assert types.Function.get_call_type is numba_typing and not memo.types
+
+
+def test_meminfo_search_finds_what_numba_finds() -> None:
+    """``jit.MemInfoSearch`` finds the same MemInfos as Numba's search, in the same order and read
+    from the same members, in arrays, scalars and nested tuples; it reads no other member."""
+    from llvmlite import ir as llvm_ir
+    from numba.core import types
+    from numba.core.registry import cpu_target
+    from numba.core.runtime.context import NRTContext
+
+    from symflow.compile.numba.jit import MemInfoSearch
+
+    context = cpu_target.target_context  # (its own ``nrt`` is left alone: subtargets copy it)
+    nrt = NRTContext(context, True)
+    search = MemInfoSearch()
+    matrix, ints = types.Array(types.float64, 2, "C"), types.Array(types.int32, 1, "A")
+    cases = [(matrix, 1), (types.int64, 0), (types.UniTuple(matrix, 3), 3),
+             (types.Tuple((types.int64, matrix, types.float64)), 1),
+             (types.Tuple((types.Tuple((matrix, types.intp)), ints)), 2), (types.UniTuple(types.int64, 4), 0)]
+
+    def path(value: Any) -> list[Any]:  # the members read, outermost first
+        read = []
+        while isinstance(value, llvm_ir.instructions.ExtractValue):
+            read.insert(0, tuple(value.indices))
+            value = value.aggregate
+        return read
+
+    for typ, count in cases:
+        found, instructions = [], []
+        for find in (search.original, search.replace):
+            module = llvm_ir.Module()
+            function = llvm_ir.Function(module, llvm_ir.FunctionType(llvm_ir.VoidType(),
+                                                                     [context.get_value_type(typ)]), "f")
+            block = function.append_basic_block()
+            meminfos = find(nrt, llvm_ir.IRBuilder(block), typ, function.args[0])
+            found.append([(t, path(v)) for t, v in meminfos])
+            instructions.append(len(block.instructions))
+        assert found[0] == found[1] and len(found[1]) == count, typ
+        assert instructions[1] == sum(len(p) for _, p in found[1]) <= instructions[0]
+    assert search.holds and not search.depth
+
+
+def test_compiled_functions_free_the_memory_they_allocate() -> None:
+    """Calls of a compiled function with a scan, its gradient and updates give back every block of
+    memory Numba's runtime allocates (the MemInfos ``jit.MemInfoSearch`` finds are counted right)."""
+    from numba.core.runtime import _nrt_python, rtsys
+
+    x = T.matrix("x")
+    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
+    cost = (h ** 2).sum() + offset
+    f = sf.function([x], [cost, h], updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba")
+    value = np.random.default_rng(1).normal(size=(40, 3))
+    f(value)  # the first call allocates the scratch memory calls keep
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = rtsys.get_allocation_stats()
+        for steps in (40, 7, 40):
+            results = f(value[:steps])
+        del results
+        after = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    allocated, freed = after.alloc - before.alloc, after.free - before.free
+    assert allocated > 0 and allocated == freed
+    assert after.mi_alloc - before.mi_alloc == after.mi_free - before.mi_free
 
 
 def test_main_function_borrows_its_array_arguments() -> None:
