@@ -128,7 +128,7 @@ class DimShuffle(Op):
         index = ["None" if d == "x" else ":" for d in self.new_order] + ["0"] * len(self.dropped)
         if any(i != ":" for i in index):
             expr = f"{expr}[{', '.join(index)}]"
-            if perm == tuple(range(x.ndim)):  # only length-1 axes added or dropped: the layout is kept
+            if perm == tuple(range(x.ndim)) and y.ndim:  # only length-1 axes added or dropped: the layout is kept
                 expr = f"runtime.layout_of({expr}, {cg.value(x)})"
         cg.emit(f"{name} = {expr}")
         cg.view(y, x)
