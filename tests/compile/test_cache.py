@@ -51,6 +51,41 @@ def test_second_process_loads_compiled_code(tmp_path: Path) -> None:
     assert first["value"] == second["value"] == EXPECTED
 
 
+MAIN_LIBRARY_SCRIPT = """
+import json, sys
+import numpy as np
+import symflow as sf, symflow.tensor as T
+offset = float(sys.argv[1])
+x = T.vector('x')
+w = sf.shared(np.arange(3.0), name='w')
+f = sf.function([x], (x * w).sum() + T.exp(x).sum(), mode='numba')
+from symflow.compile.numba.cache import load_module
+(library,) = [compiled.library for compiled in load_module(f.source).symflow_main.overloads.values()]
+g = sf.function([x], (x * w).sum() + T.exp(x).sum() + offset, mode='numba')  # compiled now, same kernels
+print(json.dumps({'cached': f._run.loaded_from_cache, 'library': type(library).__name__,
+                  'ir_kept': getattr(library, '_shared_module', None) is not None,
+                  'f': float(f(np.ones(3))), 'g': float(g(np.ones(3)))}))
+"""
+
+
+def test_a_main_function_is_cached_as_machine_code_without_its_ir(tmp_path: Path) -> None:
+    """A main function's cache entry holds its machine code and the names it defines
+    (``jit.MainLibrary``), not its IR, which no function links: a second process loads it without
+    parsing IR, runs it, and compiles and runs another function using the same kernels."""
+    env = dict(os.environ, SYMFLOW_CACHE_DIR=str(tmp_path))
+    runs = []
+    for offset in np.random.default_rng().uniform(1, 2, size=2):  # g is new in each process
+        done = subprocess.run([sys.executable, "-c", MAIN_LIBRARY_SCRIPT, repr(float(offset))], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs.append((offset, json.loads(done.stdout.strip().splitlines()[-1])))
+    (_, first), (offset, second) = runs
+    assert not first["cached"] and second["cached"]
+    assert first["library"] == second["library"] == "MainLibrary"
+    assert not second["ir_kept"]
+    assert second["f"] == EXPECTED and second["g"] == pytest.approx(EXPECTED + offset, rel=1e-12)
+
+
 def test_damaged_compiled_code_is_recompiled_with_a_warning(tmp_path: Path) -> None:
     run(tmp_path)
     damaged = list((tmp_path / "numba").rglob("*.nbc"))

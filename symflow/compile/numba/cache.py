@@ -132,11 +132,11 @@ def store_kernel(name: str, source: str) -> None:
 
 def load_kernel(name: str) -> object:
     """The Numba dispatcher of a stored generated kernel (imported once per process), with its disk
-    cache (``jit.KernelCache``; the decorator in the kernel's file sets up none of its own)."""
-    from .jit import KernelCache, cache_kernel
+    cache (``jit.LoadingCache``; the decorator in the kernel's file sets up none of its own)."""
+    from .jit import LoadingCache, cache_kernel
 
     module = load_module_file(f"{_PACKAGE}.{name}", module_dir() / f"{name}.py")
-    if not isinstance(module.kernel._cache, KernelCache):  # type: ignore[attr-defined]
+    if not isinstance(module.kernel._cache, LoadingCache):  # type: ignore[attr-defined]
         cache_kernel(module.kernel)  # type: ignore[attr-defined]
     return module.kernel  # type: ignore[attr-defined]
 

@@ -218,8 +218,21 @@ def unbox_borrowed_array(typ: Any, obj: Any, c: Any) -> Any:
     return pythonapi.NativeValue(builder.load(struct), is_error=builder.load(failed))
 
 
+class _OwnLibraryLowering:
+    """Mixin for a lowering pass whose function goes into a library of symflow's (``library_class``)."""
+
+    def library_class(self) -> type:
+        return KernelLibrary
+
+    def run_pass(self, state: Any) -> bool:
+        if state.library is None:
+            state.library = self.library_class()(state.targetctx.codegen(), state.func_id.func_qualname)
+            state.library.enable_object_caching()
+        return bool(super().run_pass(state))  # type: ignore[misc]
+
+
 @register_pass(mutates_CFG=True, analysis_only=False)
-class GlueLowering(NativeLowering):  # type: ignore[misc]
+class GlueLowering(_OwnLibraryLowering, NativeLowering):  # type: ignore[misc]
     """Numba's lowering at ``MAIN_OPT_LEVEL`` (or the user's ``NUMBA_OPT``, if lower), by ``GlueLower``,
     with a Python wrapper that boxes returned arrays by ``box_returned_array`` and, when the function
     releases the GIL (no object-mode block), unboxes array arguments by ``unbox_borrowed_array``.
@@ -234,6 +247,9 @@ class GlueLowering(NativeLowering):  # type: ignore[misc]
     @property
     def lowering_class(self) -> type:
         return GlueLower
+
+    def library_class(self) -> type:
+        return MainLibrary
 
     def run_pass(self, state: Any) -> bool:
         from numba.core import boxing  # registers Numba's boxing functions (compiling only: a load needs none)
@@ -472,7 +488,7 @@ class KernelLibrary(JITCodeLibrary):  # type: ignore[misc]
     wrapper, and their callers run the copies compiled into them (and a main function loaded from
     the cache holds its copies). For the 40 generated kernels of the LSTM language model that took
     0.47 s of a cold build (measured). The disk cache keeps the IR alone (``KERNEL_IR``), which
-    ``KernelCacheImpl`` reads back.
+    ``LibraryCacheImpl`` reads back.
     """
 
     def _finalize_final_module(self) -> None:
@@ -501,6 +517,37 @@ class KernelLibrary(JITCodeLibrary):  # type: ignore[misc]
 KERNEL_IR = "symflow-kernel-ir"  # how a ``KernelLibrary`` is kept in the disk cache
 
 
+class MainLibrary(JITCodeLibrary):  # type: ignore[misc]
+    """A main function's code, kept in the disk cache as its machine code and the names of the
+    functions and globals it defines (``MAIN_OBJECT``), which ``from_object`` reads back.
+
+    Numba keeps a function's IR in the cache too, for functions that would link it, and parses it
+    at every load: 32 ms of the LSTM model's warm build. No function links a main function.
+    """
+
+    def serialize_using_object_code(self) -> tuple[str, str, tuple[bytes, list[str]]]:
+        self._ensure_finalized()
+        module = self._final_module
+        defined = [value.name for values in (module.functions, module.global_variables) for value in values
+                   if not value.is_declaration]
+        return self.name, MAIN_OBJECT, (self._get_compiled_object(), defined)
+
+    @classmethod
+    def from_object(cls, codegen: Any, state: tuple[str, str, tuple[bytes, list[str]]]) -> MainLibrary:
+        """The library ``serialize_using_object_code`` stored, its machine code loaded (as Numba
+        loads a library's cached object code, with the defined names it would read from the IR)."""
+        name, _, (object_code, defined) = state
+        library = cls(codegen, name)
+        library.enable_object_caching()
+        library._set_compiled_object(object_code)
+        library._finalize_final_module()
+        codegen._engine._defined_symbols.update(defined)
+        return library
+
+
+MAIN_OBJECT = "symflow-main-object"  # how a ``MainLibrary`` is kept in the disk cache
+
+
 class _NoEnvironment:
     """A codegen as ``KernelLibrary.codegen``: Numba sets a function's environment in the machine
     code of its library when it makes the function callable; a kernel has no such code."""
@@ -515,18 +562,8 @@ class _NoEnvironment:
         return getattr(self._codegen, name)
 
 
-class _KernelLibraryLowering:
-    """Mixin for a lowering pass of kernels: the function goes into a ``KernelLibrary``."""
-
-    def run_pass(self, state: Any) -> bool:
-        if state.library is None:
-            state.library = KernelLibrary(state.targetctx.codegen(), state.func_id.func_qualname)
-            state.library.enable_object_caching()
-        return bool(super().run_pass(state))  # type: ignore[misc]
-
-
 @register_pass(mutates_CFG=True, analysis_only=False)
-class KernelLowering(_KernelLibraryLowering, NativeLowering):  # type: ignore[misc]
+class KernelLowering(_OwnLibraryLowering, NativeLowering):  # type: ignore[misc]
     """Numba's native lowering into a ``KernelLibrary``."""
 
     _name = "symflow_kernel_lowering"
@@ -562,7 +599,7 @@ class WideVectorLower(lowering.Lower):  # type: ignore[misc]
 
 
 @register_pass(mutates_CFG=True, analysis_only=False)
-class WideVectorLowering(_KernelLibraryLowering, NativeLowering):  # type: ignore[misc]
+class WideVectorLowering(_OwnLibraryLowering, NativeLowering):  # type: ignore[misc]
     """Numba's native lowering by ``WideVectorLower``, into a ``KernelLibrary``."""
 
     _name = "symflow_wide_vector_lowering"
@@ -658,29 +695,30 @@ class LoadingCache(caching.FunctionCache):  # type: ignore[misc]
             return load(sig, target_context)
 
 
-class KernelCacheImpl(caching.CompileResultCacheImpl):  # type: ignore[misc]
-    """Numba's (de)serialisation of a compiled function, reading a ``KernelLibrary`` back from its IR."""
+class LibraryCacheImpl(caching.CompileResultCacheImpl):  # type: ignore[misc]
+    """Numba's (de)serialisation of a compiled function, reading symflow's libraries back the way
+    they were kept (``READERS``)."""
 
     def rebuild(self, target_context: Any, payload: tuple[Any, ...]) -> Any:
-        codegen = target_context.codegen()
-        if payload[0][1] != KERNEL_IR:
+        read = READERS.get(payload[0][1])
+        if read is None:  # a library of Numba's
             return super().rebuild(target_context, payload)
-        codegen.unserialize_library = functools.partial(KernelLibrary.from_ir, codegen)  # under the compile lock
+        codegen = target_context.codegen()
+        codegen.unserialize_library = functools.partial(read, codegen)  # under the compile lock
         try:
             return super().rebuild(target_context, payload)
         finally:
             del codegen.unserialize_library
 
 
-class KernelCache(LoadingCache):
-    """The disk cache of a kernel, which keeps its ``KernelLibrary`` (``KernelCacheImpl``)."""
-
-    _impl_class = KernelCacheImpl
+#: how each of symflow's libraries is read back from the disk cache, by the kind it was kept as
+READERS: dict[str, Callable[[Any, Any], Any]] = {KERNEL_IR: KernelLibrary.from_ir, MAIN_OBJECT: MainLibrary.from_object}
+LoadingCache._impl_class = LibraryCacheImpl
 
 
 def cache_kernel(dispatcher: Any) -> Any:
-    """Give a generated kernel's dispatcher its disk cache, ``KernelCache``."""
-    dispatcher._cache = KernelCache(dispatcher.py_func)
+    """Give a generated kernel's dispatcher its disk cache, a ``LoadingCache``."""
+    dispatcher._cache = LoadingCache(dispatcher.py_func)
     return dispatcher
 
 
