@@ -676,25 +676,6 @@ if isinstance(_locators, list) and SymflowCacheLocator not in _locators:
     _locators.insert(0, SymflowCacheLocator)
 
 
-class LoadingCache(caching.FunctionCache):  # type: ignore[misc]
-    """Numba's on-disk cache of one function, without the registry refresh before a load.
-
-    Numba refreshes its typing and lowering registries before every cache lookup. That imports
-    most of Numba's NumPy support and SciPy's linear algebra (about 0.2 s of a warm start), yet
-    loading compiled code needs only the runtime (NRT). On a miss Numba compiles as usual, and
-    its compiler refreshes the registries itself.
-    """
-
-    def load_overload(self, sig: Any, target_context: Any) -> Any:
-        guard = getattr(self, "_guard_against_spurious_io_errors", None)
-        load = getattr(self, "_load_overload", None)
-        if guard is None or load is None:  # a Numba whose cache is built differently: its own lookup
-            return super().load_overload(sig, target_context)
-        rtsys.initialize(target_context)
-        with guard():
-            return load(sig, target_context)
-
-
 class LibraryCacheImpl(caching.CompileResultCacheImpl):  # type: ignore[misc]
     """Numba's (de)serialisation of a compiled function, reading symflow's libraries back the way
     they were kept (``READERS``)."""
@@ -713,7 +694,28 @@ class LibraryCacheImpl(caching.CompileResultCacheImpl):  # type: ignore[misc]
 
 #: how each of symflow's libraries is read back from the disk cache, by the kind it was kept as
 READERS: dict[str, Callable[[Any, Any], Any]] = {KERNEL_IR: KernelLibrary.from_ir, MAIN_OBJECT: MainLibrary.from_object}
-LoadingCache._impl_class = LibraryCacheImpl
+
+
+class LoadingCache(caching.FunctionCache):  # type: ignore[misc]
+    """Numba's on-disk cache of one function, without the registry refresh before a load.
+
+    Numba refreshes its typing and lowering registries before every cache lookup. That imports
+    most of Numba's NumPy support and SciPy's linear algebra (about 0.2 s of a warm start), yet
+    loading compiled code needs only the runtime (NRT). On a miss Numba compiles as usual, and
+    its compiler refreshes the registries itself. symflow's libraries are read back by
+    ``LibraryCacheImpl``.
+    """
+
+    _impl_class = LibraryCacheImpl
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        guard = getattr(self, "_guard_against_spurious_io_errors", None)
+        load = getattr(self, "_load_overload", None)
+        if guard is None or load is None:  # a Numba whose cache is built differently: its own lookup
+            return super().load_overload(sig, target_context)
+        rtsys.initialize(target_context)
+        with guard():
+            return load(sig, target_context)
 
 
 def cache_kernel(dispatcher: Any) -> Any:
