@@ -830,7 +830,7 @@ def test_glue_lowering_sets_and_restores_the_level(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(numba_config, "OPT", type(numba_config.OPT)(numba_level))
     monkeypatch.setattr(NativeLowering, "run_pass", failing_lowering)
     with pytest.raises(RuntimeError, match="lowering failed"):
-        GlueLowering().run_pass(SimpleNamespace(flags=SimpleNamespace(release_gil=release_gil)))
+        GlueLowering().run_pass(SimpleNamespace(flags=SimpleNamespace(release_gil=release_gil), library=object()))
     unbox = unbox_borrowed_array if release_gil else boxing.unbox_array
     assert seen == [(expected, box_returned_array, unbox)]
     assert int(numba_config.OPT) == numba_level
