@@ -243,17 +243,18 @@ def float_from_bits(typingctx: Any, bits: Any) -> Any:
     return types.float64(bits), codegen
 
 
-def _as_layout(layout: str, name: str) -> Callable[..., Any]:
-    """Typing and codegen of ``x`` itself typed as an array of ``layout``: data, shape and strides
+def _first_argument(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+    """Codegen of an intrinsic whose value is its first argument, retyped: data, shape and strides
     are unchanged, only the type a kernel called with it is compiled for."""
+    return impl_ret_borrowed(context, builder, signature.return_type, args[0])
+
+
+def _as_layout(layout: str, name: str) -> Callable[..., Any]:
+    """Typing of ``x`` itself typed as an array of ``layout`` (``_first_argument``)."""
     def typer(typingctx: Any, x: Any) -> Any:
         if not isinstance(x, types.Array):
             return None
-
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return impl_ret_borrowed(context, builder, signature.return_type, args[0])
-
-        return x.copy(layout=layout)(x), codegen
+        return x.copy(layout=layout)(x), _first_argument
 
     typer.__name__ = typer.__qualname__ = name
     return typer
@@ -274,11 +275,7 @@ def layout_of(typingctx: Any, view: Any, base: Any) -> Any:
     of any layout, so kernels taking it were compiled again for that layout, and loop slower on it."""
     if not (isinstance(view, types.Array) and isinstance(base, types.Array)):
         return None
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return impl_ret_borrowed(context, builder, signature.return_type, args[0])
-
-    return view.copy(layout=base.layout)(view, base), codegen
+    return view.copy(layout=base.layout)(view, base), _first_argument
 
 
 @intrinsic
