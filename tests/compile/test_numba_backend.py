@@ -869,6 +869,87 @@ def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeyp
     assert np.isfinite(f(value))
 
 
+def _zero_filled_slots() -> tuple[Any, Any, dict[str, Any]]:
+    """An LLVM function whose entry block allocates and zero-fills stack slots the way Numba does,
+    and blocks using them: (function, entry block, slots by name)."""
+    from llvmlite import ir as llvm_ir
+
+    i64 = llvm_ir.IntType(64)
+    pair = llvm_ir.LiteralStructType([i64, i64])
+    function = llvm_ir.Function(llvm_ir.Module(), llvm_ir.FunctionType(i64, [i64]), "f")
+    entry, loop, done = (function.append_basic_block(name) for name in ("entry", "loop", "done"))
+    builder = llvm_ir.IRBuilder(entry)
+    slots = {}
+    for name in ("stored_first", "read_first", "field_first", "two_blocks", "in_entry", "phi"):
+        slots[name] = builder.alloca(pair, name=name)
+        builder.store(pair(None), slots[name])
+    builder.store(pair([i64(1), i64(2)]), slots["in_entry"])
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    whole = builder.insert_value(pair([i64(0), i64(0)]), function.args[0], 0)
+    builder.store(whole, slots["stored_first"])  # then read: its fill is dead
+    total = builder.extract_value(builder.load(slots["stored_first"]), 0)
+    total = builder.add(total, builder.extract_value(builder.load(slots["read_first"]), 0))  # reads the fill
+    builder.store(pair([i64(3), i64(4)]), slots["read_first"])
+    builder.store(i64(5), builder.gep(slots["field_first"], [llvm_ir.Constant(llvm_ir.IntType(32), 0)] * 2,
+                                      inbounds=True))  # a field only: the other keeps the fill
+    builder.store(pair([i64(6), i64(7)]), slots["two_blocks"])
+    builder.store(pair([i64(8), i64(9)]), slots["phi"])
+    builder.cbranch(builder.icmp_signed("<", total, i64(10)), loop, done)
+    builder.position_at_end(done)
+    pointer = builder.phi(slots["phi"].type)
+    pointer.add_incoming(slots["phi"], loop)  # a use in this block too
+    total = builder.add(total, builder.extract_value(builder.load(slots["two_blocks"]), 1))
+    builder.ret(builder.add(total, builder.extract_value(builder.load(pointer), 1)))
+    return function, entry, slots
+
+
+def test_dead_zero_fills_are_dropped_only_where_never_read() -> None:
+    """``jit.drop_dead_zero_fills`` removes the entry block's zero fill of a slot only when the slot
+    is used in one other block that first stores all of it; every other fill stays."""
+    from llvmlite import binding as llvm_binding
+    from llvmlite import ir as llvm_ir
+
+    from symflow.compile.numba.jit import drop_dead_zero_fills
+
+    function, entry, slots = _zero_filled_slots()
+    assert drop_dead_zero_fills(function) == 1
+
+    def filled(slot: Any) -> bool:
+        return any(isinstance(i, llvm_ir.StoreInstr) and i.operands[1] is slot and i.operands[0].constant is None
+                   for i in entry.instructions)
+
+    assert {name for name, slot in slots.items() if not filled(slot)} == {"stored_first"}
+    llvm_binding.parse_assembly(str(function.module)).verify()  # still valid IR
+    assert drop_dead_zero_fills(function) == 0  # nothing more to drop
+
+
+def test_main_functions_drop_dead_zero_fills(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GlueLower`` drops dead zero fills from a main function (most of its temporaries')."""
+    from symflow.compile.numba import jit
+
+    dropped = []
+
+    def counted(function: Any) -> int:
+        dropped.append(real(function))
+        return dropped[-1]
+
+    real = jit.drop_dead_zero_fills
+    monkeypatch.setattr(jit, "drop_dead_zero_fills", counted)
+    x = T.matrix("x")
+    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
+    cost = (h ** 2).sum() + offset
+    f = sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba")
+    assert len(dropped) == 1 and dropped[0] > 0
+    value = np.random.default_rng(1).normal(size=(4, 3))
+    w_before = w.get_value()
+    reference = sf.function([x], cost, mode="py")(value)
+    np.testing.assert_allclose(f(value), reference)
+    assert not np.allclose(w.get_value(), w_before)
+
+
 def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     """While symflow compiles (``jit.CallTypeMemo``), a call with argument types typed before is not
     typed again: it gets the same signature and implementation. Failures still raise each time,
