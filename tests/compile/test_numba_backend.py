@@ -924,18 +924,24 @@ def test_dead_zero_fills_are_dropped_only_where_never_read() -> None:
     assert drop_dead_zero_fills(function) == 0  # nothing more to drop
 
 
-def test_main_functions_drop_dead_zero_fills(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``GlueLower`` drops dead zero fills from a main function (most of its temporaries')."""
+def test_main_functions_drop_dead_zero_fills_and_try_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GlueLower`` drops dead zero fills from a main function (most of its temporaries'), and its
+    calls return a failure without reading the counter of open ``try`` blocks (``StatusWithoutTry``)."""
     from symflow.compile.numba import jit
 
-    dropped = []
+    dropped, modules = [], []
 
     def counted(function: Any) -> int:
         dropped.append(real(function))
         return dropped[-1]
 
-    real = jit.drop_dead_zero_fills
+    def kept(library: Any, module: Any) -> None:
+        modules.append(str(module))
+        real_add(library, module)
+
+    real, real_add = jit.drop_dead_zero_fills, jit.MainLibrary.add_ir_module
     monkeypatch.setattr(jit, "drop_dead_zero_fills", counted)
+    monkeypatch.setattr(jit.MainLibrary, "add_ir_module", kept)
     x = T.matrix("x")
     w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
     offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
@@ -943,11 +949,38 @@ def test_main_functions_drop_dead_zero_fills(monkeypatch: pytest.MonkeyPatch) ->
     cost = (h ** 2).sum() + offset
     f = sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba")
     assert len(dropped) == 1 and dropped[0] > 0
+    calls = len(re.findall(r"= call i32 @", modules[0]))  # calls of compiled functions: a status each
+    counter_reads = len(re.findall(r"= load i64, [^,]*%\"?try_state", modules[0]))
+    assert calls > 10 and counter_reads < calls / 4, (calls, counter_reads)
     value = np.random.default_rng(1).normal(size=(4, 3))
     w_before = w.get_value()
     reference = sf.function([x], cost, mode="py")(value)
     np.testing.assert_allclose(f(value), reference)
     assert not np.allclose(w.get_value(), w_before)
+
+
+def test_only_functions_without_try_blocks_return_failures_without_the_try_test() -> None:
+    """``StatusWithoutTry`` marks the builder of a function with no ``try`` block, and only such a
+    function returns a failed call's status without testing for an enclosing ``try`` block."""
+    from types import SimpleNamespace
+
+    from numba.core.compiler import run_frontend
+
+    from symflow.compile.numba.jit import StatusWithoutTry
+
+    def plain(a: int) -> int:
+        return a + 1
+
+    def guarded(a: int) -> int:
+        try:
+            return a + 1
+        except Exception:
+            return 0
+
+    for function, marked in ((plain, True), (guarded, False)):
+        builder = SimpleNamespace()
+        StatusWithoutTry.mark_without_try(builder, run_frontend(function))
+        assert getattr(builder, StatusWithoutTry.MARK, False) is marked
 
 
 def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from llvmlite import binding as llvm_binding
 from llvmlite import ir as llvm_ir
-from numba.core import caching, cgutils, ir, lowering, pythonapi, types
+from numba.core import caching, callconv, cgutils, ir, lowering, pythonapi, types
 from numba.core import config as numba_config
 from numba.core.analysis import compute_use_defs, must_use_alloca
 from numba.core.codegen import JITCodeLibrary
@@ -74,6 +74,7 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
 
     def pre_lower(self) -> None:
         super().pre_lower()
+        StatusWithoutTry.mark_without_try(self.builder, self.func_ir)
         assigned = Counter(stmt.target.name for block in self.func_ir.blocks.values()
                            for stmt in block.find_insts(ir.Assign))
         self._borrowed = {stmt.target.name for block in self.func_ir.blocks.values()
@@ -493,8 +494,39 @@ class MemInfoSearch(CompilePatch):
         self.holds.clear()
 
 
+class StatusWithoutTry(CompilePatch):
+    """Numba's return of a failed call's status, without its test for an enclosing ``try`` block,
+    in functions ``GlueLower`` marks as having none (``mark_without_try``).
+
+    Numba tests a counter of open ``try`` blocks after every call that fails, which takes two basic
+    blocks and a read of a stack slot per call: a quarter of the LSTM model's main function's blocks.
+    Generated code has no ``try`` block, so the counter is always zero and the status is returned.
+    """
+
+    owner, name = callconv.CPUCallConv, "return_status_propagate"
+    MARK = "_symflow_without_try"  # an attribute set on the IR builder of such a function
+
+    def replace(self, call_conv: Any, builder: Any, status: Any) -> None:
+        if not getattr(builder, self.MARK, False):
+            return self.original(call_conv, builder, status)
+        builder.store(status.excinfoptr, call_conv._get_excinfo_argument(builder.function))
+        builder.ret(status.code)
+        return None
+
+    @classmethod
+    def mark_without_try(cls, builder: Any, func_ir: Any) -> None:
+        """Mark ``builder`` as building a function without ``try`` blocks, if ``func_ir`` has none."""
+        from numba.core.unsafe import eh
+
+        for block in func_ir.blocks.values():
+            for inst in block.find_insts(ir.Assign):
+                if isinstance(inst.value, ir.Global) and inst.value.value in (eh.mark_try_block, eh.end_try_block):
+                    return
+        setattr(builder, cls.MARK, True)
+
+
 #: the patches in place while symflow compiles
-COMPILE_PATCHES = (CallTypeMemo(), MemInfoSearch())
+COMPILE_PATCHES = (CallTypeMemo(), MemInfoSearch(), StatusWithoutTry())
 
 
 class SymflowCompiler(CompilerBase):  # type: ignore[misc]
