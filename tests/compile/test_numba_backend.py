@@ -983,6 +983,30 @@ def test_only_functions_without_try_blocks_return_failures_without_the_try_test(
         assert getattr(builder, StatusWithoutTry.MARK, False) is marked
 
 
+def test_registries_are_refreshed_in_a_compile_only_when_one_grew(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While symflow compiles (``jit.RefreshOnlyWhenRegistered``), a refresh of a target context runs
+    Numba's only if a registry it reads has grown since its last one, and then finds what was added."""
+    from numba.core import imputils, types
+    from numba.core.registry import cpu_target
+
+    from symflow.compile.numba.jit import COMPILE_PATCHES, RefreshOnlyWhenRegistered
+
+    (patch,) = [patch for patch in COMPILE_PATCHES if isinstance(patch, RefreshOnlyWhenRegistered)]
+    context, refreshes = cpu_target.target_context, []
+    context.refresh()  # the first in a process compiles Numba's runtime, which refreshes too
+    numba_refresh = patch.original
+    monkeypatch.setattr(patch, "original", lambda c: (refreshes.append(c), numba_refresh(c)))
+    key = object()  # a function nothing has implemented
+    with patch.active():
+        context.refresh()
+        context.refresh()
+        assert refreshes == [context]  # the second found every registry as the first left it
+        imputils.builtin_registry.lower(key, types.int64)(lambda context, builder, sig, args: args[0])
+        assert context.get_function(key, types.int64(types.int64))  # a failed lookup refreshes
+        assert refreshes == [context, context]
+    assert not patch.sizes and type(context).refresh is not patch.installed
+
+
 def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     """While symflow compiles (``jit.CallTypeMemo``), a call with argument types typed before is not
     typed again: it gets the same signature and implementation. Failures still raise each time,
