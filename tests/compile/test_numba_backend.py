@@ -1007,6 +1007,36 @@ def test_registries_are_refreshed_in_a_compile_only_when_one_grew(monkeypatch: p
     assert not patch.sizes and type(context).refresh is not patch.installed
 
 
+def test_compiles_start_the_garbage_collector_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compile raises Python's threshold for collecting garbage (``jit.fewer_collections``) and
+    puts the thresholds back after it; a higher threshold of the user's is kept."""
+    import gc
+
+    from symflow.compile.numba import jit
+
+    before = gc.get_threshold()
+    seen = []
+
+    def lowered(function: Any) -> int:
+        seen.append(gc.get_threshold())
+        return real(function)
+
+    real = jit.drop_dead_zero_fills
+    monkeypatch.setattr(jit, "drop_dead_zero_fills", lowered)
+    x = T.vector("x")
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    f = sf.function([x], (T.tanh(x) ** 2).sum() + offset, mode="numba")
+    assert seen == [(max(before[0], jit.COMPILE_COLLECTION_THRESHOLD), *before[1:])]
+    assert gc.get_threshold() == before
+    assert np.isclose(f(np.zeros(3)), offset)
+    try:
+        gc.set_threshold(10**6, *before[1:])
+        with jit.fewer_collections():
+            assert gc.get_threshold()[0] == 10**6
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     """While symflow compiles (``jit.CallTypeMemo``), a call with argument types typed before is not
     typed again: it gets the same signature and implementation. Failures still raise each time,
