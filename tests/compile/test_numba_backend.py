@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1035,6 +1036,48 @@ def test_compiles_start_the_garbage_collector_less_often(monkeypatch: pytest.Mon
             assert gc.get_threshold()[0] == 10**6
     finally:
         gc.set_threshold(*before)
+
+
+def test_phis_stripped_without_a_second_lifetime_analysis_free_what_they_allocate() -> None:
+    """``jit.StripPhisOnly`` takes the place of Numba's pass and skips its analysis of variable
+    lifetimes, which lowering's references rest on: a function whose arrays are reassigned in loops
+    and branches gives NumPy's result and frees every array it made; a generator keeps Numba's pass."""
+    import numba
+    from numba.core.runtime import _nrt_python, rtsys
+
+    from symflow.compile.numba.jit import JIT_OPTIONS, StripPhisOnly, SymflowCompiler
+
+    assert SymflowCompiler.replaced[StripPhisOnly.__mro__[1]] is StripPhisOnly
+
+    def accumulate(x: np.ndarray, steps: int) -> float:
+        total, a = 0.0, x * 2.0
+        for i in range(steps):
+            if i % 3 == 0:
+                a = a + x  # a new array, the old one's last use
+            else:
+                b = np.sqrt(a * a)
+                a = b - 1.0
+            total += a.sum()
+        return total
+
+    def countdown(n: int) -> Iterator[int]:
+        while n > 0:
+            yield n
+            n -= 1
+
+    compiled = numba.njit(pipeline_class=SymflowCompiler, **JIT_OPTIONS)(accumulate)
+    x = np.arange(5.0)
+    compiled(x, 2)  # compile before counting
+    _nrt_python.memsys_enable_stats()
+    try:
+        before = rtsys.get_allocation_stats()
+        got = compiled(x, 7)
+        after = rtsys.get_allocation_stats()
+    finally:
+        _nrt_python.memsys_disable_stats()
+    assert np.isclose(got, accumulate(x, 7))
+    assert after.alloc - before.alloc > 7 and after.alloc - before.alloc == after.free - before.free
+    assert list(numba.njit(pipeline_class=SymflowCompiler, **JIT_OPTIONS)(countdown)(3)) == [3, 2, 1]
 
 
 def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
