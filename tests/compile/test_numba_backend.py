@@ -1128,6 +1128,46 @@ def test_calls_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
     assert types.Function.get_call_type is numba_typing and not memo.types
 
 
+def test_attributes_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While symflow compiles (``jit.AttributeTypeMemo``), an attribute of a type resolved before is
+    not resolved again; failures still raise, and Numba's own resolution is back, the memo empty,
+    when the compile ends."""
+    import numba
+    from numba.core import errors
+    from numba.core.typing import context as typing_context
+
+    from symflow.compile.numba.jit import COMPILE_PATCHES, KERNEL_OPTIONS, AttributeTypeMemo
+
+    (memo,) = [patch for patch in COMPILE_PATCHES if isinstance(patch, AttributeTypeMemo)]
+    numba_resolve = memo.original
+    resolved = []
+
+    def counting(context: Any, typ: Any, attr: str) -> Any:
+        resolved.append((typ, attr))
+        return numba_resolve(context, typ, attr)
+
+    monkeypatch.setattr(memo, "original", counting)
+    scale = float(np.random.default_rng().uniform(1, 2))  # a new function each run: compiled, not loaded
+
+    def sizes(a, b):  # type: ignore[no-untyped-def]
+        return (a.shape[0] + b.shape[0] + a.shape[0] * b.shape[0] + a.size + b.size + a.size) * scale
+
+    compiled = numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(sizes)
+    assert compiled(np.zeros(3), np.zeros(4)) == sizes(np.zeros(3), np.zeros(4))
+    repeated = [key for key in resolved if resolved.count(key) > 1]
+    assert resolved and not repeated, repeated
+    assert typing_context.BaseContext.resolve_getattr is numba_resolve and not memo.types and memo.depth == 0
+
+    def bad(a):  # type: ignore[no-untyped-def]
+        return a.no_such_attribute + a.no_such_attribute
+
+    failing = numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(bad)
+    for _ in range(2):
+        with pytest.raises(errors.TypingError, match="no_such_attribute"):
+            failing(np.zeros(2))
+    assert typing_context.BaseContext.resolve_getattr is numba_resolve and not memo.types
+
+
 def test_meminfo_search_finds_what_numba_finds() -> None:
     """``jit.MemInfoSearch`` finds the same MemInfos as Numba's search, in the same order and read
     from the same members, in arrays, scalars and nested tuples; it reads no other member."""
