@@ -839,6 +839,17 @@ def test_glue_lowering_sets_and_restores_the_level(monkeypatch: pytest.MonkeyPat
     assert pythonapi._unboxers.functions[types.Array] is boxing.unbox_array
 
 
+def _new_scan_training() -> tuple[Any, Any, Any, Any]:
+    """A train function of a tanh scan with a shared weight, from a source new to the cache (so it is
+    compiled, not loaded): the function, its input, its cost and the weight."""
+    x = T.matrix("x")
+    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
+    offset = float(np.random.default_rng().uniform(1, 2))
+    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
+    cost = (h ** 2).sum() + offset
+    return sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba"), x, cost, w
+
+
 def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     """``GlueLower``'s linear search gives exactly the set Numba's own (quadratic) search gives, on
     a main function with a loop, reassigned variables and views."""
@@ -856,12 +867,7 @@ def test_glue_lowering_finds_the_same_singly_assigned_variables_as_numba(monkeyp
         compared.append((found, self._singly_assigned_vars))
 
     monkeypatch.setattr(GlueLower, "_find_singly_assigned_variable", both)
-    x = T.matrix("x")
-    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
-    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
-    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
-    cost = (h ** 2).sum() + offset
-    f = sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba")
+    f, *_ = _new_scan_training()
     assert compared, "the main function was not lowered by GlueLower"
     for found, numba_found in compared:
         assert found == numba_found
@@ -943,12 +949,7 @@ def test_main_functions_drop_dead_zero_fills_and_try_tests(monkeypatch: pytest.M
     real, real_add = jit.drop_dead_zero_fills, jit.MainLibrary.add_ir_module
     monkeypatch.setattr(jit, "drop_dead_zero_fills", counted)
     monkeypatch.setattr(jit.MainLibrary, "add_ir_module", kept)
-    x = T.matrix("x")
-    w = sf.shared(np.random.default_rng(0).normal(size=(3, 3)), name="w")
-    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
-    h, _ = sf.scan(lambda x_t, h: T.tanh(x_t + h.dot(w)), sequences=x, outputs_info=T.zeros((3,)))
-    cost = (h ** 2).sum() + offset
-    f = sf.function([x], cost, updates=[(w, w - 0.1 * sf.grad(cost, w))], mode="numba")
+    f, x, cost, w = _new_scan_training()
     assert len(dropped) == 1 and dropped[0] > 0
     calls = len(re.findall(r"= call i32 @", modules[0]))  # calls of compiled functions: a status each
     counter_reads = len(re.findall(r"= load i64, [^,]*%\"?try_state", modules[0]))
