@@ -554,7 +554,7 @@ class StatusWithoutTry(CompilePatch):
     in functions ``GlueLower`` marks as having none (``mark_without_try``).
 
     Numba tests a counter of open ``try`` blocks after every call that fails, which takes two basic
-    blocks and a read of a stack slot per call: a quarter of the LSTM model's main function's blocks.
+    blocks and a read of a stack slot per call: a fifth of the LSTM model's main function's blocks.
     Generated code has no ``try`` block, so the counter is always zero and the status is returned.
     """
 
@@ -586,7 +586,7 @@ class RefreshOnlyWhenRegistered(CompilePatch):
 
     Numba refreshes whenever a lookup of an implementation fails, and one always fails: every array
     struct Numba builds asks for an ``__array__`` conversion that plain arrays do not have. In the
-    LSTM model's cold build that made 1,507 refreshes (1.3 s under a profiler). A refresh reads the
+    LSTM model's cold build that made 1,507 refreshes (0.55 s). A refresh reads the
     registrations added to each registry since the last one; when no registry grew, it finds none.
     """
 
@@ -622,7 +622,7 @@ def fewer_collections() -> Iterator[None]:
 
     A compile makes hundreds of thousands of objects (Numba's IR, llvmlite's), and with Python's
     thresholds each hundredth collection goes through all of them: in the LSTM model's cold build,
-    collections took 1.3-1.6 s, 0.4-0.5 s with this threshold (peak memory the same, 291-293 MB).
+    collections took 1.2-1.6 s, 0.35-0.6 s with this threshold (peak memory the same, 291-293 MB).
     The thresholds in place before are restored afterwards; a higher one is kept.
     """
     saved = gc.get_threshold()
@@ -640,8 +640,9 @@ COMPILE_PATCHES = (CallTypeMemo(), AttributeTypeMemo(), MemInfoSearch(), StatusW
 
 class SymflowCompiler(CompilerBase):  # type: ignore[misc]
     """Numba's nopython pipeline for symflow's code (kernels and generated functions): two passes run
-    only when the code has something for them (``replaced``), ``lowering`` lowers it, and two of
-    Numba's methods are replaced while it compiles (``COMPILE_PATCHES``)."""
+    only when the code has something for them and phi nodes are stripped without a second analysis
+    (``replaced``), ``lowering`` lowers it, and while it compiles some of Numba's methods are
+    replaced (``COMPILE_PATCHES``) and Python collects garbage less often (``fewer_collections``)."""
 
     lowering: type = NativeLowering
     replaced: dict[type, type] = {InlineClosureLikes: InlineClosuresIfAny, NopythonRewrites: TypedRewritesIfAny,
