@@ -1169,6 +1169,113 @@ def test_attributes_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> N
     assert typing_context.BaseContext.resolve_getattr is numba_resolve and not memo.types
 
 
+class _Opaque:
+    """A global Numba cannot type."""
+
+
+_OPAQUE = _Opaque()
+
+
+def test_values_typed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While symflow compiles (``jit.ValueTypeMemo``), a Python value typed before is not typed again;
+    equal values of different types (1, 1.0, True) keep their own types, failures still raise, and
+    Numba's own typing is back, the memo empty, when the compile ends."""
+    import numba
+    from numba.core import errors
+    from numba.core.typing import context as typing_context
+
+    from symflow.compile.numba.jit import COMPILE_PATCHES, KERNEL_OPTIONS, ValueTypeMemo
+
+    (memo,) = [patch for patch in COMPILE_PATCHES if isinstance(patch, ValueTypeMemo)]
+    numba_typing = memo.original
+    typed: list[tuple[Any, Any]] = []  # (typing context, value): Numba makes contexts of its own too
+
+    def counting(context: Any, value: Any) -> Any:
+        typed.append((context, value))
+        return numba_typing(context, value)
+
+    monkeypatch.setattr(memo, "original", counting)
+    scale = float(np.random.default_rng().uniform(1, 2))  # a new function each run: compiled, not loaded
+
+    def mixed(n):  # type: ignore[no-untyped-def]
+        whole = np.int64(n) + 1 + np.int64(n) * 1
+        real = np.float64(n) * 1.0 + np.float64(n) * scale
+        return whole, real, (n > 0) == True, np.int64(n) - 1  # noqa: E712  (the constant True)
+
+    compiled = numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(mixed)
+    whole, real, flag, less = compiled(3)
+    assert (whole, real, flag, less) == mixed(3)
+    assert isinstance(whole, int) and isinstance(real, float) and isinstance(flag, bool)
+    repeated = [value for i, (context, value) in enumerate(typed)
+                if any(value is other and context is same for same, other in typed[:i])]
+    assert typed and not repeated, repeated
+    assert typing_context.BaseContext.resolve_value_type is numba_typing and not memo.types and memo.depth == 0
+
+    def bad(n):  # type: ignore[no-untyped-def]
+        return _OPAQUE
+
+    with pytest.raises(errors.TypingError, match="_Opaque"):
+        numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(bad)(1)
+    context = typing_context.Context()
+    with memo.active():  # as in a compile: a failure raises again when asked again
+        for _ in range(2):
+            with pytest.raises(ValueError, match="_Opaque"):
+                context.resolve_value_type(_OPAQUE)
+    assert sum(value is _OPAQUE and same is context for same, value in typed) == 2
+    assert typing_context.BaseContext.resolve_value_type is numba_typing and not memo.types
+
+
+def test_llvm_type_sizes_computed_once_per_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While symflow compiles (``jit.AbiSizeMemo``), the byte size of an LLVM type is computed once
+    and is the size llvmlite gives; Numba's own method is back, the memo empty, when it ends."""
+    import numba
+    from numba.core import base
+
+    from symflow.compile.numba.jit import COMPILE_PATCHES, KERNEL_OPTIONS, AbiSizeMemo
+
+    (memo,) = [patch for patch in COMPILE_PATCHES if isinstance(patch, AbiSizeMemo)]
+    numba_size = memo.original
+    asked: list[tuple[Any, str]] = []
+
+    def counting(context: Any, ty: Any) -> int:
+        asked.append((context.target_data, str(ty)))
+        return numba_size(context, ty)
+
+    monkeypatch.setattr(memo, "original", counting)
+    seen: dict[str, tuple[Any, int]] = {}  # type's IR -> (the type, the size the memo gave)
+    memo_size = memo.replace
+
+    def recording(context: Any, ty: Any) -> int:
+        size = memo_size(context, ty)
+        seen[str(ty)] = (ty, size)
+        return size
+
+    monkeypatch.setattr(memo, "replace", recording)
+    scale = float(np.random.default_rng().uniform(1, 2))  # a new function each run: compiled, not loaded
+
+    def locals_of_many_types(a, n):  # type: ignore[no-untyped-def]
+        total, count, flag = 0.0, 0, False
+        rows = a.shape[0]
+        for i in range(min(n, rows)):
+            total += a[i] * scale
+            count += 1
+            flag = flag or a[i] > 0
+        pair = (total, count)
+        return pair[0] + pair[1] + rows + flag
+
+    compiled = numba.njit(**{**KERNEL_OPTIONS, "no_cpython_wrapper": False})(locals_of_many_types)
+    a = np.arange(5.0)
+    assert compiled(a, 4) == locals_of_many_types(a, 4)
+    assert asked and len(asked) == len(set(asked)), asked
+    from numba.core.registry import cpu_target
+
+    context = cpu_target.target_context
+    assert len(seen) == len(asked) >= 3
+    assert base.BaseContext.get_abi_sizeof is numba_size and not memo.sizes and memo.depth == 0
+    for text, (ty, size) in seen.items():  # the size llvmlite computes, outside a compile
+        assert context.get_abi_sizeof(ty) == size > 0, text
+
+
 def test_meminfo_search_finds_what_numba_finds() -> None:
     """``jit.MemInfoSearch`` finds the same MemInfos as Numba's search, in the same order and read
     from the same members, in arrays, scalars and nested tuples; it reads no other member."""

@@ -512,6 +512,61 @@ class AttributeTypeMemo(CompilePatch):
         self.types.clear()
 
 
+class ValueTypeMemo(CompilePatch):
+    """Numba's typing of Python values (globals such as ``np`` and kernels, constants, the
+    operators it lowers), remembered per object for the length of one symflow compile.
+
+    The LSTM model's cold build types 337 objects 8,875 times (0.17 s). Values are told apart by
+    identity, not equality (``1``, ``1.0`` and ``True`` are equal and typed differently), and the
+    memo holds each one, so its id is not reused while the compile runs. Failures are not
+    remembered: they raise as before.
+    """
+
+    owner, name = typing_context.BaseContext, "resolve_value_type"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.types: dict[tuple[Any, int], tuple[Any, Any]] = {}  # (context, id) -> (value, its type)
+
+    def replace(self, context: Any, value: Any) -> Any:
+        key = (context, id(value))
+        known = self.types.get(key)
+        if known is not None and known[0] is value:
+            return known[1]
+        typ = self.original(context, value)
+        self.types[key] = (value, typ)
+        return typ
+
+    def forget(self) -> None:
+        self.types.clear()
+
+
+class AbiSizeMemo(CompilePatch):
+    """The byte size of an LLVM type, remembered for the length of one symflow compile.
+
+    llvmlite finds a type's size by printing and parsing a module that holds one global of it, and
+    Numba asks again for each variable it allocates (for debug information, also when there is
+    none): 624 times for 9 types, 0.14 s, in the LSTM model's cold build. The size depends only on
+    the type and the target's data layout (which the contexts of all flags share).
+    """
+
+    owner, name = base.BaseContext, "get_abi_sizeof"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: dict[tuple[Any, Any], int] = {}
+
+    def replace(self, context: Any, ty: Any) -> int:
+        key = (context.target_data, ty)  # llvmlite's types compare and hash as the text of their IR
+        size = self.sizes.get(key)
+        if size is None:
+            self.sizes[key] = size = self.original(context, ty)
+        return size
+
+    def forget(self) -> None:
+        self.sizes.clear()
+
+
 class MemInfoSearch(CompilePatch):
     """Numba's search for the reference-counted pointers (MemInfos) in a value it increfs or decrefs,
     reading only the members that hold one.
@@ -634,8 +689,8 @@ def fewer_collections() -> Iterator[None]:
 
 
 #: the patches in place while symflow compiles
-COMPILE_PATCHES = (CallTypeMemo(), AttributeTypeMemo(), MemInfoSearch(), StatusWithoutTry(),
-                   RefreshOnlyWhenRegistered())
+COMPILE_PATCHES = (CallTypeMemo(), AttributeTypeMemo(), ValueTypeMemo(), AbiSizeMemo(), MemInfoSearch(),
+                   StatusWithoutTry(), RefreshOnlyWhenRegistered())
 
 
 class SymflowCompiler(CompilerBase):  # type: ignore[misc]
