@@ -1414,7 +1414,7 @@ def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch
     f, w = _scan_step_function(offset, "numba")
     compiled = _compiled_main(f)
     sizes = {name: size for library in compiled.library._linking_libraries
-             for name, size in jit._KERNEL_SIZES.get(library, {}).items()}
+             for name, (size, *_) in jit.kernel_functions(library).items()}
     small = {name for name, size in sizes.items() if size <= jit.INLINE_MAX_INSTRUCTIONS}
     called = _kernel_calls(compiled)
     if limit is None:
@@ -1430,6 +1430,98 @@ def test_main_function_inlines_its_small_kernels(monkeypatch: pytest.MonkeyPatch
     value = np.random.default_rng(1).normal(size=(4, 3))
     np.testing.assert_allclose(f(value), reference(value), rtol=1e-12)
     np.testing.assert_allclose(w.get_value(), w_reference.get_value(), rtol=1e-12)
+
+
+def test_large_kernels_are_linked_after_the_module_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While LLVM's module passes optimise a main function, the kernels too large to inline are only
+    declared (``MainLibrary.finalize``), with the attributes their own optimisation found (what they
+    touch, the statuses they return); they are linked in after, so the main function's machine code
+    has them, and its results are the NumPy backend's."""
+    from symflow.compile.numba import jit
+
+    during: dict[str, str | None] = {}  # function -> its declaration's IR during the module passes (None: defined)
+    numba_passes = jit.MainLibrary._optimize_final_module
+
+    def recording(library: Any) -> None:
+        during.update({fn.name: str(fn) if fn.is_declaration else None for fn in library._final_module.functions})
+        numba_passes(library)
+
+    monkeypatch.setattr(jit.MainLibrary, "_optimize_final_module", recording)
+    offset = float(np.random.default_rng().uniform(1, 2))  # a new source: compiled, not loaded
+    f, w = _scan_step_function(offset, "numba")
+    compiled = _compiled_main(f)
+    kernels = {name: function for library in compiled.library._linking_libraries
+               for name, function in jit.kernel_functions(library).items()}
+    large = {name for name, function in kernels.items() if function.size > jit.INLINE_MAX_INSTRUCTIONS}
+    called = _kernel_calls(compiled)
+    assert called & large and during, (called, large)
+    declared = {name: during[name] for name in large if name in during}
+    assert declared and all(declared.values()), [name for name, ir in declared.items() if ir is None]
+    for name, ir in declared.items():  # (``dot_mm`` calls BLAS: LLVM found nothing to say about it)
+        attributes, returned = kernels[name].attributes, kernels[name].return_attributes
+        assert all(word in ir for word in attributes.split()) and returned in ir, (attributes, returned, ir)
+    assert any("nounwind" in kernels[name].attributes for name in declared)
+    assert any("range(i32 0, 1)" in kernels[name].return_attributes for name in declared)  # always succeeds
+    assert any(during.get(name, "") is None for name in kernels)  # small kernels had their bodies
+    defined = set(re.findall(r'^define [^@]*@"?([\w.$]+)', compiled.library.get_llvm_str(), re.M))
+    assert called & large <= defined
+    reference, w_reference = _scan_step_function(offset, "py")
+    value = np.random.default_rng(1).normal(size=(4, 3))
+    np.testing.assert_allclose(f(value), reference(value), rtol=1e-12)
+    np.testing.assert_allclose(w.get_value(), w_reference.get_value(), rtol=1e-12)
+
+
+def test_a_kernel_module_declares_only_the_functions_asked_for() -> None:
+    """``jit.without_bodies`` declares the named functions of a kernel library's module, keeps the
+    others, and leaves alone a module that defines none of them or a local one. ``kernel_functions``
+    reads each function's size and attributes, and the range of statuses it returns when it returns
+    only constants."""
+    from llvmlite import binding
+
+    from symflow.compile.numba import jit
+
+    text = """
+define linkonce_odr range(i32 0, 2) i32 @"big.one"(ptr noalias %out, i64 %n) local_unnamed_addr #0 {
+entry:
+  %r = call i32 @small(i64 %n)
+  ret i32 %r
+}
+
+define linkonce_odr noundef i32 @small(i64 %n) #0 {
+entry:
+  %c = icmp eq i64 %n, 0
+  br i1 %c, label %zero, label %other
+zero:
+  ret i32 -3
+other:
+  ret i32 1
+}
+
+define internal i32 @local(i64 %n) {
+entry:
+  %r = trunc i64 %n to i32
+  ret i32 %r
+}
+
+attributes #0 = { nounwind memory(argmem: readwrite) }
+"""
+
+    class Library:  # what ``without_bodies`` and ``kernel_functions`` read of a kernel library
+        def __init__(self) -> None:
+            self.module = binding.parse_assembly(text)
+
+        def _get_module_for_linking(self) -> Any:
+            return self.module
+
+    declared = jit.without_bodies(Library(), {"big.one", "absent"})
+    functions = {fn.name: fn.is_declaration for fn in declared.functions}
+    assert functions == {"big.one": True, "small": False, "local": False}
+    assert jit.without_bodies(Library(), {"absent"}) is None
+    assert jit.without_bodies(Library(), {"big.one", "local"}) is None  # a local function needs its body
+    assert jit.kernel_functions(Library()) == {
+        "big.one": jit.KernelFunction(2, "nounwind memory(argmem: readwrite)", "range(i32 0, 2)"),  # its own
+        "small": jit.KernelFunction(4, "nounwind memory(argmem: readwrite)", "noundef range(i32 -3, 2)"),
+        "local": jit.KernelFunction(2, "", "")}  # returns a variable: no range
 
 
 def test_generated_kernels_are_kept_as_ir_and_fixed_kernels_as_numba_compiles_them() -> None:

@@ -92,11 +92,13 @@ def test_step_row_is_the_row_of_its_buffer(make: Any) -> None:
 
 def test_step_row_takes_no_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop's ``step_row`` views take no reference; Numba's own views each take one. The kernel is
-    kept a call: inlined (on CPUs where its code is short enough, say without AVX-512), LLVM drops
-    the references of Numba's views as well."""
+    kept a call that LLVM knows nothing about: inlined (on CPUs where its code is short enough, say
+    without AVX-512), or declared with what LLVM found about it (it touches only its arguments' memory),
+    LLVM drops the references of Numba's views as well."""
     from symflow.compile.numba import jit
 
     monkeypatch.setattr(jit, "INLINE_MAX_INSTRUCTIONS", 0)
+    monkeypatch.setattr(jit, "declare_kernel_attributes", lambda declaration, function: None)
     buffer = np.zeros((5, 3))
     plain, borrowed = _rows_by("buf[i], buf[i + 1]"), _rows_by("step_row(buf, i), step_row(buf, i + 1)")
     for f in (plain, borrowed):

@@ -14,13 +14,14 @@ import gc
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 import types as types_module
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -69,7 +70,9 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
       call (0.1-0.2 µs of the parity model's 6 µs, with 14 arrays).
     - calls of small kernels are marked ``alwaysinline`` (``small_kernels``): at the main function's
       optimisation level LLVM would inline few of them, and each call passes every array field by
-      value. Calls of the other kernels are marked ``noinline``: they stay calls.
+      value. Calls of the other kernels are marked ``noinline``: they stay calls, and their
+      declarations carry what LLVM found about them (``declare_kernel_attributes``), as their bodies
+      are linked in only after the module passes (``MainLibrary.finalize``).
     """
 
     _borrowed: frozenset[str] | set[str] = frozenset()  # variables holding an argument, taking no reference
@@ -97,6 +100,7 @@ class GlueLower(lowering.Lower):  # type: ignore[misc]
                         instruction.attributes.add("alwaysinline")
                     elif name in large:
                         instruction.attributes.add("noinline")
+                        declare_kernel_attributes(instruction.callee, large[name])
 
     def incref(self, typ: Any, val: Any) -> None:
         if self._counting:
@@ -187,24 +191,118 @@ def drop_dead_zero_fills(function: llvm_ir.Function) -> int:
     return len(dead)
 
 
-_KERNEL_SIZES: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
+class KernelFunction(NamedTuple):
+    """A function of a kernel library, as its optimised IR defines it."""
+
+    size: int  # instructions
+    attributes: str  # function attributes, as LLVM prints them
+    return_attributes: str
 
 
-def small_kernels(library: Any) -> tuple[set[str], set[str]]:
-    """Names of the functions of ``library``'s linked kernels (their optimised IR, which both kinds of
-    kernel library keep also when loaded from the cache): those with at most
-    ``INLINE_MAX_INSTRUCTIONS`` instructions, and the others."""
-    small, large = set(), set()
+_KERNEL_FUNCTIONS: weakref.WeakKeyDictionary[Any, dict[str, KernelFunction]] = weakref.WeakKeyDictionary()
+
+
+def kernel_functions(library: Any) -> dict[str, KernelFunction]:
+    """The functions a kernel library defines, read from its optimised IR (which both kinds of kernel
+    library keep also when loaded from the cache)."""
+    functions = _KERNEL_FUNCTIONS.get(library)
+    if functions is None:
+        text = str(library._get_module_for_linking())
+        groups = dict(re.findall(r"^attributes (#\d+) = \{ (.*) \}$", text, re.M))
+        functions = {}
+        for match in re.finditer(r"^define .*$", text, re.M):
+            header = match.group().rstrip().removesuffix("{").rstrip()
+            group = header.rsplit(" ", 1)[-1]
+            returned = header[:header.index(" @")].split(" ")[1:-1]  # after ``define``, before the type
+            body = text[match.end():text.index("\n}", match.end())]
+            returned = [word for word in returned if word not in _DEFINITION_KEYWORDS]
+            statuses = re.findall(r"^  ret i32 (\S+)$", body, re.M)
+            if not any(word.startswith("range(") for word in returned) and statuses and \
+                    all(re.fullmatch(r"-?\d+", status) for status in statuses):
+                codes = [int(status) for status in statuses]  # only constants: the range they span
+                returned.append(f"range(i32 {min(codes)}, {max(codes) + 1})")
+            functions[_defined_name(header)] = KernelFunction(
+                body.count("\n  "),  # the indented lines of its IR
+                groups.get(group, "") if group.startswith("#") else "", " ".join(returned))
+        _KERNEL_FUNCTIONS[library] = functions
+    return functions
+
+
+def small_kernels(library: Any) -> tuple[set[str], dict[str, KernelFunction]]:
+    """The functions of ``library``'s linked kernels with at most ``INLINE_MAX_INSTRUCTIONS``
+    instructions, and the others (by name)."""
+    small, large = set(), {}
     for kernel_library in getattr(library, "_linking_libraries", ()):
-        sizes = _KERNEL_SIZES.get(kernel_library)
-        if sizes is None:
-            module = kernel_library._get_module_for_linking()
-            sizes = {fn.name: str(fn).count("\n  ")  # its instructions: the indented lines of its IR
-                     for fn in module.functions if not fn.is_declaration}
-            _KERNEL_SIZES[kernel_library] = sizes
-        small.update(name for name, size in sizes.items() if size <= INLINE_MAX_INSTRUCTIONS)
-        large.update(name for name, size in sizes.items() if size > INLINE_MAX_INSTRUCTIONS)
+        for name, function in kernel_functions(kernel_library).items():
+            if function.size <= INLINE_MAX_INSTRUCTIONS:
+                small.add(name)
+            else:
+                large[name] = function
     return small, large
+
+
+def declare_kernel_attributes(declaration: Any, function: KernelFunction) -> None:
+    """Give a main function's declaration of a kernel the attributes LLVM found for the kernel
+    (``nounwind``, the memory it touches, the statuses it returns): ``MainLibrary.finalize`` links
+    large kernels in only after the module passes, which read what a call does from its declaration.
+    llvmlite checks attribute names against a list; these are added as LLVM printed them."""
+    for attributes, text in ((declaration.attributes, function.attributes),
+                             (declaration.return_value.attributes, function.return_attributes)):
+        if text and text not in attributes:
+            set.add(attributes, text)
+
+
+_WITHOUT_BODIES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def without_bodies(library: Any, names: Container[str]) -> Any:
+    """``library``'s module for linking with the functions in ``names`` declared only, or None if it
+    defines none of them (or one that a declaration cannot stand for: a function local to it)."""
+    if library in _WITHOUT_BODIES:
+        return _WITHOUT_BODIES[library]
+    module = library._get_module_for_linking()
+    dropped = {fn.name for fn in module.functions if not fn.is_declaration and fn.name in names}
+    declared = None
+    if dropped and all(module.get_function(name).linkage in _REPLACEABLE for name in dropped):
+        lines, inside = [], False
+        for line in str(module).split("\n"):
+            if line.startswith("define "):
+                name = _defined_name(line)
+                if name in dropped:
+                    lines.append(_declaration(line, kernel_functions(library)[name]))
+                    inside = True
+                    continue
+            if inside:
+                inside = line != "}"
+                continue
+            lines.append(line)
+        declared = llvm_binding.parse_assembly("\n".join(lines))
+        declared.verify()
+    _WITHOUT_BODIES[library] = declared
+    return declared
+
+
+_REPLACEABLE = (llvm_binding.Linkage.linkonce_odr, llvm_binding.Linkage.external)
+#: the words of a ``define`` line before the result type that are not attributes of the result
+_DEFINITION_KEYWORDS = frozenset("private internal available_externally linkonce weak common appending "
+                                 "extern_weak linkonce_odr weak_odr external dso_local dso_preemptable "
+                                 "default hidden protected dllimport dllexport ccc fastcc coldcc".split())
+
+
+def _defined_name(define_line: str) -> str:
+    """The function name in a ``define`` line of LLVM IR text."""
+    at = define_line.index(" @") + 2
+    if define_line[at] == '"':
+        return define_line[at + 1:define_line.index('"', at + 1)]
+    return define_line[at:define_line.index("(", at)]
+
+
+def _declaration(define_line: str, function: KernelFunction) -> str:
+    """The ``declare`` line for a ``define`` line of ``function``: no linkage, no brace, the function's
+    attributes and those of its result (``kernel_functions``), which still hold."""
+    header = define_line.rstrip().removesuffix("{").rstrip()
+    signature = header[header.rindex(" ", 0, header.index(" @")) + 1:]  # from the result type on
+    return " ".join(word for word in ("declare", function.return_attributes, signature) if word)
 
 
 def box_returned_array(typ: Any, val: Any, c: Any) -> Any:
@@ -767,7 +865,43 @@ class MainLibrary(JITCodeLibrary):  # type: ignore[misc]
 
     Numba keeps a function's IR in the cache too, for functions that would link it, and parses it
     at every load: 32 ms of the LSTM model's warm build. No function links a main function.
+
+    Kernels too large to inline are linked in after LLVM's module passes (``finalize``).
     """
+
+    def finalize(self) -> None:
+        """Numba's finalize, except that the kernels' functions too large to inline (``small_kernels``)
+        are only declared while LLVM's module passes optimise the main function, and linked in after,
+        as the optimiser left them in their own libraries. The main function's calls of them stay
+        calls (``GlueLower``), so the passes had nothing to do with them but optimise them again:
+        in the LSTM model that was 8,754 of the 16,329 instructions they went through."""
+        from numba.core.compiler_lock import require_global_compiler_lock
+
+        require_global_compiler_lock()
+        self._codegen._check_llvm_bugs()
+        self._raise_if_finalized()
+        _, large = small_kernels(self)
+        linked, holding_large = set(), []
+        for library in self._linking_libraries:
+            if library in linked:
+                continue
+            linked.add(library)
+            self._reload_init.update(library._reload_init)
+            declared = without_bodies(library, large)
+            if declared is None:
+                self._final_module.link_in(library._get_module_for_linking(), preserve=True)
+            else:
+                self._final_module.link_in(declared, preserve=True)
+                holding_large.append(library)
+        self._optimize_final_module()
+        if holding_large:
+            for library in holding_large:
+                self._final_module.link_in(library._get_module_for_linking(), preserve=True)
+            drop_unused = llvm_binding.create_new_module_pass_manager()  # helpers nothing calls any more
+            drop_unused.add_global_dead_code_eliminate_pass()
+            drop_unused.run(self._final_module, self._codegen._pass_builder())
+        self._final_module.verify()
+        self._finalize_final_module()
 
     def serialize_using_object_code(self) -> tuple[str, str, tuple[bytes, list[str]]]:
         self._ensure_finalized()
