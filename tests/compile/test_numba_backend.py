@@ -1473,7 +1473,8 @@ def test_large_kernels_are_linked_after_the_module_passes(monkeypatch: pytest.Mo
 
 def test_a_kernel_module_declares_only_the_functions_asked_for() -> None:
     """``jit.without_bodies`` declares the named functions of a kernel library's module, keeps the
-    others, and leaves alone a module that defines none of them or a local one. ``kernel_functions``
+    others, and leaves alone a module that defines none of them, a local one, or one in a form it does
+    not know. ``kernel_functions``
     reads each function's size and attributes, and the range of statuses it returns when it returns
     only constants."""
     from llvmlite import binding
@@ -1513,15 +1514,20 @@ attributes #0 = { nounwind memory(argmem: readwrite) }
         def _get_module_for_linking(self) -> Any:
             return self.module
 
-    declared = jit.without_bodies(Library(), {"big.one", "absent"})
-    functions = {fn.name: fn.is_declaration for fn in declared.functions}
-    assert functions == {"big.one": True, "small": False, "local": False}
+    library = Library()
+    for names, expected in [({"big.one", "absent"}, {"big.one": True, "small": False, "local": False}),
+                            ({"small"}, {"big.one": False, "small": True, "local": False}),  # same library
+                            ({"big.one", "small"}, {"big.one": True, "small": True, "local": False})]:
+        declared = jit.without_bodies(library, names)
+        assert {fn.name: fn.is_declaration for fn in declared.functions} == expected, names
     assert jit.without_bodies(Library(), {"absent"}) is None
     assert jit.without_bodies(Library(), {"big.one", "local"}) is None  # a local function needs its body
     assert jit.kernel_functions(Library()) == {
         "big.one": jit.KernelFunction(2, "nounwind memory(argmem: readwrite)", "range(i32 0, 2)"),  # its own
         "small": jit.KernelFunction(4, "nounwind memory(argmem: readwrite)", "noundef range(i32 -3, 2)"),
         "local": jit.KernelFunction(2, "", "")}  # returns a variable: no range
+    text = text.replace("@small(i64 %n) #0 {", "@small(i64 %n) #0 personality ptr @big.one {")
+    assert jit.without_bodies(Library(), {"small"}) is None  # a form the rewrite does not know: linked whole
 
 
 def test_generated_kernels_are_kept_as_ir_and_fixed_kernels_as_numba_compiles_them() -> None:

@@ -252,33 +252,44 @@ def declare_kernel_attributes(declaration: Any, function: KernelFunction) -> Non
             set.add(attributes, text)
 
 
-_WITHOUT_BODIES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+_WITHOUT_BODIES: weakref.WeakKeyDictionary[Any, dict[frozenset[str], Any]] = weakref.WeakKeyDictionary()
 
 
 def without_bodies(library: Any, names: Container[str]) -> Any:
     """``library``'s module for linking with the functions in ``names`` declared only, or None if it
-    defines none of them (or one that a declaration cannot stand for: a function local to it)."""
-    if library in _WITHOUT_BODIES:
-        return _WITHOUT_BODIES[library]
-    module = library._get_module_for_linking()
-    dropped = {fn.name for fn in module.functions if not fn.is_declaration and fn.name in names}
-    declared = None
-    if dropped and all(module.get_function(name).linkage in _REPLACEABLE for name in dropped):
-        lines, inside = [], False
-        for line in str(module).split("\n"):
-            if line.startswith("define "):
-                name = _defined_name(line)
-                if name in dropped:
-                    lines.append(_declaration(line, kernel_functions(library)[name]))
-                    inside = True
-                    continue
-            if inside:
-                inside = line != "}"
+    defines none of them, or one that a declaration cannot stand for (a function local to it), or if
+    its IR has a form this text rewrite does not know (then the module is linked whole, as Numba does)."""
+    functions = kernel_functions(library)
+    dropped = frozenset(name for name in functions if name in names)
+    if not dropped:
+        return None
+    made = _WITHOUT_BODIES.setdefault(library, {})
+    if dropped not in made:
+        made[dropped] = _declaring(library._get_module_for_linking(), dropped, functions)
+    return made[dropped]
+
+
+def _declaring(module: Any, dropped: frozenset[str], functions: dict[str, KernelFunction]) -> Any:
+    """A copy of ``module`` with the functions ``dropped`` declared only (None if that cannot be made)."""
+    if any(module.get_function(name).linkage not in _REPLACEABLE for name in dropped):
+        return None
+    lines, inside = [], False
+    for line in str(module).split("\n"):
+        if line.startswith("define "):
+            name = _defined_name(line)
+            if name in dropped:
+                lines.append(_declaration(line, functions[name]))
+                inside = True
                 continue
-            lines.append(line)
+        if inside:
+            inside = line != "}"
+            continue
+        lines.append(line)
+    try:
         declared = llvm_binding.parse_assembly("\n".join(lines))
         declared.verify()
-    _WITHOUT_BODIES[library] = declared
+    except RuntimeError:  # a define line this rewrite does not know (a personality, debug information)
+        return None
     return declared
 
 
